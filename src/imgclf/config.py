@@ -1,0 +1,247 @@
+"""Experiment configuration: dataclass defaults, then a YAML file, then `--set key=value`.
+
+The result is validated once, before anything runs: an unknown key, a value
+of the wrong type or out of range raises a ConfigError naming the key and
+what is allowed.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional
+
+import yaml
+
+from .errors import ConfigError
+from .validation import Parse, Range, build_dataclass, coerce, parse_duration, unknown_key
+
+Prob = Annotated[float, Range(ge=0.0, lt=1.0)]
+NonNeg = Annotated[float, Range(ge=0.0)]
+NonNegInt = Annotated[int, Range(ge=0)]
+PosInt = Annotated[int, Range(ge=1)]
+Seconds = Annotated[float, Parse(parse_duration, "a duration such as 90s, 45m or 1.5h"), Range(gt=0.0)]
+
+
+@dataclass
+class AugmentConfig:
+    """Batched training-time augmentation; every option defaults to off."""
+
+    crop_padding: NonNegInt = 0  # random crop back to full size after zero-padding this many pixels
+    crop_size: Optional[PosInt] = None  # random crop to this size in training, center crop at evaluation
+    hflip: bool = False  # random horizontal flip with probability 0.5
+    translate: NonNegInt = 0  # random shift of up to this many pixels, zero fill
+    rotate: Annotated[float, Range(ge=0.0, le=180.0)] = 0.0  # random rotation of up to this many degrees
+    brightness: Annotated[float, Range(ge=0.0, le=1.0)] = 0.0  # multiply by 1 + U(-b, b)
+    contrast: Annotated[float, Range(ge=0.0, le=1.0)] = 0.0  # scale deviation from the image mean by 1 + U(-c, c)
+    noise: NonNeg = 0.0  # std of additive Gaussian noise, in normalized units
+    cutout: NonNegInt = 0  # side of a zeroed square, in pixels
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"
+    data_dir: Optional[str] = None  # folder of the source files; default $IMGCLF_DATA_DIR or the cache
+    path: Optional[str] = None  # `folder` data set: a folder or a .tar.gz
+    download: bool = True  # fetch the standard files when they are missing and we are online
+    val_fraction: Prob = 0.1  # carved from train with a seeded split
+    test_fraction: Annotated[float, Range(gt=0.0, lt=1.0)] = 0.2  # only for data sets without a test split
+    split_seed: int = 0
+    normalization: Literal["dataset", "none", "per-image"] = "dataset"
+    image_size: Optional[Annotated[int, Range(ge=4, le=1024)]] = None  # `folder`: resize to this side (default 32)
+    channels: Optional[Literal[1, 3]] = None  # `folder`: 1 (grayscale) or 3 (RGB); default 3
+    on_corrupt: Literal["error", "skip"] = "error"  # `folder`: what to do with an unreadable image
+    max_train: Optional[PosInt] = None  # use only the first N training images (after the val split)
+    max_test: Optional[PosInt] = None  # use only the first N test images
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class ModelConfig:
+    """A registered model and its builder's keyword options (checked against its signature)."""
+
+    name: str = "cnn"
+    options: dict = field(default_factory=lambda: {"spec": "c32-p-c64-p-f128-d0.25"})
+
+
+@dataclass
+class OptimConfig:
+    name: Literal["sgd", "adam", "adamw", "rmsprop"] = "sgd"
+    lr: Annotated[float, Range(gt=0.0, le=100.0)] = 0.05
+    momentum: Annotated[float, Range(ge=0.0, lt=1.0)] = 0.9  # sgd and rmsprop
+    nesterov: bool = False  # sgd only, needs momentum > 0
+    weight_decay: NonNeg = 5e-4  # L2 penalty (decoupled for adamw)
+    betas: Annotated[list[float], Range(ge=0.0, lt=1.0)] = field(default_factory=lambda: [0.9, 0.999])
+    eps: Annotated[float, Range(gt=0.0)] = 1e-8
+    alpha: Annotated[float, Range(gt=0.0, lt=1.0)] = 0.99  # rmsprop smoothing constant
+
+
+@dataclass
+class ScheduleConfig:
+    name: Literal["none", "step", "exponential", "cosine", "onecycle"] = "cosine"
+    step_size: PosInt = 30  # step: epochs between decays
+    gamma: Annotated[float, Range(gt=0.0, le=1.0)] = 0.1  # step: factor per step; exponential: factor per epoch
+    min_lr: NonNeg = 0.0  # cosine: final learning rate
+    max_lr: Optional[Annotated[float, Range(gt=0.0)]] = None  # onecycle: peak (default optim.lr)
+    pct_start: Annotated[float, Range(gt=0.0, lt=1.0)] = 0.25  # onecycle: fraction of steps rising
+
+
+@dataclass
+class EarlyStoppingConfig:
+    enabled: bool = False
+    monitor: Optional[Literal["val_loss", "val_acc", "train_loss", "train_acc"]] = None  # default: train.monitor
+    patience: PosInt = 10  # epochs without improvement before stopping
+    min_delta: NonNeg = 0.0  # smallest change that counts as improvement
+    restore_best: bool = True  # load the best weights when stopping
+
+
+@dataclass
+class TrainConfig:
+    epochs: PosInt = 15
+    batch_size: Annotated[int, Range(ge=1, le=1_000_000)] = 64
+    eval_batch_size: PosInt = 1000
+    seed: int = 0
+    monitor: Literal["val_loss", "val_acc", "train_loss", "train_acc"] = "val_acc"  # picks the best checkpoint
+    time_budget: Optional[Seconds] = None  # stop cleanly after this wall-clock time
+    max_params: Optional[PosInt] = None  # refuse a model with more trainable parameters
+    label_smoothing: Prob = 0.0
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: Optional[PosInt] = None  # torch intra-op threads; default: torch's choice
+
+
+@dataclass
+class ExperimentConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        """A plain nested dict (the model section flattened), as written to config.yaml."""
+        d = dataclasses.asdict(self)
+        d["model"] = {"name": self.model.name, **self.model.options}
+        return d
+
+
+SECTIONS = [f.name for f in dataclasses.fields(ExperimentConfig)]
+
+
+def _merge(base: dict, update: Any, where: str) -> dict:
+    """Deep-merge `update` into a copy of `base`, refusing keys `base` lacks (except under model)."""
+    if not isinstance(update, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping of keys, got {update!r}")
+    out = copy.deepcopy(base)
+    for key, val in update.items():
+        free = where == "model"  # model options are checked against the builder's signature later
+        if key not in out and not free:
+            raise unknown_key(str(key), list(out), f"{where}." if where else "")
+        if isinstance(out.get(key), dict) and isinstance(val, dict) and not (free and key not in out):
+            out[key] = _merge(out[key], val, f"{where}.{key}" if where else str(key))
+        else:
+            out[key] = val
+    return out
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split 'optim.lr=0.1' into (['optim', 'lr'], 0.1); the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form key=value (e.g. optim.lr=0.1)")
+    key, _, raw = text.partition("=")
+    key = key.strip()
+    parts = key.split(".")
+    if not key or any(not p for p in parts):
+        raise ConfigError(f"override {text!r}: bad key {key!r}; use dotted keys such as optim.lr")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def _nest(parts: list[str], value: Any) -> dict:
+    out: Any = value
+    for p in reversed(parts):
+        out = {p: out}
+    return out
+
+
+def read_yaml(path: str | os.PathLike) -> dict:
+    """Read a YAML mapping from `path`, with one-line errors for missing or malformed files."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {p}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config file {p}: {e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {p} is not valid YAML{at}; fix the syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a mapping of sections ({', '.join(SECTIONS)})")
+    return data
+
+
+def from_dict(raw: dict, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Defaults, updated by the mapping `raw`, then by 'key=value' overrides; validated."""
+    merged = ExperimentConfig().to_dict()
+    # A YAML that names a model replaces the default model's options instead of merging with them.
+    if isinstance(raw, dict) and isinstance(raw.get("model"), dict) and "name" in raw["model"]:
+        merged["model"] = {}
+    merged = _merge(merged, raw, "")
+    for text in overrides:
+        parts, value = parse_override(text)
+        if parts == ["model", "name"] and value != merged["model"].get("name"):
+            merged["model"] = {}
+        merged = _merge(merged, _nest(parts, value), "")
+    return validate(merged)
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Load and validate an experiment: defaults, then the YAML file at `path`, then overrides."""
+    raw = read_yaml(path) if path is not None else {}
+    return from_dict(raw, overrides)
+
+
+def validate(raw: dict) -> ExperimentConfig:
+    """Check every value of a merged config mapping and the rules that tie sections together."""
+    from .data.registry import DATASETS  # late import: data registers itself on import
+    from .models import MODELS, check_model_options
+
+    model_raw = dict(raw.get("model") or {})
+    model_name = coerce(model_raw.pop("name", None), str, "model.name")
+    raw = {**raw, "model": ModelConfig()}
+    cfg: ExperimentConfig = build_dataclass(ExperimentConfig, raw, "")
+    MODELS.get(model_name)
+    cfg.model = ModelConfig(name=model_name, options=check_model_options(model_name, model_raw))
+    DATASETS.get(cfg.data.name)
+    if cfg.data.name == "folder" and not cfg.data.path:
+        raise ConfigError("data.path: the folder data set needs a path (a folder or a .tar.gz); set data.path=...")
+    if cfg.optim.nesterov and (cfg.optim.name != "sgd" or cfg.optim.momentum <= 0):
+        raise ConfigError("optim.nesterov: needs optim.name=sgd and optim.momentum > 0")
+    if len(cfg.optim.betas) != 2:
+        raise ConfigError(f"optim.betas: {cfg.optim.betas!r} must hold exactly two numbers, e.g. [0.9, 0.999]")
+    monitors = [cfg.train.monitor, cfg.train.early_stopping.monitor]
+    if cfg.data.val_fraction == 0 and any(m and m.startswith("val_") for m in monitors):
+        raise ConfigError(
+            "train.monitor: a val_* metric needs a validation split; set data.val_fraction > 0 "
+            "or train.monitor=train_loss"
+        )
+    a = cfg.data.augment
+    if a.crop_size is not None and a.crop_padding:
+        raise ConfigError("data.augment: use crop_padding or crop_size, not both")
+    return cfg
+
+
+def save_config(cfg: ExperimentConfig) -> str:
+    """The config as YAML text, loadable by `load_config`."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

@@ -1,0 +1,84 @@
+"""Batches from in-memory uint8 tensors: index, augment and normalize whole batches.
+
+No per-sample Python: an epoch is a permutation, each batch one gather. The
+uint8 data live on the training device (moved once), so on a GPU nothing
+crosses the bus but a few random numbers per batch.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterator, Optional
+
+import torch
+
+from . import augment as A
+from .splits import Split
+
+
+class Transform:
+    """uint8 batch -> normalized float batch, with training augmentation or the evaluation view."""
+
+    def __init__(self, aug_cfg, normalization: str, mean: torch.Tensor, std: torch.Tensor):
+        self.aug = aug_cfg
+        self.normalization = normalization
+        self.mean = mean.view(1, -1, 1, 1)
+        self.std = std.view(1, -1, 1, 1)
+
+    def _normalize(self, x: torch.Tensor) -> torch.Tensor:
+        if self.normalization == "dataset":
+            return (x - self.mean.to(x.device)) / self.std.to(x.device)
+        if self.normalization == "per-image":
+            # Per-image standardization; the std floor 1/sqrt(pixels) keeps flat images finite.
+            m = x.mean(dim=(1, 2, 3), keepdim=True)
+            s = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(x[0].numel() ** -0.5)
+            return (x - m) / s
+        return x
+
+    def train(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Augmented, normalized float32 batch for training."""
+        for name in A.UINT8_STAGE:
+            x = A.AUGMENTATIONS.get(name)(x, getattr(self.aug, name), g) if getattr(self.aug, name) else x
+        x = x.float().div_(255.0)
+        for name in A.FLOAT01_STAGE:
+            x = A.AUGMENTATIONS.get(name)(x, getattr(self.aug, name), g) if getattr(self.aug, name) else x
+        x = self._normalize(x)
+        for name in A.NORMALIZED_STAGE:
+            x = A.AUGMENTATIONS.get(name)(x, getattr(self.aug, name), g) if getattr(self.aug, name) else x
+        return x
+
+    def eval(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalized float32 batch for evaluation (center crop when training crops)."""
+        if self.aug.crop_size:
+            x = A.center_crop(x, self.aug.crop_size)
+        return self._normalize(x.float().div_(255.0))
+
+    def to_dict(self) -> dict:
+        return {"augment": dataclasses.asdict(self.aug), "normalization": self.normalization,
+                "mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist()}
+
+
+def batches(split: Split, batch_size: int, transform: Transform, device: torch.device, *,
+            train: bool, generator: Optional[torch.Generator] = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (inputs, labels) batches of a split on `device`; shuffled and augmented when `train`."""
+    n = len(split)
+    x, y = split.x, split.y
+    if train:
+        order = torch.randperm(n, generator=generator).to(x.device)
+        # A final batch of one image would break batch norm's training statistics: drop it.
+        stop = n - 1 if n % batch_size == 1 and n > 1 else n
+    else:
+        order, stop = None, n
+    for i in range(0, stop, batch_size):
+        if order is None:
+            xb, yb = x[i : i + batch_size], y[i : i + batch_size]
+        else:
+            idx = order[i : min(i + batch_size, stop)]
+            xb, yb = x[idx], y[idx]
+        xb = xb.to(device, non_blocking=True)
+        yb = yb.to(device, non_blocking=True)
+        yield (transform.train(xb, generator) if train else transform.eval(xb)), yb
+
+
+def num_batches(n: int, batch_size: int, train: bool) -> int:
+    stop = n - 1 if train and n % batch_size == 1 and n > 1 else n
+    return (stop + batch_size - 1) // batch_size

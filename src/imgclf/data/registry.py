@@ -1,0 +1,46 @@
+"""The data-set registry and the decoded form every data set returns."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from ..registry import Registry
+
+DATASETS: Registry[Callable] = Registry("data set")
+
+
+@dataclass
+class RawData:
+    """A decoded data set: images as uint8 (N, C, H, W), labels as int64 (N,)."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: Optional[torch.Tensor]  # None when the source has no test split
+    test_y: Optional[torch.Tensor]
+    classes: list[str]
+    val_x: Optional[torch.Tensor] = None  # a validation split the source provides (image folders)
+    val_y: Optional[torch.Tensor] = None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
+
+
+def cache_root() -> Path:
+    """Folder of decoded caches and downloads: $IMGCLF_CACHE, default ~/.cache/imgclf."""
+    return Path(os.environ.get("IMGCLF_CACHE") or Path.home() / ".cache" / "imgclf").expanduser()
+
+
+def data_dir_for(cfg, name: str) -> Path:
+    """Where a data set's source files are: data.data_dir, $IMGCLF_DATA_DIR/<name>, or the cache."""
+    if cfg.data_dir:
+        return Path(cfg.data_dir).expanduser()
+    env = os.environ.get("IMGCLF_DATA_DIR")
+    if env:
+        base = Path(env).expanduser()
+        return base / name if (base / name).is_dir() else base
+    return cache_root() / "downloads" / name

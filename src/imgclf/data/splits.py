@@ -1,0 +1,96 @@
+"""Train / val / test splits and the normalization statistics of the train split."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from ..errors import ConfigError, DataError
+from .registry import RawData
+
+
+@dataclass
+class Split:
+    """Images as uint8 (N, C, H, W) and labels as int64 (N,)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class Splits:
+    train: Split
+    val: Optional[Split]
+    test: Split
+    classes: list[str]
+    mean: torch.Tensor  # per channel, in 0..1 units, from the train split only
+    std: torch.Tensor
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.x.shape[1:])  # type: ignore[return-value]
+
+    def get(self, name: str) -> Split:
+        """The split named 'train', 'val' or 'test'."""
+        split = {"train": self.train, "val": self.val, "test": self.test}.get(name)
+        if split is None:
+            raise ConfigError(
+                f"split {name!r} is not available; choose train or test"
+                + ("" if name != "val" else " (this run has no validation split: data.val_fraction=0)")
+            )
+        return split
+
+
+def _carve(x: torch.Tensor, y: torch.Tensor, fraction: float, seed: int) -> tuple[Split, Split]:
+    """Split (x, y) into (rest, carved) with a seeded permutation; carved holds `fraction` of the items."""
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(y), generator=g)
+    n = int(round(len(y) * fraction))
+    n = min(max(n, 1), len(y) - 1)
+    keep, take = perm[n:].sort().values, perm[:n].sort().values
+    return Split(x[keep], y[keep]), Split(x[take], y[take])
+
+
+def channel_stats(x: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of uint8 images in 0..1 units, accumulated in float64 chunks."""
+    c = x.shape[1]
+    s = torch.zeros(c, dtype=torch.float64)
+    s2 = torch.zeros(c, dtype=torch.float64)
+    for i in range(0, len(x), chunk):
+        b = x[i : i + chunk].to(torch.float64) / 255.0
+        s += b.sum(dim=(0, 2, 3))
+        s2 += (b * b).sum(dim=(0, 2, 3))
+    n = len(x) * x.shape[2] * x.shape[3]
+    mean = s / n
+    std = (s2 / n - mean * mean).clamp_min(1e-12).sqrt()
+    return mean.float(), std.float().clamp_min(1e-3)
+
+
+def make_splits(raw: RawData, cfg) -> Splits:
+    """Carve test (when the source has none) and val from train with seeded splits; compute stats."""
+    if len(raw.train_y) < 2:
+        raise DataError(f"the data set has only {len(raw.train_y)} training image(s); need at least 2")
+    train = Split(raw.train_x, raw.train_y)
+    if raw.test_x is None:
+        train, test = _carve(train.x, train.y, cfg.test_fraction, cfg.split_seed + 1)
+    else:
+        test = Split(raw.test_x, raw.test_y)
+    val: Optional[Split] = None
+    if raw.val_x is not None:
+        val = Split(raw.val_x, raw.val_y)
+    elif cfg.val_fraction > 0:
+        if len(train) < 2:
+            raise DataError("too few training images to carve a validation split; set data.val_fraction=0")
+        train, val = _carve(train.x, train.y, cfg.val_fraction, cfg.split_seed)
+    if cfg.max_train:
+        train = Split(train.x[: cfg.max_train], train.y[: cfg.max_train])
+    if cfg.max_test:
+        test = Split(test.x[: cfg.max_test], test.y[: cfg.max_test])
+        if val is not None:
+            val = Split(val.x[: cfg.max_test], val.y[: cfg.max_test])
+    mean, std = channel_stats(train.x)
+    return Splits(train, val, test, list(raw.classes), mean, std)

@@ -1,0 +1,21 @@
+"""Errors a user can cause and fix. The CLI prints them as one line, no traceback."""
+
+
+class ImgclfError(Exception):
+    """Base class: a problem with the user's input (config, data, run folder)."""
+
+
+class ConfigError(ImgclfError):
+    """A config key or value is unknown, of the wrong type or out of range."""
+
+
+class DataError(ImgclfError):
+    """A data file is missing, corrupt or of an unexpected format."""
+
+
+class BudgetError(ImgclfError):
+    """A model exceeds the parameter budget the user set."""
+
+
+class RunError(ImgclfError):
+    """A run folder is missing, incomplete or would be overwritten."""

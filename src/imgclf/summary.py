@@ -1,0 +1,128 @@
+"""Per-layer table of kernel shapes, output shapes, parameters and multiply-adds.
+
+Multiply-adds follow the seed reports' tables: a conv counts
+out_channels x out_h x out_w x (in_channels / groups) x kh x kw, a linear
+layer in x out, batch norm one per channel; pools, activations and biases
+count none.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+SKIP = (nn.ReLU, nn.Flatten, nn.Identity, nn.Dropout, nn.Dropout2d)
+
+
+@dataclass
+class LayerRow:
+    name: str
+    kind: str
+    kernel: str
+    output: str
+    params: int
+    macs: int
+
+
+@dataclass
+class Summary:
+    rows: list[LayerRow] = field(default_factory=list)
+    total_params: int = 0
+    trainable_params: int = 0
+    total_macs: int = 0
+    size_bytes: int = 0
+    input_shape: tuple = ()
+
+    def to_dict(self) -> dict:
+        return {
+            "input_shape": list(self.input_shape), "total_params": self.total_params,
+            "trainable_params": self.trainable_params, "mult_adds": self.total_macs,
+            "size_bytes": self.size_bytes, "layers": [r.__dict__ for r in self.rows],
+        }
+
+
+def _macs(m: nn.Module, out: torch.Tensor) -> int:
+    if isinstance(m, nn.Conv2d):
+        kh, kw = m.kernel_size
+        return out[0].numel() * (m.in_channels // m.groups) * kh * kw
+    if isinstance(m, nn.Linear):
+        return out[0].numel() * m.in_features
+    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+        return m.num_features
+    return 0
+
+
+def _kernel(m: nn.Module) -> str:
+    if isinstance(m, nn.Conv2d):
+        return str([m.in_channels // m.groups, m.out_channels, *m.kernel_size])
+    if isinstance(m, nn.Linear):
+        return str([m.in_features, m.out_features])
+    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+        return str([m.num_features])
+    return "-"
+
+
+def saved_size(model: nn.Module) -> int:
+    """Bytes of the model's state_dict as torch.save writes it."""
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return buf.tell()
+
+
+def summarize(model: nn.Module, input_shape: tuple[int, int, int]) -> Summary:
+    """Run one zero image through `model` (on its device) and tabulate every counted layer."""
+    s = Summary(input_shape=tuple(input_shape))
+    hooks = []
+
+    def hook(name):
+        def fn(m, inp, out):
+            if isinstance(out, torch.Tensor):
+                own = sum(p.numel() for p in m.parameters(recurse=False))
+                s.rows.append(LayerRow(name, type(m).__name__, _kernel(m), str([1, *out.shape[1:]]), own, _macs(m, out)))
+        return fn
+
+    for name, m in model.named_modules():
+        if len(list(m.children())) == 0 and not isinstance(m, SKIP):
+            hooks.append(m.register_forward_hook(hook(name)))
+    was_training = model.training
+    model.eval()
+    try:
+        p = next(model.parameters(), None)
+        device = p.device if p is not None else torch.device("cpu")
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape, device=device))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    s.total_params = sum(p.numel() for p in model.parameters())
+    s.trainable_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    s.total_macs = sum(r.macs for r in s.rows)
+    s.size_bytes = saved_size(model)
+    return s
+
+
+def format_summary(s: Summary, title: str = "") -> str:
+    """The table as text, totals with thousands separators."""
+    head = ("Layer", "Kernel Shape", "Output Shape", "Params", "Mult-Adds")
+    body = [(r.name, r.kernel, r.output, f"{r.params:,}", f"{r.macs:,}") for r in s.rows]
+    widths = [max(len(str(x[i])) for x in [head, *body]) for i in range(5)]
+    align = ["<", "<", "<", ">", ">"]
+
+    def line(cells):
+        return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths)).rstrip()
+
+    rule = "-" * len(line(head))
+    out = [title] if title else []
+    out += [line(head), rule, *(line(b) for b in body), rule]
+    out += [
+        f"Input shape:          {'x'.join(map(str, s.input_shape))}",
+        f"Total params:         {s.total_params:,}",
+        f"Trainable params:     {s.trainable_params:,}",
+        f"Non-trainable params: {s.total_params - s.trainable_params:,}",
+        f"Mult-Adds:            {s.total_macs:,}",
+        f"Size as saved:        {s.size_bytes:,} bytes ({s.size_bytes / 2**20:.2f} MiB)",
+    ]
+    return "\n".join(out)

@@ -1,0 +1,191 @@
+"""Generic checking of values against declared types and ranges.
+
+Types come from annotations (dataclass fields or builder signatures); ranges
+and parsers ride along in `typing.Annotated` metadata, so every value of every
+config section is checked the same way, not case by case.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Union
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Range:
+    """Allowed interval of a number: ge/gt lower bound, le/lt upper bound."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.ge is not None:
+            parts.append(f">= {self.ge:g}")
+        if self.gt is not None:
+            parts.append(f"> {self.gt:g}")
+        if self.le is not None:
+            parts.append(f"<= {self.le:g}")
+        if self.lt is not None:
+            parts.append(f"< {self.lt:g}")
+        return " and ".join(parts)
+
+    def ok(self, v: float) -> bool:
+        return not (
+            (self.ge is not None and v < self.ge)
+            or (self.gt is not None and v <= self.gt)
+            or (self.le is not None and v > self.le)
+            or (self.lt is not None and v >= self.lt)
+        )
+
+
+@dataclass(frozen=True)
+class Parse:
+    """A parser applied to strings before type checking (e.g. '60m' -> 3600.0)."""
+
+    fn: Callable[[str], Any]
+    hint: str
+
+
+def parse_duration(text: str) -> float:
+    """Parse '90s', '45m', '1.5h' or a plain number of seconds into seconds."""
+    t = str(text).strip().lower()
+    scale = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    try:
+        if t and t[-1] in scale:
+            return float(t[:-1]) * scale[t[-1]]
+        return float(t)
+    except ValueError:
+        raise ValueError(f"not a duration: {text!r}") from None
+
+
+def type_name(tp: Any) -> str:
+    """Human-readable name of an annotation, for error messages."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return type_name(typing.get_args(tp)[0])
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        inner = " or ".join(type_name(a) for a in args)
+        return f"{inner} or null" if len(args) < len(typing.get_args(tp)) else inner
+    if origin is list:
+        (arg,) = typing.get_args(tp)
+        return f"a list of {type_name(arg)}"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def coerce(value: Any, tp: Any, where: str) -> Any:
+    """Return `value` converted to annotation `tp`, or raise ConfigError naming `where`."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        base, *meta = typing.get_args(tp)
+        for m in meta:
+            if isinstance(m, Parse) and isinstance(value, str):
+                try:
+                    value = m.fn(value)
+                except ValueError:
+                    raise ConfigError(f"{where}: {value!r} is not valid; expected {m.hint}") from None
+        value = coerce(value, base, where)
+        for m in meta:
+            if isinstance(m, Range) and value is not None:
+                items = value if isinstance(value, list) else [value]
+                for v in items:
+                    if not m.ok(v):
+                        raise ConfigError(f"{where}: {v!r} is out of range; allowed: {m.describe()}")
+        return value
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg, where)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where}: {value!r} is not valid; expected {type_name(tp)}")
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value in choices and not isinstance(value, bool):
+            return value
+        raise ConfigError(
+            f"{where}: {value!r} is not allowed; choose one of: {', '.join(map(str, choices))}"
+        )
+    if origin is list:
+        (arg,) = typing.get_args(tp)
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: {value!r} is not valid; expected {type_name(tp)}")
+        return [coerce(v, arg, f"{where}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, str):
+            try:
+                value = int(value.replace("_", "").replace(",", ""))
+            except ValueError:
+                pass
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = float(value)
+            if math.isfinite(value):
+                return value
+    elif tp is str:
+        if isinstance(value, str) and value.strip():
+            return value
+    elif tp is Any:
+        return value
+    elif dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if isinstance(value, dict):
+            return build_dataclass(tp, value, where)
+    raise ConfigError(f"{where}: {value!r} is not valid; expected {type_name(tp)}")
+
+
+def unknown_key(key: str, allowed: list[str], where: str) -> ConfigError:
+    """A ConfigError for an unknown key, with the closest allowed key suggested."""
+    near = difflib.get_close_matches(key, allowed, n=1)
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    return ConfigError(f"unknown key {where}{key!r}{hint}; allowed keys: {', '.join(allowed)}")
+
+
+def build_dataclass(cls: type, raw: dict, where: str) -> Any:
+    """Build dataclass `cls` from a mapping, checking every key and value."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {raw!r}")
+    hints = typing.get_type_hints(cls, include_extras=True)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    prefix = f"{where}." if where else ""
+    for key, val in raw.items():
+        if key not in names:
+            raise unknown_key(str(key), names, prefix)
+        kwargs[key] = coerce(val, hints[key], f"{prefix}{key}")
+    return cls(**kwargs)
