@@ -173,7 +173,7 @@ def unknown_key(key: str, allowed: list[str], where: str) -> ConfigError:
     """A ConfigError for an unknown key, with the closest allowed key suggested."""
     near = difflib.get_close_matches(key, allowed, n=1)
     hint = f" (did you mean {near[0]!r}?)" if near else ""
-    return ConfigError(f"unknown key {where}{key!r}{hint}; allowed keys: {', '.join(allowed)}")
+    return ConfigError(f"unknown key {where}{key}{hint}; allowed keys: {', '.join(allowed)}")
 
 
 def build_dataclass(cls: type, raw: dict, where: str) -> Any:

@@ -1,0 +1,13 @@
+"""imgclf: train, compare, evaluate and summarise image classifiers on an ordinary machine."""
+from .api import Run, evaluate, load_run, predict, train
+from .config import ExperimentConfig, from_dict, load_config
+from .errors import BudgetError, ConfigError, DataError, ImgclfError, RunError
+from .models import MODELS, build_model
+from .summary import format_summary, summarize
+
+__version__ = "0.1.0"
+__all__ = [
+    "Run", "train", "evaluate", "predict", "load_run", "ExperimentConfig", "load_config", "from_dict",
+    "ImgclfError", "ConfigError", "DataError", "BudgetError", "RunError", "MODELS", "build_model",
+    "summarize", "format_summary",
+]

@@ -1,0 +1,264 @@
+"""The Python API: train, load a run, evaluate and predict. The CLI is a thin layer over it."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence
+
+import torch
+
+from . import runs as R
+from .config import ExperimentConfig, load_config, save_config, validate
+from .data import load_raw, make_splits
+from .data.loader import Transform
+from .data.splits import Splits
+from .engine.checkpoint import load_checkpoint
+from .engine.trainer import Trainer
+from .errors import BudgetError, ConfigError, DataError, RunError
+from .evaluation import evaluate_split
+from .models import build_model
+from .summary import format_summary, summarize
+
+RESUMABLE_KEYS = {"train.epochs", "train.time_budget", "train.device", "train.threads", "data.data_dir"}
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' means the GPU when there is one."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device: cuda was asked for but no CUDA GPU is available; use train.device=auto")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def model_input_shape(cfg: ExperimentConfig, data_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The shape the model sees: the data's, or the crop's when training crops."""
+    c, h, w = data_shape
+    crop = cfg.data.augment.crop_size
+    if crop:
+        if crop > min(h, w):
+            raise ConfigError(f"data.augment.crop_size: {crop} is larger than the {h}x{w} images; use at most {min(h, w)}")
+        return (c, crop, crop)
+    return (c, h, w)
+
+
+def prepare_data(cfg: ExperimentConfig) -> Splits:
+    """Decode (or read cached) data and make the seeded splits."""
+    return make_splits(load_raw(cfg.data), cfg.data)
+
+
+def _check_budget(cfg: ExperimentConfig, params: int) -> None:
+    if cfg.train.max_params is not None and params > cfg.train.max_params:
+        raise BudgetError(
+            f"model {cfg.model.name!r} has {params:,} trainable parameters, over the budget of "
+            f"{cfg.train.max_params:,} (train.max_params); choose a smaller model or raise the budget"
+        )
+
+
+@dataclass
+class Run:
+    """A run folder: its config, history, metrics and checkpoints."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def config(self) -> ExperimentConfig:
+        return load_config(self.path / R.CONFIG)
+
+    @property
+    def history(self):
+        """Per-epoch records as a pandas DataFrame (one row per epoch)."""
+        import pandas as pd
+
+        return pd.DataFrame(R.read_history(self.path / R.HISTORY))
+
+    @property
+    def metrics(self) -> dict:
+        return R.read_json(self.path / R.METRICS)
+
+    @property
+    def summary(self) -> str:
+        return (self.path / R.SUMMARY_TXT).read_text(encoding="utf-8")
+
+    def evaluate(self, split: str = "test") -> dict:
+        return evaluate(self, split)
+
+    def predict(self, images: Sequence, top: int = 5) -> list[list[tuple[str, float]]]:
+        return predict(self, images, top)
+
+
+def load_run(ref, runs_dir=None) -> Run:
+    """A Run from a folder path or a name under the runs folder."""
+    return Run(R.resolve_run(ref, runs_dir))
+
+
+def _logger(run_dir: Path, echo: bool) -> Callable[[str], None]:
+    log_path = run_dir / R.LOG
+
+    def log(msg: str) -> None:
+        if echo:
+            print(msg, flush=True)
+        with open(log_path, "a", encoding="utf-8") as f:
+            f.write(msg + "\n")
+
+    return log
+
+
+def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides: Sequence[str] = (), *,
+          name: Optional[str] = None, runs_dir=None, resume=None, progress: Optional[bool] = None,
+          echo: bool = True) -> Run:
+    """Train an experiment (a config object, a YAML path or None for the default) into a run folder.
+
+    With `resume` (a run name or folder), continue that run from its last checkpoint; only
+    train.epochs, train.time_budget, train.device, train.threads and data.data_dir may be overridden.
+    """
+    state = best_state = None
+    if resume is not None:
+        run_dir = R.resolve_run(resume, runs_dir)
+        for o in overrides:
+            key = o.partition("=")[0].strip()
+            if key not in RESUMABLE_KEYS:
+                raise ConfigError(f"--set {key} cannot change when resuming; only {', '.join(sorted(RESUMABLE_KEYS))} can")
+        cfg = load_config(run_dir / R.CONFIG, overrides)
+        if (run_dir / R.LAST).exists():
+            state = load_checkpoint(run_dir / R.LAST)
+            if (run_dir / R.BEST).exists():
+                best_state = load_checkpoint(run_dir / R.BEST)["model"]
+    else:
+        if isinstance(config, ExperimentConfig):
+            from .config import from_dict
+
+            cfg = from_dict(config.to_dict(), overrides)  # re-validated: the object may have been edited
+        else:
+            cfg = load_config(config, overrides)
+        run_dir = None
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    device = pick_device(cfg.train.device)
+    splits = prepare_data(cfg)
+    in_shape = model_input_shape(cfg, splits.shape)
+    torch.manual_seed(cfg.train.seed)  # the same seed gives the same initial weights
+    model = build_model(cfg.model.name, cfg.model.options, in_shape, len(splits.classes))
+    summ = summarize(model, in_shape)
+    _check_budget(cfg, summ.trainable_params)
+    if run_dir is None:
+        run_dir = R.new_run_dir(name, f"{cfg.model.name}-{cfg.data.name}", runs_dir)
+        R.atomic_write_text(run_dir / R.CONFIG, save_config(cfg))
+        title = f"{cfg.model.name} on {cfg.data.name} ({len(splits.classes)} classes)"
+        R.atomic_write_text(run_dir / R.SUMMARY_TXT, format_summary(summ, title) + "\n")
+        R.write_json(run_dir / R.SUMMARY_JSON, summ.to_dict())
+    elif overrides:
+        R.atomic_write_text(run_dir / R.CONFIG, save_config(cfg))
+    log = _logger(run_dir, echo)
+    if resume is None:
+        log(f"run {run_dir}")
+        log(f"data {cfg.data.name}: {len(splits.train):,} train / {len(splits.val) if splits.val else 0:,} val / "
+            f"{len(splits.test):,} test images of {'x'.join(map(str, splits.shape))}, {len(splits.classes)} classes")
+        log(f"model {cfg.model.name}: {summ.trainable_params:,} parameters, {summ.total_macs:,} mult-adds per image; "
+            f"device {device}")
+    model.to(device)
+    if device.type == "cuda":
+        splits = _to_device(splits, device)  # uint8 data resident on the GPU, moved once
+    extra = {"config": cfg.to_dict(), "classes": splits.classes, "data_shape": list(splits.shape),
+             "input_shape": list(in_shape), "mean": splits.mean.tolist(), "std": splits.std.tolist()}
+    if progress is None:
+        progress = echo and sys.stderr.isatty()
+    trainer = Trainer(cfg, model, splits, device, run_dir, log, progress, extra)
+    if state is not None:
+        trainer.load_state_dict(state, best_state)
+        log(f"resuming {run_dir} after epoch {trainer.epoch}/{cfg.train.epochs}")
+    t0 = time.perf_counter()
+    trainer.fit()
+    if trainer.best_epoch is None:
+        raise RunError(f"no epoch completed within train.time_budget={cfg.train.time_budget:g}s; raise the budget")
+    if trainer.best_state is not None:
+        model.load_state_dict(trainer.best_state)  # the test split is scored with the best weights
+    test = evaluate_split(model, splits.test, trainer.transform, device, len(splits.classes),
+                          cfg.train.eval_batch_size, cfg.train.label_smoothing)
+    best_rec = trainer.history[trainer.best_epoch - 1]
+    metrics = {
+        "test": test, "classes": splits.classes, "best_epoch": trainer.best_epoch, "monitor": trainer.monitor,
+        "best_value": trainer.best_value, "best_record": best_rec, "epochs_run": trainer.epoch,
+        "stop_reason": trainer.stop_reason, "train_seconds": trainer.history[-1]["elapsed"],
+        "session_seconds": time.perf_counter() - t0, "params": summ.trainable_params, "mult_adds": summ.total_macs,
+        "device": str(device),
+    }
+    R.write_json(run_dir / R.METRICS, metrics)
+    log(f"test loss {test['loss']:.4f}  top-1 {100 * test['top1']:.2f}%  top-5 {100 * test['top5']:.2f}%  "
+        f"({test['n']:,} images, best epoch {trainer.best_epoch} by {trainer.monitor})")
+    log(f"saved {run_dir}/ (config.yaml, history.jsonl, metrics.json, summary.txt, best.pt, last.pt)")
+    return Run(run_dir)
+
+
+def _to_device(s: Splits, device: torch.device) -> Splits:
+    from .data.splits import Split
+
+    def mv(sp):
+        return None if sp is None else Split(sp.x.to(device), sp.y.to(device))
+
+    return Splits(mv(s.train), mv(s.val), mv(s.test), s.classes, s.mean, s.std)
+
+
+def _restore(run: Run | str | os.PathLike, device: torch.device):
+    """Rebuild a run's model with its best weights, and its evaluation transform."""
+    run = run if isinstance(run, Run) else load_run(run)
+    cfg = run.config
+    state = load_checkpoint(run.path / R.BEST)
+    in_shape = tuple(state["input_shape"])
+    model = build_model(cfg.model.name, cfg.model.options, in_shape, len(state["classes"]))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError:
+        raise RunError(f"{run.path / R.BEST} does not match the model in {run.path / R.CONFIG}; was the config edited?") from None
+    model.to(device).eval()
+    transform = Transform(cfg.data.augment, cfg.data.normalization, torch.tensor(state["mean"]), torch.tensor(state["std"]))
+    return run, cfg, state, model, transform
+
+
+def evaluate(run: Run | str | os.PathLike, split: str = "test") -> dict:
+    """Re-evaluate a run's best checkpoint on a split ('test', 'val' or 'train')."""
+    if split not in ("train", "val", "test"):
+        raise ConfigError(f"split {split!r} is not known; choose train, val or test")
+    device = pick_device("auto")
+    run, cfg, state, model, transform = _restore(run, device)
+    splits = prepare_data(cfg)
+    return evaluate_split(model, splits.get(split), transform, device, len(state["classes"]),
+                          cfg.train.eval_batch_size, cfg.train.label_smoothing)
+
+
+def predict(run: Run | str | os.PathLike, images: Iterable, top: int = 5) -> list[list[tuple[str, float]]]:
+    """Top-`top` (class, probability) pairs for each image (a path, or a uint8 tensor C x H x W)."""
+    from .data.folder import decode_image
+
+    device = pick_device("auto")
+    run, cfg, state, model, transform = _restore(run, device)
+    c, h, w = state["data_shape"]
+    xs = []
+    for img in images:
+        if isinstance(img, torch.Tensor):
+            if img.dtype != torch.uint8 or tuple(img.shape) != (c, h, w):
+                raise DataError(f"image tensor must be uint8 of shape {(c, h, w)}, got {img.dtype} {tuple(img.shape)}")
+            xs.append(img)
+            continue
+        p = Path(img)
+        try:
+            xs.append(torch.from_numpy(decode_image(p, c, h).copy()))
+        except FileNotFoundError:
+            raise DataError(f"image {p} not found") from None
+        except Exception as e:  # PIL raises many classes for unreadable files
+            raise DataError(f"cannot read image {p} ({type(e).__name__}); is it an image file?") from None
+    if not xs:
+        return []
+    with torch.inference_mode():
+        probs = model(transform.eval(torch.stack(xs).to(device))).float().softmax(1).cpu()
+    k = min(top, probs.shape[1])
+    vals, idx = probs.topk(k, dim=1)
+    classes = state["classes"]
+    return [[(classes[int(i)], float(v)) for v, i in zip(vr, ir)] for vr, ir in zip(vals, idx)]

@@ -1,0 +1,38 @@
+"""`imgclf` entry point: parse the command, run it, turn user errors into one line."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import ImgclfError
+from . import evaluate_cmd, list_cmd, predict_cmd, summary_cmd, train_cmd
+
+COMMANDS = [train_cmd, evaluate_cmd, predict_cmd, summary_cmd, list_cmd]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imgclf", description="Image classification by deep learning.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for mod in COMMANDS:
+        mod.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a command; user errors print 'imgclf: error: ...' and exit with status 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ImgclfError as e:
+        print(f"imgclf: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("imgclf: interrupted; a training run continues with: imgclf train --resume RUN", file=sys.stderr)
+        return 130
+    except OSError as e:  # disk full, permission denied...: the environment, not a bug
+        print(f"imgclf: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

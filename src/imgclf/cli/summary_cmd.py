@@ -1,0 +1,46 @@
+"""imgclf summary: per-layer parameters and multiply-adds of a model."""
+from __future__ import annotations
+
+import json
+import re
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("summary", help="per-layer table of a model's parameters and multiply-adds")
+    p.add_argument("model", metavar="MODEL", help="a registered model (see imgclf models)")
+    p.add_argument("--input", default="3x32x32", metavar="CxHxW", help="input shape (default 3x32x32)")
+    p.add_argument("--classes", type=int, default=10, help="number of classes (default 10)")
+    p.add_argument("--set", "-s", dest="options", action="append", default=[], metavar="OPTION=VALUE",
+                   help="a model option, e.g. --set spec=c64-p-f100 or --set hidden=[100,100]")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)
+
+
+def parse_shape(text: str) -> tuple[int, int, int]:
+    from ..errors import ConfigError
+
+    m = re.fullmatch(r"\s*(\d+)\s*[xX,]\s*(\d+)\s*[xX,]\s*(\d+)\s*", text)
+    if not m or min(int(g) for g in m.groups()) < 1:
+        raise ConfigError(f"--input {text!r} is not a shape such as 3x32x32 (channels x height x width)")
+    return tuple(int(g) for g in m.groups())  # type: ignore[return-value]
+
+
+def run(args) -> int:
+    import yaml
+
+    from ..errors import ConfigError
+    from ..models import build_model
+    from ..summary import format_summary, summarize
+
+    if args.classes < 1:
+        raise ConfigError(f"--classes {args.classes}: must be at least 1")
+    shape = parse_shape(args.input)
+    options = {}
+    for o in args.options:
+        key, eq, val = o.partition("=")
+        if not eq:
+            raise ConfigError(f"--set {o!r} is not of the form option=value")
+        options[key.strip().removeprefix("model.")] = yaml.safe_load(val) if val.strip() else None
+    s = summarize(build_model(args.model, options, shape, args.classes), shape)
+    print(json.dumps(s.to_dict()) if args.json else format_summary(s, f"{args.model}, input {args.input}, {args.classes} classes"))
+    return 0

@@ -1,0 +1,1 @@
+"""Training: optimizers, schedules, callbacks, checkpoints and the loop."""

@@ -1,0 +1,102 @@
+"""Optimizers and learning-rate schedules, registered by name."""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..registry import Registry
+
+OPTIMIZERS: Registry[Callable] = Registry("optimizer")
+SCHEDULES: Registry[Callable] = Registry("schedule")
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on conv and linear weights only; biases and norm parameters are not decayed."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim > 1 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
+
+
+@OPTIMIZERS.register("sgd")
+def sgd(groups, c) -> torch.optim.Optimizer:
+    return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov, foreach=True)
+
+
+@OPTIMIZERS.register("adam")
+def adam(groups, c) -> torch.optim.Optimizer:
+    return torch.optim.Adam(groups, lr=c.lr, betas=tuple(c.betas), eps=c.eps, foreach=True)
+
+
+@OPTIMIZERS.register("adamw")
+def adamw(groups, c) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(groups, lr=c.lr, betas=tuple(c.betas), eps=c.eps, foreach=True)
+
+
+@OPTIMIZERS.register("rmsprop")
+def rmsprop(groups, c) -> torch.optim.Optimizer:
+    return torch.optim.RMSprop(groups, lr=c.lr, alpha=c.alpha, eps=c.eps, momentum=c.momentum, foreach=True)
+
+
+def build_optimizer(model: nn.Module, c) -> torch.optim.Optimizer:
+    """The optimizer an OptimConfig names, over the model's weight-decay groups."""
+    return OPTIMIZERS.get(c.name)(param_groups(model, c.weight_decay), c)
+
+
+# A schedule maps progress t (epochs done, fractional) and the total epochs to a factor of optim.lr.
+# Being a pure function of progress, it needs no state to resume and can later be driven by time.
+
+
+@SCHEDULES.register("none")
+def constant(t: float, total: float, s, lr: float) -> float:
+    return 1.0
+
+
+@SCHEDULES.register("step")
+def step(t: float, total: float, s, lr: float) -> float:
+    """Multiply by gamma every step_size epochs."""
+    return s.gamma ** math.floor(t / s.step_size + 1e-9)
+
+
+@SCHEDULES.register("exponential")
+def exponential(t: float, total: float, s, lr: float) -> float:
+    """Multiply by gamma after every epoch."""
+    return s.gamma ** math.floor(t + 1e-9)
+
+
+@SCHEDULES.register("cosine")
+def cosine(t: float, total: float, s, lr: float) -> float:
+    """Half a cosine from optim.lr down to min_lr over the run, updated every step."""
+    frac = min(max(t / total, 0.0), 1.0)
+    floor = s.min_lr / lr
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * frac))
+
+
+@SCHEDULES.register("onecycle")
+def onecycle(t: float, total: float, s, lr: float) -> float:
+    """Rise from peak/25 to the peak (max_lr or optim.lr) over pct_start, then anneal to peak/1e4 (cosine)."""
+    peak = (s.max_lr or lr) / lr
+    frac = min(max(t / total, 0.0), 1.0)
+    start, end = peak / 25.0, peak / 1e4
+    if frac < s.pct_start:
+        u = frac / s.pct_start
+        return start + (peak - start) * 0.5 * (1 - math.cos(math.pi * u))
+    u = (frac - s.pct_start) / (1 - s.pct_start)
+    return end + (peak - end) * 0.5 * (1 + math.cos(math.pi * u))
+
+
+def lr_at(t: float, total: float, schedule_cfg, base_lr: float) -> float:
+    """Learning rate after `t` of `total` epochs."""
+    return base_lr * SCHEDULES.get(schedule_cfg.name)(t, total, schedule_cfg, base_lr)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for g in optimizer.param_groups:
+        g["lr"] = lr

@@ -1,0 +1,208 @@
+"""The training loop: one function per phase, a short loop that calls them.
+
+The loop keeps its state in plain values (epoch, history, best metric) and
+seeds each epoch's data order, augmentation and dropout from (seed, epoch),
+so a run resumed from the checkpoint of epoch k continues exactly as the
+uninterrupted run would have.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from ..data.loader import Transform, batches, num_batches
+from ..data.splits import Splits
+from ..errors import ImgclfError
+from ..evaluation import evaluate_split
+from .callbacks import Callback, EarlyStopping, improved, mode_of
+from .checkpoint import save_checkpoint
+from .optim import build_optimizer, lr_at, set_lr
+
+
+class TrainingDiverged(ImgclfError):
+    """The loss became NaN or infinite."""
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A distinct seed for each epoch of a run (data order, augmentation, dropout)."""
+    return (seed * 1_000_003 + epoch * 7919 + 17) % (2**63 - 1)
+
+
+def format_record(r: dict, epochs: int) -> str:
+    """One log line per epoch."""
+    w = len(str(epochs))
+    line = f"epoch {r['epoch']:>{w}}/{epochs}  train loss {r['train_loss']:.4f} acc {100 * r['train_acc']:6.2f}%"
+    if r.get("val_loss") is not None:
+        line += f"  val loss {r['val_loss']:.4f} acc {100 * r['val_acc']:6.2f}%"
+    return line + f"  lr {r['lr']:.3g}  {r['seconds']:.1f}s"
+
+
+class Trainer:
+    """Trains `model` on `splits` as `cfg` says, writing checkpoints and history into `run_dir`."""
+
+    def __init__(self, cfg, model: nn.Module, splits: Splits, device: torch.device,
+                 run_dir: Optional[Path] = None, log: Callable[[str], None] = print, progress: bool = False,
+                 extra_state: Optional[dict] = None):
+        self.cfg, self.model, self.splits, self.device = cfg, model, splits, device
+        self.run_dir, self.log, self.progress = run_dir, log, progress
+        self.extra_state = extra_state or {}  # saved into every checkpoint (classes, shapes, stats)
+        self.transform = Transform(cfg.data.augment, cfg.data.normalization, splits.mean, splits.std)
+        self.optimizer = build_optimizer(model, cfg.optim)
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing)
+        self.num_classes = len(splits.classes)
+        self.epoch = 0  # epochs completed
+        self.history: list[dict] = []
+        self.monitor = cfg.train.monitor if splits.val is not None else "train_loss"
+        self.best_value: Optional[float] = None
+        self.best_epoch: Optional[int] = None
+        self.best_state: Optional[dict] = None
+        self.stop_reason: Optional[str] = None
+        self.callbacks: list[Callback] = []
+        es = cfg.train.early_stopping
+        if es.enabled:
+            mon = es.monitor or self.monitor
+            if splits.val is None and mon.startswith("val_"):
+                mon = "train_loss"
+            self.callbacks.append(EarlyStopping(mon, es.patience, es.min_delta))
+
+    # -- state ---------------------------------------------------------------------------------
+    def stop(self, reason: str) -> None:
+        """Ask the loop to stop after the current epoch."""
+        self.stop_reason = self.stop_reason or reason
+
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "trainer": {"epoch": self.epoch, "history": self.history, "monitor": self.monitor,
+                        "best_value": self.best_value, "best_epoch": self.best_epoch,
+                        "callbacks": [c.state_dict() for c in self.callbacks]},
+            **self.extra_state,
+        }
+
+    def load_state_dict(self, state: dict, best_model: Optional[dict] = None) -> None:
+        """Restore from a checkpoint's state (and the best weights, if kept separately)."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        t = state["trainer"]
+        self.epoch, self.history = int(t["epoch"]), list(t["history"])
+        self.best_value, self.best_epoch = t["best_value"], t["best_epoch"]
+        for cb, s in zip(self.callbacks, t.get("callbacks", [])):
+            cb.load_state_dict(s)
+        self.best_state = copy.deepcopy(best_model) if best_model is not None else None
+
+    # -- phases --------------------------------------------------------------------------------
+    def train_one_epoch(self, deadline: Optional[float]) -> Optional[dict]:
+        """Train one epoch; returns the train metrics, or None if the deadline cut it short."""
+        cfg = self.cfg
+        seed = epoch_seed(cfg.train.seed, self.epoch)
+        g = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)  # dropout draws from the global generator
+        self.model.train()
+        train = self.splits.train
+        steps = num_batches(len(train), cfg.train.batch_size, train=True)
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        seen, lr = 0, cfg.optim.lr
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=steps, leave=False, desc=f"epoch {self.epoch + 1}", file=sys.stderr, unit="batch")
+        it = batches(train, cfg.train.batch_size, self.transform, self.device, train=True, generator=g)
+        for i, (xb, yb) in enumerate(it):
+            lr = lr_at(self.epoch + i / steps, cfg.train.epochs, cfg.schedule, cfg.optim.lr)
+            set_lr(self.optimizer, lr)
+            out = self.model(xb)
+            loss = self.loss_fn(out, yb)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            # Running sums stay on the device: no host sync per batch.
+            loss_sum += loss.detach() * len(yb)
+            correct += (out.detach().argmax(1) == yb).sum()
+            seen += len(yb)
+            if bar is not None:
+                bar.update(1)
+                if i % 20 == 0:
+                    bar.set_postfix(loss=f"{loss.item():.3f}")
+            if deadline is not None and time.perf_counter() > deadline:
+                if bar is not None:
+                    bar.close()
+                return None
+        if bar is not None:
+            bar.close()
+        train_loss = float(loss_sum) / max(seen, 1)
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(
+                f"training diverged: the loss is {train_loss} in epoch {self.epoch + 1}; "
+                f"lower optim.lr (now {cfg.optim.lr:g})"
+            )
+        return {"train_loss": train_loss, "train_acc": int(correct) / max(seen, 1), "lr": lr}
+
+    def validate(self) -> dict:
+        """Loss and accuracy on the validation split (empty if there is none)."""
+        if self.splits.val is None:
+            return {"val_loss": None, "val_acc": None}
+        m = evaluate_split(self.model, self.splits.val, self.transform, self.device, self.num_classes,
+                           self.cfg.train.eval_batch_size, self.cfg.train.label_smoothing, full=False)
+        return {"val_loss": m["loss"], "val_acc": m["top1"]}
+
+    def save(self) -> None:
+        """Write last.pt, best.pt (when this epoch is the best) and history.jsonl."""
+        if self.run_dir is None:
+            return
+        state = self.state_dict()
+        if self.best_epoch == self.epoch:
+            save_checkpoint(state, self.run_dir / "best.pt")
+        save_checkpoint(state, self.run_dir / "last.pt")
+        text = "".join(json.dumps(r) + "\n" for r in self.history)
+        tmp = self.run_dir / ".history.jsonl.tmp"
+        tmp.write_text(text)
+        tmp.replace(self.run_dir / "history.jsonl")
+
+    # -- the loop ------------------------------------------------------------------------------
+    def fit(self) -> list[dict]:
+        """Train until the epoch count, early stopping or the time budget; keep the best weights."""
+        cfg = self.cfg
+        start = time.perf_counter()
+        deadline = start + cfg.train.time_budget if cfg.train.time_budget else None
+        for cb in self.callbacks:
+            cb.on_fit_start(self)
+        while self.epoch < cfg.train.epochs and self.stop_reason is None:
+            t0 = time.perf_counter()
+            rec = self.train_one_epoch(deadline)
+            if rec is None:
+                self.stop(f"time budget of {cfg.train.time_budget:g}s reached during epoch {self.epoch + 1}; "
+                          "that partial epoch was discarded")
+                break
+            rec.update(self.validate())
+            self.epoch += 1
+            rec = {"epoch": self.epoch, **rec, "seconds": time.perf_counter() - t0}
+            rec["elapsed"] = (self.history[-1]["elapsed"] if self.history else 0.0) + rec["seconds"]
+            self.history.append(rec)
+            value = rec.get(self.monitor)
+            if improved(value, self.best_value, mode_of(self.monitor)):
+                self.best_value, self.best_epoch = value, self.epoch
+                self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, rec)
+            self.save()
+            self.log(format_record(rec, cfg.train.epochs))
+            if deadline is not None and time.perf_counter() > deadline and self.epoch < cfg.train.epochs:
+                self.stop(f"time budget of {cfg.train.time_budget:g}s reached after epoch {self.epoch}")
+        for cb in self.callbacks:
+            cb.on_fit_end(self)
+        if self.stop_reason:
+            self.log(self.stop_reason)
+        es = cfg.train.early_stopping
+        if self.best_state is not None and (not es.enabled or es.restore_best):
+            self.model.load_state_dict(self.best_state)
+        return self.history

@@ -1,0 +1,25 @@
+"""Top-k accuracy counts and confusion matrices, computed on tensors."""
+from __future__ import annotations
+
+import torch
+
+
+def topk_correct(logits: torch.Tensor, y: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[int, torch.Tensor]:
+    """Number of rows whose label is among the k highest scores, for each k (k capped at the class count)."""
+    kmax = min(max(ks), logits.shape[1])
+    top = logits.topk(kmax, dim=1).indices
+    hit = top.eq(y[:, None])
+    return {k: hit[:, : min(k, kmax)].any(dim=1).sum() for k in ks}
+
+
+def confusion_matrix(pred: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Counts (num_classes x num_classes): row = true class, column = predicted class."""
+    idx = y.long() * num_classes + pred.long()
+    return torch.bincount(idx, minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
+def per_class_accuracy(confusion: torch.Tensor) -> list[float | None]:
+    """Recall of each class from a confusion matrix; None for a class absent from the split."""
+    totals = confusion.sum(dim=1)
+    diag = confusion.diagonal()
+    return [None if int(t) == 0 else float(d) / float(t) for d, t in zip(diag, totals)]

@@ -1,0 +1,92 @@
+"""Run folders on disk: runs/<name>/ with config, history, metrics, summary and checkpoints."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from .errors import RunError
+
+CONFIG, HISTORY, METRICS = "config.yaml", "history.jsonl", "metrics.json"
+SUMMARY_TXT, SUMMARY_JSON, LOG = "summary.txt", "summary.json", "train.log"
+BEST, LAST = "best.pt", "last.pt"
+
+
+def runs_root(runs_dir: str | os.PathLike | None = None) -> Path:
+    """Where runs live: the argument, $IMGCLF_RUNS, or ./runs."""
+    return Path(runs_dir or os.environ.get("IMGCLF_RUNS") or "runs").expanduser()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write text to a temporary file beside `path`, then rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"{path} not found; has this run finished training?") from None
+    except (OSError, ValueError) as e:
+        raise RunError(f"{path} is unreadable or not valid JSON ({e})") from None
+
+
+def read_history(path: Path) -> list[dict]:
+    """The epoch records of history.jsonl (empty if the run has not finished an epoch)."""
+    if not path.exists():
+        return []
+    out = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                raise RunError(f"{path} line {i} is not valid JSON; the history file is corrupt") from None
+    return out
+
+
+def resolve_run(ref: str | os.PathLike, runs_dir: str | os.PathLike | None = None) -> Path:
+    """A run given as a folder path or as a name under the runs folder."""
+    p = Path(ref).expanduser()
+    for cand in (p, runs_root(runs_dir) / str(ref)):
+        if (cand / CONFIG).is_file():
+            return cand
+    raise RunError(f"run {str(ref)!r} not found (looked for {p / CONFIG} and {runs_root(runs_dir) / str(ref) / CONFIG}); "
+                   "give a run folder or a name under the runs folder")
+
+
+def new_run_dir(name: str | None, default_stem: str, runs_dir: str | os.PathLike | None = None) -> Path:
+    """Create runs/<name>/, refusing to overwrite a run that already has results."""
+    root = runs_root(runs_dir)
+    if name is not None:
+        if not name.strip() or "/" in name or name in (".", ".."):
+            raise RunError(f"--name {name!r} is not a valid run name; use letters, digits, - and _")
+        path = root / name
+        if (path / CONFIG).exists():
+            raise RunError(f"run folder {path} already exists; continue it with --resume {name} or choose another --name")
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = root / f"{default_stem}-{stamp}"
+        i = 1
+        while path.exists():
+            i += 1
+            path = root / f"{default_stem}-{stamp}-{i}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunError(f"cannot create run folder {path} ({e.strerror}); choose a writable --runs-dir") from None
+    return path
