@@ -111,9 +111,10 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        for arg in args:
-            if arg is type(None):
-                continue
+        candidates = [a for a in args if a is not type(None)]
+        if len(candidates) == 1:  # Optional[X]: X's own, more specific message
+            return coerce(value, candidates[0], where)
+        for arg in candidates:
             try:
                 return coerce(value, arg, where)
             except ConfigError:

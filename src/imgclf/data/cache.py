@@ -17,7 +17,7 @@ import torch
 
 from .registry import RawData, cache_root
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # bump when the decoded layout changes
 
 
 def cache_key(name: str, sources: list[Path], options: dict) -> str:

@@ -35,7 +35,7 @@ class _SafeUnpickler(pickle.Unpickler):
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
         ("numpy._core.multiarray", "scalar"), ("builtins", "list"), ("builtins", "dict"),
-        ("_codecs", "encode"),
+        ("_codecs", "encode"), ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
     }
 
     def find_class(self, module, name):
@@ -119,7 +119,7 @@ def _load(name: str, cfg) -> RawData:
         sx, sy = _stack(test, spec["label_key"], str(source))
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta.get(spec["names_key"], [])]
         n_cls = int(max(ty.max(), sy.max())) + 1
-        if len(names) != n_cls:
+        if len(names) < n_cls:  # the meta file is authoritative unless it lacks a label's name
             names = [str(i) for i in range(n_cls)]
         return RawData(tx, ty, sx, sy, names)
 

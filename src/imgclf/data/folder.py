@@ -90,7 +90,7 @@ def decode_image(data: bytes | Path, channels: int, size: int) -> np.ndarray:
         if im.size != (size, size):
             im = im.resize((size, size), Image.BILINEAR)
         arr = np.asarray(im, dtype=np.uint8)
-    return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
+    return np.ascontiguousarray(arr[None] if channels == 1 else arr.transpose(2, 0, 1))
 
 
 def _split_layout(paths: list[str]) -> tuple[list[str], bool]:

@@ -93,7 +93,7 @@ def _load(name: str, cfg) -> RawData:
             raise DataError(f"{name}: labels outside 0..{n_cls - 1}; is it the right file?")
 
         def t(a):
-            return torch.from_numpy(np.ascontiguousarray(a))
+            return torch.from_numpy(np.array(a, copy=True, order="C"))  # writable, C-ordered
 
         return RawData(
             t(arr["train_x"][:, None]), t(arr["train_y"].astype(np.int64)),

@@ -1,0 +1,104 @@
+"""Shared fixtures: an isolated cache and runs folder, and writers of tiny data sets in official formats."""
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+import struct
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Every test gets its own cache and runs folder, and no data-dir default from the environment."""
+    monkeypatch.setenv("IMGCLF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("IMGCLF_RUNS", str(tmp_path / "runs"))
+    monkeypatch.delenv("IMGCLF_DATA_DIR", raising=False)
+    return tmp_path
+
+
+def write_idx(path: Path, arr: np.ndarray, compress: bool = True) -> Path:
+    """Write a uint8 array in IDX format (gzip when `compress`)."""
+    head = bytes([0, 0, 0x08, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    data = head + arr.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(data) if compress else data)
+    return path
+
+
+def make_idx_dir(root: Path, n_train: int = 60, n_test: int = 20, compress: bool = True, seed: int = 0) -> Path:
+    """A folder with the four MNIST-named IDX files of random 28x28 images."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    sfx = ".gz" if compress else ""
+    write_idx(root / f"train-images-idx3-ubyte{sfx}", rng.integers(0, 256, (n_train, 28, 28)), compress)
+    write_idx(root / f"train-labels-idx1-ubyte{sfx}", np.arange(n_train) % 10, compress)
+    write_idx(root / f"t10k-images-idx3-ubyte{sfx}", rng.integers(0, 256, (n_test, 28, 28)), compress)
+    write_idx(root / f"t10k-labels-idx1-ubyte{sfx}", np.arange(n_test) % 10, compress)
+    return root
+
+
+def make_cifar(root: Path, kind: str = "cifar10", per_batch: int = 8, archive: bool = False) -> Path:
+    """The official python-pickle layout (protocol 2, bytes keys), as a folder or a .tar.gz."""
+    rng = np.random.default_rng(1)
+    if kind == "cifar10":
+        folder, names, label_key, meta_name, names_key = (
+            "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"], b"labels",
+            "batches.meta", b"label_names")
+        n_cls = 10
+    else:
+        folder, names, label_key, meta_name, names_key = (
+            "cifar-100-python", ["train", "test"], b"fine_labels", "meta", b"fine_label_names")
+        n_cls = 100
+    files = {}
+    for n in names:
+        labels = list(rng.integers(0, n_cls, per_batch))
+        files[n] = pickle.dumps({b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+                                 label_key: labels}, protocol=2)
+    files[meta_name] = pickle.dumps({names_key: [f"class{i}".encode() for i in range(n_cls)]}, protocol=2)
+    root.mkdir(parents=True, exist_ok=True)
+    if archive:
+        tar_path = root / ("cifar-10-python.tar.gz" if kind == "cifar10" else "cifar-100-python.tar.gz")
+        with tarfile.open(tar_path, "w:gz") as tf:
+            for n, blob in files.items():
+                info = tarfile.TarInfo(f"{folder}/{n}")
+                info.size = len(blob)
+                tf.addfile(info, io.BytesIO(blob))
+        return tar_path
+    d = root / folder
+    d.mkdir(parents=True, exist_ok=True)
+    for n, blob in files.items():
+        (d / n).write_bytes(blob)
+    return d
+
+
+def make_image_folder(root: Path, splits: tuple[str, ...] = ("train", "test"), per_class: int = 4,
+                      classes: tuple[str, ...] = ("cat", "dog"), size: int = 12) -> Path:
+    """Images of mixed modes and sizes in root/<split>/<class>/ (or root/<class>/ when splits is empty)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(2)
+    modes = ["RGB", "L", "RGBA", "P"]
+    for split in splits or ("",):
+        for ci, cls in enumerate(classes):
+            d = root / split / cls if split else root / cls
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                s = size + i  # different sizes: the loader resizes
+                arr = rng.integers(0, 256, (s, s, 3), dtype=np.uint8)
+                arr[..., ci % 3] = 255  # class-dependent colour
+                im = Image.fromarray(arr, "RGB").convert(modes[i % len(modes)])
+                im.save(d / f"{i:03d}.png")
+    return root
+
+
+def tar_folder(src: Path, dest: Path) -> Path:
+    with tarfile.open(dest, "w:gz") as tf:
+        tf.add(src, arcname=src.name)
+    return dest
