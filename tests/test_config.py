@@ -61,10 +61,8 @@ def test_bad_overrides_name_the_key(override, words):
         assert w in msg, msg
 
 
-def test_val_monitor_needs_val_split():
-    with pytest.raises(ConfigError, match="val_fraction"):
-        load_config(None, ["data.val_fraction=0"])
-    cfg = load_config(None, ["data.val_fraction=0", "train.monitor=train_loss"])
+def test_no_val_split_is_allowed():
+    cfg = load_config(None, ["data.val_fraction=0"])
     assert cfg.data.val_fraction == 0
 
 

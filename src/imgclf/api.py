@@ -25,6 +25,16 @@ from .summary import format_summary, summarize
 RESUMABLE_KEYS = {"train.epochs", "train.time_budget", "train.device", "train.threads", "data.data_dir"}
 
 
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and not (prefix == "" and k == "model"):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def pick_device(name: str) -> torch.device:
     """'auto' means the GPU when there is one."""
     if name == "cuda" and not torch.cuda.is_available():
@@ -122,11 +132,12 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
     state = best_state = None
     if resume is not None:
         run_dir = R.resolve_run(resume, runs_dir)
-        for o in overrides:
-            key = o.partition("=")[0].strip()
-            if key not in RESUMABLE_KEYS:
-                raise ConfigError(f"--set {key} cannot change when resuming; only {', '.join(sorted(RESUMABLE_KEYS))} can")
+        stored = load_config(run_dir / R.CONFIG)
         cfg = load_config(run_dir / R.CONFIG, overrides)
+        changed = sorted(k for k, v in _flat(cfg.to_dict()).items() if _flat(stored.to_dict()).get(k) != v)
+        bad = [k for k in changed if k not in RESUMABLE_KEYS]
+        if bad:
+            raise ConfigError(f"{', '.join(bad)} cannot change when resuming; only {', '.join(sorted(RESUMABLE_KEYS))} can")
         if (run_dir / R.LAST).exists():
             state = load_checkpoint(run_dir / R.LAST)
             if (run_dir / R.BEST).exists():

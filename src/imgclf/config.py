@@ -230,12 +230,6 @@ def validate(raw: dict) -> ExperimentConfig:
         raise ConfigError("optim.nesterov: needs optim.name=sgd and optim.momentum > 0")
     if len(cfg.optim.betas) != 2:
         raise ConfigError(f"optim.betas: {cfg.optim.betas!r} must hold exactly two numbers, e.g. [0.9, 0.999]")
-    monitors = [cfg.train.monitor, cfg.train.early_stopping.monitor]
-    if cfg.data.val_fraction == 0 and any(m and m.startswith("val_") for m in monitors):
-        raise ConfigError(
-            "train.monitor: a val_* metric needs a validation split; set data.val_fraction > 0 "
-            "or train.monitor=train_loss"
-        )
     a = cfg.data.augment
     if a.crop_size is not None and a.crop_padding:
         raise ConfigError("data.augment: use crop_padding or crop_size, not both")

@@ -172,6 +172,8 @@ class Trainer:
     def fit(self) -> list[dict]:
         """Train until the epoch count, early stopping or the time budget; keep the best weights."""
         cfg = self.cfg
+        if self.splits.val is None and cfg.train.monitor.startswith("val_") and self.epoch == 0:
+            self.log(f"no validation split: the best checkpoint is chosen by {self.monitor} instead of {cfg.train.monitor}")
         start = time.perf_counter()
         deadline = start + cfg.train.time_budget if cfg.train.time_budget else None
         for cb in self.callbacks:

@@ -1,0 +1,177 @@
+"""Real (small) training runs on the bundled digits: learning, resume, budgets, checkpoints."""
+import json
+import math
+
+import pytest
+import torch
+
+import imgclf
+from imgclf.config import load_config
+from imgclf.engine.callbacks import EarlyStopping, improved
+from imgclf.engine.checkpoint import load_checkpoint
+from imgclf.engine.optim import lr_at
+from imgclf.errors import BudgetError, RunError
+
+FAST = ["model.spec=c16-p-c32-p-f64", "train.batch_size=64"]
+
+
+def strip_time(history):
+    return [{k: v for k, v in r.items() if k not in ("seconds", "elapsed")} for r in history]
+
+
+def test_short_run_beats_chance_and_writes_the_run_folder():
+    run = imgclf.train(None, FAST + ["train.epochs=4"], name="digits", echo=False)
+    files = {p.name for p in run.path.iterdir()}
+    assert {"config.yaml", "history.jsonl", "metrics.json", "summary.txt", "summary.json", "best.pt", "last.pt",
+            "train.log"} <= files
+    m = run.metrics
+    assert m["test"]["top1"] > 0.85  # chance is 0.10
+    assert m["test"]["top5"] >= m["test"]["top1"]
+    assert len(m["test"]["confusion"]) == 10 and sum(map(sum, m["test"]["confusion"])) == m["test"]["n"]
+    h = run.history
+    assert list(h["epoch"]) == [1, 2, 3, 4]
+    assert {"train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"} <= set(h.columns)
+    assert h["train_loss"].iloc[-1] < h["train_loss"].iloc[0]
+    assert "Mult-Adds" in run.summary
+
+
+def test_seeded_runs_are_reproducible():
+    a = imgclf.train(None, FAST + ["train.epochs=2", "data.augment.crop_padding=1", "model.dropout=0.2"], echo=False)
+    b = imgclf.train(None, FAST + ["train.epochs=2", "data.augment.crop_padding=1", "model.dropout=0.2"], echo=False)
+    c = imgclf.train(None, FAST + ["train.epochs=2", "data.augment.crop_padding=1", "model.dropout=0.2",
+                                   "train.seed=1"], echo=False)
+    assert strip_time(a.history.to_dict("records")) == strip_time(b.history.to_dict("records"))
+    assert a.history["train_loss"].tolist() != c.history["train_loss"].tolist()
+
+
+@pytest.mark.parametrize("schedule", ["exponential", "step"])
+def test_resume_continues_exactly(schedule):
+    common = FAST + [f"schedule.name={schedule}", "schedule.gamma=0.7", "schedule.step_size=1",
+                     "data.augment.hflip=true", "data.augment.crop_padding=1", "model.dropout=0.3"]
+    full = imgclf.train(None, common + ["train.epochs=4"], name="full", echo=False)
+    part = imgclf.train(None, common + ["train.epochs=2"], name="part", echo=False)
+    resumed = imgclf.train(resume="part", overrides=["train.epochs=4"], echo=False)
+    assert resumed.path == part.path
+    assert strip_time(resumed.history.to_dict("records")) == strip_time(full.history.to_dict("records"))
+    a, b = load_checkpoint(full.path / "last.pt"), load_checkpoint(resumed.path / "last.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert resumed.metrics["test"] == full.metrics["test"]
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
+    """Kill -9 a real training process mid-run, resume it, and compare with an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = ["--set", "model.name=mlp", "--set", "model.hidden=[800,800]", "--set", "train.epochs=8",
+            "--no-progress"]
+    env = {**os.environ}
+    cmd = [sys.executable, "-m", "imgclf.cli.main", "train", *args]
+    proc = subprocess.Popen(cmd + ["--name", "killed"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    hist = tmp_path / "runs" / "killed" / "history.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if hist.exists() and len(hist.read_text().splitlines()) >= 2:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait()
+    done_before = len(hist.read_text().splitlines())
+    subprocess.run(cmd + ["--resume", "killed"], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd + ["--name", "straight"], env=env, check=True, stdout=subprocess.DEVNULL)
+    resumed, straight = imgclf.load_run("killed"), imgclf.load_run("straight")
+    assert done_before < 8 or proc.returncode == 0
+    assert strip_time(resumed.history.to_dict("records")) == strip_time(straight.history.to_dict("records"))
+    assert resumed.metrics["test"]["top1"] == straight.metrics["test"]["top1"]
+
+
+def test_time_budget_stops_cleanly_and_keeps_best():
+    run = imgclf.train(None, ["model.name=mlp", "model.hidden=[2000,2000]", "train.epochs=500",
+                              "train.time_budget=3s"], echo=False)
+    m = run.metrics
+    assert m["epochs_run"] < 500 and "time budget" in m["stop_reason"]
+    assert m["train_seconds"] < 6
+    assert (run.path / "best.pt").exists() and m["test"]["top1"] > 0.5
+
+
+def test_time_budget_too_short_for_one_epoch():
+    with pytest.raises(RunError, match="no epoch completed"):
+        imgclf.train(None, ["model.name=mlp", "model.hidden=[3000,3000]", "train.time_budget=0.01"], echo=False)
+
+
+def test_parameter_budget_refuses_before_training(tmp_path):
+    with pytest.raises(BudgetError) as e:
+        imgclf.train(None, ["model.name=mlp", "model.hidden=[500]", "train.max_params=1000"], echo=False)
+    assert "37,510" in str(e.value) and "1,000" in str(e.value)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_early_stopping_restores_best():
+    run = imgclf.train(None, FAST + ["train.epochs=60", "train.early_stopping.enabled=true",
+                                     "train.early_stopping.patience=2", "train.early_stopping.monitor=val_loss",
+                                     "optim.lr=0.2", "schedule.name=none"], echo=False)
+    m = run.metrics
+    assert m["epochs_run"] < 60 and "early stopping" in m["stop_reason"]
+    h = run.history
+    assert m["best_epoch"] == int(h["val_acc"].idxmax()) + 1 or m["monitor"] == "val_acc"
+
+
+def test_early_stopping_callback_counts_patience():
+    class T:
+        reason = None
+
+        def stop(self, r):
+            self.reason = r
+
+    es, t = EarlyStopping("val_loss", patience=2, min_delta=0.01), T()
+    for v in [1.0, 0.9, 0.895, 0.899]:
+        es.on_epoch_end(t, {"val_loss": v})
+    assert t.reason is not None and es.best == 0.9
+    assert improved(0.5, None, "max") and not improved(float("nan"), 1.0, "min")
+
+
+def test_schedules():
+    s = load_config(None, ["schedule.name=exponential", "schedule.gamma=0.5"]).schedule
+    assert lr_at(0, 10, s, 1.0) == 1.0 and lr_at(2.5, 10, s, 1.0) == 0.25
+    s = load_config(None, ["schedule.name=step", "schedule.step_size=3", "schedule.gamma=0.1"]).schedule
+    assert lr_at(2.9, 10, s, 1.0) == 1.0 and math.isclose(lr_at(3, 10, s, 1.0), 0.1)
+    s = load_config(None, ["schedule.name=cosine", "schedule.min_lr=0.01"]).schedule
+    assert lr_at(0, 10, s, 1.0) == 1.0 and math.isclose(lr_at(10, 10, s, 1.0), 0.01)
+    assert math.isclose(lr_at(5, 10, s, 1.0), 0.505)
+    s = load_config(None, ["schedule.name=onecycle", "schedule.pct_start=0.25"]).schedule
+    vals = [lr_at(t, 8, s, 1.0) for t in (0, 2, 8)]
+    assert math.isclose(vals[0], 1 / 25) and math.isclose(vals[1], 1.0) and vals[2] < 1e-3
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adam", "adamw", "rmsprop"])
+def test_each_optimizer_learns(opt):
+    lr = {"sgd": 0.05, "adam": 0.002, "adamw": 0.002, "rmsprop": 0.001}[opt]
+    run = imgclf.train(None, FAST + ["train.epochs=3", f"optim.name={opt}", f"optim.lr={lr}",
+                                     "train.label_smoothing=0.1"], echo=False)
+    assert run.metrics["test"]["top1"] > 0.5  # chance is 0.1
+
+
+def test_divergence_is_reported():
+    with pytest.raises(imgclf.ImgclfError, match="diverged"):
+        imgclf.train(None, ["model.spec=c32-c32-c32-p-f64", "optim.lr=100", "optim.momentum=0.99",
+                            "schedule.name=none", "train.epochs=3", "optim.weight_decay=0"], echo=False)
+
+
+def test_evaluate_and_predict_api(tmp_path):
+    from PIL import Image
+
+    run = imgclf.train(None, FAST + ["train.epochs=3"], echo=False)
+    m = run.evaluate("test")
+    assert math.isclose(m["top1"], run.metrics["test"]["top1"])
+    assert run.evaluate("val")["n"] > 0
+    from imgclf.data import load_raw
+
+    raw = load_raw(run.config.data)
+    Image.fromarray(raw.train_x[0, 0].numpy(), "L").save(tmp_path / "d.png")
+    (pred,) = run.predict([tmp_path / "d.png"], top=3)
+    assert len(pred) == 3 and abs(sum(p for _, p in pred) - 1) < 0.5 and pred[0][1] >= pred[1][1]
+    assert pred[0][0] == str(int(raw.train_y[0]))
+    json.dumps(m)

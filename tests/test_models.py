@@ -1,0 +1,106 @@
+import pytest
+import torch
+
+from imgclf.errors import ConfigError
+from imgclf.models import MODELS, build_model
+from imgclf.summary import format_summary, summarize
+
+EXPECTED = {  # trainable parameters and mult-adds at 3x32x32, 10 classes (the seed reports' tables)
+    "wide": (222_226, 13_131_728),
+    "deep": (127_724, 2_689_740),
+    "wide-deep": (253_638, 12_509_136),
+    "wide-deep-bn": (253_846, 12_509_240),
+    "wide-deep-dropout": (253_638, 12_509_136),
+    "keras-small": (39_514, None),
+}
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_preset_counts_are_exact(name):
+    s = summarize(build_model(name, {}, (3, 32, 32), 10), (3, 32, 32))
+    params, macs = EXPECTED[name]
+    assert s.trainable_params == params
+    if macs is not None:
+        assert s.total_macs == macs
+    text = format_summary(s)
+    assert f"{params:,}" in text
+
+
+def test_tp5x5_shapes():
+    m = build_model("tp5x5", {}, (3, 32, 32), 10)
+    assert [tuple(c.weight.shape) for c in m if isinstance(c, torch.nn.Conv2d)] == [(32, 3, 5, 5), (64, 32, 5, 5), (64, 64, 5, 5)]
+    assert m.fc1.in_features == 1024 and m.fc1.out_features == 1000
+    bn = build_model("tp5x5-bn", {}, (3, 28, 28), 10)  # a 28x28 crop: 28 -> 14 -> 7 -> 3
+    assert bn.fc1.in_features == 64 * 3 * 3
+    assert sum(isinstance(c, torch.nn.BatchNorm2d) for c in bn) == 3
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+@pytest.mark.parametrize("shape", [(3, 32, 32), (1, 28, 28)])
+def test_every_model_forward_backward_save_load(name, shape, tmp_path):
+    if name == "resnet18" and shape[0] == 1:
+        shape = (1, 32, 32)
+    torch.manual_seed(0)
+    m = build_model(name, {}, shape, 7)
+    x = torch.randn(2, *shape)
+    out = m(x)
+    assert out.shape == (2, 7)
+    out.sum().backward()
+    assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
+    torch.save(m.state_dict(), tmp_path / "m.pt")
+    m2 = build_model(name, {}, shape, 7)
+    m2.load_state_dict(torch.load(tmp_path / "m.pt", weights_only=True))
+    m.eval(), m2.eval()
+    assert torch.allclose(m(x), m2(x))
+    s = summarize(m, shape)
+    assert s.trainable_params == sum(p.numel() for p in m.parameters())
+    assert s.size_bytes > 4 * s.trainable_params
+
+
+def test_builders_do_not_choose_a_device():
+    for name in MODELS.names():
+        m = build_model(name, {}, (3, 32, 32), 10)
+        assert {p.device.type for p in m.parameters()} == {"cpu"}
+
+
+def test_mlp_hidden_sizes():
+    m = build_model("mlp", {"hidden": [1024, 10, 1024]}, (1, 28, 28), 10)
+    lin = [c for c in m if isinstance(c, torch.nn.Linear)]
+    assert [(l.in_features, l.out_features) for l in lin] == [(784, 1024), (1024, 10), (10, 1024), (1024, 10)]
+    assert sum(p.numel() for p in build_model("perceptron", {}, (1, 28, 28), 10).parameters()) == 7850
+
+
+def test_cnn_spec_options():
+    m = build_model("cnn", {"spec": "c16-p-c16k5-p-f32", "batch_norm": True, "dropout": 0.5}, (3, 16, 16), 4)
+    kinds = [type(c).__name__ for c in m]
+    assert kinds.count("BatchNorm2d") == 2 and "Dropout" in kinds
+    assert m.conv2.kernel_size == (5, 5) and m.conv2.padding == (2, 2)
+    # batch norm sits between the conv and its ReLU
+    assert kinds[:3] == ["Conv2d", "BatchNorm2d", "ReLU"]
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("c64-x-f10", "bad token 'x'"),
+    ("c64-p-p-p-p-p-p", "below 1x1"),
+    ("f10-c3", "after a fully connected"),
+    ("b-c3", "'b' must follow"),
+    ("c0", "at least 1"),
+])
+def test_bad_specs(spec, words):
+    with pytest.raises(ConfigError, match=words):
+        build_model("cnn", {"spec": spec}, (3, 32, 32), 10)
+
+
+def test_unknown_model_and_option():
+    with pytest.raises(ConfigError, match="unknown model 'vgg'"):
+        build_model("vgg", {}, (3, 32, 32), 10)
+    with pytest.raises(ConfigError, match="takes no options"):
+        build_model("wide", {"spec": "c1"}, (3, 32, 32), 10)
+
+
+def test_resnet18_adapts_channels_and_classes():
+    m = build_model("resnet18", {}, (1, 64, 64), 5)
+    assert m.conv1.in_channels == 1 and m.fc.out_features == 5
+    s = build_model("resnet18", {"small_input": True}, (3, 32, 32), 10)
+    assert s.conv1.stride == (1, 1) and isinstance(s.maxpool, torch.nn.Identity)
+    assert sum(p.numel() for p in build_model("resnet18", {}, (3, 224, 224), 1000).parameters()) == 11_689_512

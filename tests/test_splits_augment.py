@@ -1,0 +1,125 @@
+import pytest
+import torch
+
+from imgclf.config import load_config
+from imgclf.data import augment as A
+from imgclf.data import load_raw, make_splits
+from imgclf.data.loader import Transform, batches
+from imgclf.data.registry import RawData
+from imgclf.data.splits import channel_stats
+
+
+def data_cfg(*o):
+    return load_config(None, list(o)).data
+
+
+def toy(n=100, c=3, h=8):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, c, h, h), generator=g, dtype=torch.uint8)
+    return RawData(x, torch.arange(n) % 5, x[:20].clone(), torch.arange(20) % 5, list("abcde"))
+
+
+def test_val_split_is_seeded_disjoint_and_sized():
+    raw = toy()
+    a = make_splits(raw, data_cfg("data.val_fraction=0.2"))
+    b = make_splits(raw, data_cfg("data.val_fraction=0.2"))
+    c = make_splits(raw, data_cfg("data.val_fraction=0.2", "data.split_seed=7"))
+    assert len(a.train) == 80 and len(a.val) == 20
+    assert torch.equal(a.val.x, b.val.x) and not torch.equal(a.val.x, c.val.x)
+    rows = {tuple(r.flatten().tolist()) for r in a.train.x}
+    assert not any(tuple(r.flatten().tolist()) in rows for r in a.val.x)
+
+
+def test_test_split_carved_when_source_has_none():
+    s = make_splits(load_raw(data_cfg()), data_cfg("data.test_fraction=0.25"))
+    assert len(s.test) == round(1797 * 0.25)
+    assert len(s.train) + len(s.val) + len(s.test) == 1797
+
+
+def test_normalization_stats_come_from_train_only():
+    raw = toy()
+    raw.test_x = torch.full_like(raw.test_x, 255)  # a test split far from train must not move the stats
+    s = make_splits(raw, data_cfg())
+    m, sd = channel_stats(s.train.x)
+    assert torch.allclose(s.mean, m) and torch.allclose(s.std, sd)
+    assert s.mean.max() < 0.6
+    t = Transform(data_cfg().augment, "dataset", s.mean, s.std)
+    z = t.eval(s.train.x)
+    assert torch.allclose(z.mean((0, 2, 3)), torch.zeros(3), atol=1e-4)
+    assert torch.allclose(z.std((0, 2, 3)), torch.ones(3), atol=1e-2)
+
+
+def test_per_image_standardization():
+    x = toy().train_x[:4]
+    z = Transform(data_cfg().augment, "per-image", torch.zeros(3), torch.ones(3)).eval(x)
+    assert torch.allclose(z.mean((1, 2, 3)), torch.zeros(4), atol=1e-5)
+    flat = Transform(data_cfg().augment, "per-image", torch.zeros(3), torch.ones(3)).eval(torch.full((1, 3, 4, 4), 7, dtype=torch.uint8))
+    assert torch.isfinite(flat).all()
+
+
+def test_crop_padding_matches_per_image_reference():
+    x = toy(6).train_x
+    g = torch.Generator().manual_seed(3)
+    out = A.random_crop_padded(x, 2, g)
+    g = torch.Generator().manual_seed(3)
+    oy = torch.randint(0, 5, (6,), generator=g)
+    ox = torch.randint(0, 5, (6,), generator=g)
+    xp = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(6):
+        assert torch.equal(out[i], xp[i, :, oy[i]:oy[i] + 8, ox[i]:ox[i] + 8])
+
+
+def test_random_and_center_crop():
+    x = toy(4).train_x
+    out = A.random_crop(x, 5, torch.Generator().manual_seed(0))
+    assert out.shape == (4, 3, 5, 5)
+    assert torch.equal(A.center_crop(x, 6), x[..., 1:7, 1:7])
+
+
+def test_hflip_flips_about_half():
+    x = torch.arange(64, dtype=torch.uint8).view(1, 1, 8, 8).repeat(200, 1, 1, 1)
+    out = A.random_hflip(x, True, torch.Generator().manual_seed(0))
+    flipped = (out[:, 0, 0, 0] == 7).sum().item()
+    assert 70 < flipped < 130
+    assert all(torch.equal(o, x[0]) or torch.equal(o, x[0].flip(2)) for o in out)
+
+
+def test_cutout_zeros_a_square():
+    x = torch.ones(10, 1, 16, 16)
+    out = A.cutout(x, 4, torch.Generator().manual_seed(0))
+    zeros = (out == 0).sum((1, 2, 3))
+    assert (zeros > 0).all() and (zeros <= 16).all()
+
+
+@pytest.mark.parametrize("opt", ["crop_padding=4", "crop_size=6", "hflip=true", "translate=2", "rotate=15",
+                                 "brightness=0.3", "contrast=0.3", "noise=0.1", "cutout=3"])
+def test_each_augmentation_is_batched_and_reproducible(opt):
+    cfg = data_cfg(f"data.augment.{opt}")
+    x = toy(32).train_x
+    t = Transform(cfg.augment, "dataset", torch.full((3,), 0.5), torch.full((3,), 0.25))
+    a = t.train(x, torch.Generator().manual_seed(1))
+    b = t.train(x, torch.Generator().manual_seed(1))
+    c = t.train(x, torch.Generator().manual_seed(2))
+    side = 6 if "crop_size" in opt else 8
+    assert a.shape == (32, 3, side, side) and a.dtype == torch.float32
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert t.eval(x).shape == (32, 3, side, side)
+
+
+def test_rotation_zero_and_small_angles_keep_centre():
+    x = torch.zeros(2, 1, 9, 9)
+    x[:, :, 4, 4] = 1
+    out = A.random_rotate(x, 10, torch.Generator().manual_seed(0))
+    assert out[:, 0, 4, 4].min() > 0.5
+
+
+def test_loader_covers_each_example_once_and_drops_singleton_batch():
+    raw = toy(33)
+    s = make_splits(raw, data_cfg("data.val_fraction=0"))
+    t = Transform(data_cfg().augment, "none", s.mean, s.std)
+    seen = []
+    for xb, yb in batches(s.train, 8, t, torch.device("cpu"), train=True, generator=torch.Generator().manual_seed(0)):
+        seen.append(len(yb))
+    assert sum(seen) == 32 and min(seen) >= 2  # 33 % 8 == 1: the lone last image is dropped
+    ev = [len(yb) for _, yb in batches(s.train, 8, t, torch.device("cpu"), train=False)]
+    assert sum(ev) == 33
