@@ -206,9 +206,37 @@ def from_dict(raw: dict, overrides: list[str] | tuple[str, ...] = ()) -> Experim
     return validate(merged)
 
 
+def _raw_merge(base: dict, child: dict) -> dict:
+    """Merge a child YAML mapping over its parent's; a child naming another model replaces the model section."""
+    out = copy.deepcopy(base)
+    for key, val in child.items():
+        if key == "model" and isinstance(val, dict) and "name" in val and val.get("name") != (out.get("model") or {}).get("name"):
+            out[key] = copy.deepcopy(val)
+        elif isinstance(out.get(key), dict) and isinstance(val, dict):
+            out[key] = _raw_merge(out[key], val)
+        else:
+            out[key] = copy.deepcopy(val)
+    return out
+
+
+def read_experiment(path: str | os.PathLike, _seen: tuple = ()) -> dict:
+    """Read an experiment YAML, following `extends: other.yaml` (relative to the file) to its parents."""
+    p = Path(path)
+    if p.resolve() in _seen:
+        raise ConfigError(f"config file {p}: 'extends' loops back to itself")
+    raw = read_yaml(p)
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    if not isinstance(parent, str) or not parent.strip():
+        raise ConfigError(f"config file {p}: extends must be the path of another YAML file")
+    base = read_experiment(p.parent / parent, _seen + (p.resolve(),))
+    return _raw_merge(base, raw)
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
-    """Load and validate an experiment: defaults, then the YAML file at `path`, then overrides."""
-    raw = read_yaml(path) if path is not None else {}
+    """Load and validate an experiment: defaults, then the YAML file at `path` (and what it extends), then overrides."""
+    raw = read_experiment(path) if path is not None else {}
     return from_dict(raw, overrides)
 
 
