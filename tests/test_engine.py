@@ -175,3 +175,10 @@ def test_evaluate_and_predict_api(tmp_path):
     assert len(pred) == 3 and abs(sum(p for _, p in pred) - 1) < 0.5 and pred[0][1] >= pred[1][1]
     assert pred[0][0] == str(int(raw.train_y[0]))
     json.dumps(m)
+
+
+def test_progress_bar_goes_to_stderr(capsys):
+    imgclf.train(None, FAST + ["train.epochs=1"], progress=True)
+    captured = capsys.readouterr()
+    assert "epoch 1" in captured.err and "batch" in captured.err  # tqdm's bar
+    assert "epoch 1/1" in captured.out  # the log line stays on stdout

@@ -54,7 +54,7 @@ class DataConfig:
     channels: Optional[Literal[1, 3]] = None  # `folder`: 1 (grayscale) or 3 (RGB); default 3
     on_corrupt: Literal["error", "skip"] = "error"  # `folder`: what to do with an unreadable image
     max_train: Optional[PosInt] = None  # use only the first N training images (after the val split)
-    max_test: Optional[PosInt] = None  # use only the first N test images
+    max_test: Optional[PosInt] = None  # use only the first N test (and validation) images
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
