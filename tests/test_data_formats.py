@@ -218,3 +218,14 @@ def test_corrupt_cache_is_rebuilt(tmp_path):
     (f,) = (cache_root() / "decoded").glob("mnist-*.pt")
     f.write_bytes(b"garbage")
     assert load_raw(c).train_x.shape[0] == 60
+
+
+def test_cifar10_reads_an_image_folder_copy_from_the_data_dir(tmp_path):
+    root = make_image_folder(tmp_path / "cifar10-jpg", splits=("train", "test"), classes=("airplane", "automobile"))
+    tar_folder(root, tmp_path / "cifar10-jpg.tar.gz")
+    import shutil
+
+    shutil.rmtree(root)
+    raw = load_raw(cfg("data.name=cifar10", f"data.data_dir={tmp_path}", "data.download=false"))
+    assert raw.classes == ["airplane", "automobile"] and raw.train_x.shape == (8, 3, 32, 32)
+    assert raw.test_x.shape == (8, 3, 32, 32)

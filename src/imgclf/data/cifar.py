@@ -19,11 +19,12 @@ SPECS = {
     "cifar10": dict(
         archive="cifar-10-python.tar.gz", md5="c58f30108f718f92721af3b95e74349a", folder="cifar-10-batches-py",
         train=[f"data_batch_{i}" for i in range(1, 6)], test=["test_batch"], meta="batches.meta",
-        label_key="labels", names_key="label_names",
+        label_key="labels", names_key="label_names", jpg=["cifar10-jpg.tar.gz", "cifar10-jpg"],
     ),
     "cifar100": dict(
         archive="cifar-100-python.tar.gz", md5="eb9058c3a382ffc7106e4002c42a8d85", folder="cifar-100-python",
         train=["train"], test=["test"], meta="meta", label_key="fine_labels", names_key="fine_label_names",
+        jpg=["cifar100-jpg.tar.gz", "cifar100-jpg"],
     ),
 }
 
@@ -62,6 +63,9 @@ def _find_source(name: str, cfg) -> Path:
             return cand
         if cand.is_file():
             return cand
+    for jpg in spec["jpg"]:  # an image-folder copy (train/<class>/*.jpg, test/<class>/*.jpg)
+        if (root / jpg).exists():
+            return root / jpg
     if cfg.download:
         return download(URL + spec["archive"], root / spec["archive"], spec["md5"])
     raise DataError(
@@ -108,6 +112,12 @@ def _stack(batches: list[dict], label_key: str, where: str) -> tuple[torch.Tenso
 def _load(name: str, cfg) -> RawData:
     spec = SPECS[name]
     source = _find_source(name, cfg)
+    if source.name in spec["jpg"]:
+        # Folder names sort alphabetically, which is also the official label order of both sets.
+        from .folder import _decode_all
+
+        files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+        return cached(name, files, {"jpg": True}, lambda: _decode_all(source, 3, 32, "error"))
     files = [source] if source.is_file() else [source / n for n in spec["train"] + spec["test"] + [spec["meta"]]]
 
     def decode() -> RawData:
