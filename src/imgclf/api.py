@@ -212,6 +212,28 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
     return Run(run_dir)
 
 
+def fit_in_memory(cfg: ExperimentConfig, callbacks: tuple = (), log: Callable[[str], None] = lambda m: None,
+                  splits: Optional[Splits] = None) -> Trainer:
+    """Train `cfg` without a run folder (as sweeps do); returns the Trainer (history, best epoch, model).
+
+    The test split is not touched: sweeps choose on the validation split.
+    """
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    device = pick_device(cfg.train.device)
+    splits = splits if splits is not None else prepare_data(cfg)
+    in_shape = model_input_shape(cfg, splits.shape)
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg.model.name, cfg.model.options, in_shape, len(splits.classes))
+    _check_budget(cfg, sum(p.numel() for p in model.parameters() if p.requires_grad))
+    model.to(device)
+    if device.type == "cuda":
+        splits = _to_device(splits, device)
+    trainer = Trainer(cfg, model, splits, device, None, log, False, callbacks=callbacks)
+    trainer.fit()
+    return trainer
+
+
 def _to_device(s: Splits, device: torch.device) -> Splits:
     from .data.splits import Split
 

@@ -15,6 +15,9 @@ def add_parser(sub) -> None:
     p.add_argument("--max-params", metavar="N", help="refuse a model with more trainable parameters")
     p.add_argument("--data-dir", metavar="DIR", help="folder of the data set's files (offline use)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
+    p.add_argument("--from-sweep", metavar="SWEEP", help="train a configuration of a sweep (with --best: the winner)")
+    p.add_argument("--best", action="store_true", help="with --from-sweep: the best complete trial")
+    p.add_argument("--sweeps-dir", metavar="DIR")
     p.set_defaults(func=run)
 
 
@@ -28,10 +31,25 @@ def run(args) -> int:
         overrides.append(f"train.max_params={args.max_params}")
     if args.data_dir is not None:
         overrides.append(f"data.data_dir={args.data_dir}")
-    if args.resume and args.config:
-        from ..errors import ConfigError
+    from ..errors import ConfigError
 
+    if args.resume and args.config:
         raise ConfigError("--resume continues a run with its own config; drop --config")
+    if args.best and not args.from_sweep:
+        raise ConfigError("--best picks the winner of a sweep: add --from-sweep SWEEP")
+    if args.from_sweep:
+        if not args.best:
+            raise ConfigError("--from-sweep needs --best (retrain the sweep's best configuration)")
+        if args.config:
+            raise ConfigError("--from-sweep takes the winner's config; drop --config")
+        from ..config import from_dict
+        from ..sweeps.analysis import best_config
+
+        cfg, label = best_config(args.from_sweep, args.sweeps_dir)
+        print(f"retraining {label}")
+        train(from_dict(cfg.to_dict(), overrides), name=args.name or None, runs_dir=args.runs_dir,
+              progress=False if args.no_progress else None)
+        return 0
     train(args.config, overrides, name=args.name, runs_dir=args.runs_dir, resume=args.resume,
           progress=False if args.no_progress else None)
     return 0

@@ -50,7 +50,7 @@ class Trainer:
 
     def __init__(self, cfg, model: nn.Module, splits: Splits, device: torch.device,
                  run_dir: Optional[Path] = None, log: Callable[[str], None] = print, progress: bool = False,
-                 extra_state: Optional[dict] = None):
+                 extra_state: Optional[dict] = None, callbacks: tuple = ()):
         self.cfg, self.model, self.splits, self.device = cfg, model, splits, device
         self.run_dir, self.log, self.progress = run_dir, log, progress
         self.extra_state = extra_state or {}  # saved into every checkpoint (classes, shapes, stats)
@@ -65,7 +65,7 @@ class Trainer:
         self.best_epoch: Optional[int] = None
         self.best_state: Optional[dict] = None
         self.stop_reason: Optional[str] = None
-        self.callbacks: list[Callback] = []
+        self.callbacks: list[Callback] = list(callbacks)
         es = cfg.train.early_stopping
         if es.enabled:
             mon = es.monitor or self.monitor

@@ -1,0 +1,53 @@
+"""imgclf sweep: run, join or resume a hyperparameter sweep."""
+from __future__ import annotations
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("sweep", help="run (or join, or resume) a hyperparameter sweep",
+                       description="Run the sweep in a YAML file (base:, space:, strategy:, trials:). "
+                                   "Run it again to resume; run it on several machines with one --storage URL.")
+    p.add_argument("sweep", metavar="SWEEP.yaml")
+    p.add_argument("--name", "-n", help="the sweep's name and folder (default: the file's name)")
+    p.add_argument("--storage", metavar="URL", help="database URL shared by several machines, e.g. postgresql://...")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
+    p.add_argument("--sweeps-dir", metavar="DIR", help="folder of sweeps (default $IMGCLF_SWEEPS or ./sweeps)")
+    p.add_argument("--max-trials", type=int, metavar="N", help="stop this process after N configurations")
+    p.add_argument("--threads", type=int, metavar="T", help="torch threads in this process")
+    p.add_argument("--worker-only", action="store_true", help=argparse_hidden())
+    p.set_defaults(func=run)
+
+
+def argparse_hidden():
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def run(args) -> int:
+    import torch
+
+    from ..errors import ConfigError
+    from ..sweeps.runner import run_sweep
+
+    if args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: must be at least 1")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads {args.threads}: must be at least 1")
+        torch.set_num_threads(args.threads)
+    if args.max_trials is not None and args.max_trials < 1:
+        raise ConfigError(f"--max-trials {args.max_trials}: must be at least 1")
+    folder = run_sweep(args.sweep, args.name, args.storage, args.workers, args.sweeps_dir,
+                       worker_only=args.worker_only, max_trials=args.max_trials)
+    if not args.worker_only:
+        from ..sweeps.analysis import load_sweep_study, ranked, trials_frame, format_table
+
+        spec, study, _ = load_sweep_study(folder, storage_url=args.storage)
+        df = trials_frame(study, spec)
+        counts = df["status"].value_counts().to_dict()
+        print(f"{len(df)} configurations: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+        top = ranked(df, spec).head(5)
+        if len(top):
+            print(format_table(top, spec, "best 5:"))
+        print(f"see: imgclf results {folder}")
+    return 0

@@ -1,0 +1,1 @@
+"""Hyperparameter sweeps stored in Optuna: search spaces, the runner, results and their analysis."""
