@@ -20,6 +20,7 @@ def isolated(tmp_path, monkeypatch):
     """Every test gets its own cache and runs folder, and no data-dir default from the environment."""
     monkeypatch.setenv("IMGCLF_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("IMGCLF_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("IMGCLF_SWEEPS", str(tmp_path / "sweeps"))
     monkeypatch.delenv("IMGCLF_DATA_DIR", raising=False)
     return tmp_path
 

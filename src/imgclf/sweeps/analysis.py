@@ -126,8 +126,10 @@ def write_figures(df, spec: SweepSpec, study, out_dir: Path, top_k: int = 5) -> 
                 ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize=8)
             elif _is_log(p, vals):
                 ax.set_xscale("log")
-            sc = ax.scatter(x, done[obj], c=c if c is not None else "tab:blue", cmap="viridis", s=22, alpha=0.85)
-            if c is not None:
+            if c is None:
+                ax.scatter(x, done[obj], color="tab:blue", s=22, alpha=0.85)
+            else:
+                sc = ax.scatter(x, done[obj], c=c, cmap="viridis", s=22, alpha=0.85)
                 fig.colorbar(sc, ax=ax).set_label(("log10 " if _is_log(other, list(done[other.name])) else "") + other.name)
             ax.set_xlabel(p.name)
             ax.set_ylabel(obj)

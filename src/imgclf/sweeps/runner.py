@@ -103,6 +103,10 @@ def reclaim_stale(study, storage, log, stale_after_s: float) -> int:
         alive_at = float(t.user_attrs.get("alive_at", t.datetime_start.timestamp() if t.datetime_start else time.time()))
         if whost == host and pid.isdigit():
             dead = not _pid_alive(int(pid))
+        elif not worker:
+            # A live worker names itself within milliseconds of taking a trial; one that has
+            # not after 10 s died in between.
+            dead = time.time() - alive_at > 10.0
         else:
             dead = time.time() - alive_at > stale_after_s
         if not dead:

@@ -213,6 +213,7 @@ def coarse_values(p: Param, points: int = 3) -> list:
         vals = [math.exp(math.log(p.low) + i * (math.log(p.high) - math.log(p.low)) / (points - 1)) for i in range(points)]
     else:
         vals = [p.low + i * (p.high - p.low) / (points - 1) for i in range(points)]
+    vals = [min(max(v, p.low), p.high) for v in vals]  # exp(log(x)) can overshoot by one ulp
     return sorted({int(round(v)) for v in vals}) if p.is_int else vals
 
 

@@ -8,6 +8,7 @@ share one sweep.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -30,11 +31,17 @@ def open_storage(sweep_dir: Path, url: Optional[str] = None):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if url:
-        try:
-            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
-        except Exception as e:  # drivers raise their own classes: all mean "cannot use this URL"
-            msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-            raise SweepError(f"cannot open storage {redact(url)} ({msg}); check the URL, the server and its driver") from None
+        # Several workers starting at once race to create Optuna's tables; the losers see a
+        # unique-constraint error and succeed on a retry, once the tables exist.
+        for attempt in range(6):
+            try:
+                return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+            except Exception as e:  # drivers raise their own classes: all mean "cannot use this URL"
+                msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+                if attempt < 5 and ("unique" in msg.lower() or "already exists" in msg.lower()):
+                    time.sleep(0.5 * (attempt + 1))
+                    continue
+                raise SweepError(f"cannot open storage {redact(url)} ({msg}); check the URL, the server and its driver") from None
     sweep_dir.mkdir(parents=True, exist_ok=True)
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
