@@ -13,6 +13,8 @@ def add_parser(sub) -> None:
     p.add_argument("--sweeps-dir", metavar="DIR", help="folder of sweeps (default $IMGCLF_SWEEPS or ./sweeps)")
     p.add_argument("--max-trials", type=int, metavar="N", help="stop this process after N configurations")
     p.add_argument("--threads", type=int, metavar="T", help="torch threads in this process")
+    p.add_argument("--one-by-one", action="store_true",
+                   help="train every configuration alone (default: batch configurations that can share a computation)")
     p.add_argument("--worker-only", action="store_true", help=argparse_hidden())
     p.set_defaults(func=run)
 
@@ -38,7 +40,7 @@ def run(args) -> int:
     if args.max_trials is not None and args.max_trials < 1:
         raise ConfigError(f"--max-trials {args.max_trials}: must be at least 1")
     folder = run_sweep(args.sweep, args.name, args.storage, args.workers, args.sweeps_dir,
-                       worker_only=args.worker_only, max_trials=args.max_trials)
+                       worker_only=args.worker_only, max_trials=args.max_trials, batched=not args.one_by_one)
     if not args.worker_only:
         from ..sweeps.analysis import load_sweep_study, ranked, trials_frame, format_table
 

@@ -78,10 +78,21 @@ def open_study(spec: SweepSpec, name: str, sweep_dir: Path, storage_url: Optiona
     return study, storage
 
 
+def _key(spec: SweepSpec, point: dict) -> str:
+    """The cohort a point can train in (see engine.batched), or '' when it trains alone."""
+    from ..engine.batched import cohort_key
+
+    try:
+        return cohort_key(spec.config_for(point)) or ""
+    except ImgclfError:
+        return ""
+
+
 def _enqueue(study, spec: SweepSpec, points: list[dict], round_: int) -> int:
-    """Enqueue points as waiting trials, epochs last so that siblings differing in epochs are adjacent."""
+    """Enqueue points as waiting trials, members of one cohort adjacent, so that a worker can take them together."""
     def order(pt):
-        return json.dumps({k: v for k, v in pt.items() if k != "train.epochs"}, sort_keys=True), pt.get("train.epochs", 0)
+        rest = json.dumps({k: v for k, v in pt.items() if k != "train.epochs"}, sort_keys=True)
+        return _key(spec, pt), rest, pt.get("train.epochs", 0)
 
     n = 0
     for pt in sorted(points, key=order):
@@ -168,7 +179,7 @@ def run_trial(study, storage, spec: SweepSpec, trial, data_cache: dict, log) -> 
     import optuna
     from optuna.trial import TrialState
 
-    from ..api import fit_in_memory, prepare_data
+    from ..api import fit_in_memory
 
     t0 = time.perf_counter()
     tid = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), trial.number)
@@ -180,12 +191,8 @@ def run_trial(study, storage, spec: SweepSpec, trial, data_cache: dict, log) -> 
     try:
         cfg = spec.config_for(point)
         trial.set_user_attr("config", cfg.to_dict())
-        key = json.dumps(cfg.to_dict()["data"], sort_keys=True)
-        if key not in data_cache:
-            data_cache.clear()  # keep one data set in memory
-            data_cache[key] = prepare_data(cfg)
         cb = ReportCallback(trial, spec.options.objective, storage, tid)
-        trainer = fit_in_memory(cfg, callbacks=(cb,), splits=data_cache[key])
+        trainer = fit_in_memory(cfg, callbacks=(cb,), splits=_splits(cfg, data_cache))
         history = trainer.history
         value = history[-1].get(spec.options.objective)
         trial.set_user_attr("history", _clean(history))
@@ -257,7 +264,7 @@ def _next_round(study, spec: SweepSpec, log) -> bool:
 
 
 def worker_loop(study, storage, spec: SweepSpec, log: Callable[[str], None], stale_after_s: float = 1800.0,
-                max_trials: Optional[int] = None) -> dict:
+                max_trials: Optional[int] = None, batched: bool = True) -> dict:
     """Take configurations until none is left (grid, hierarchical) or the budget is spent (random, tpe)."""
     from optuna.trial import TrialState
 
@@ -274,15 +281,127 @@ def worker_loop(study, storage, spec: SweepSpec, log: Callable[[str], None], sta
         elif _counted(study) >= spec.options.trials:
             break
         trial = study.ask()
-        tid = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), trial.number)
-        if queued and "fixed_params" not in storage.get_trial_system_attrs(tid):
+        fixed = storage.get_trial_system_attrs(_tid(storage, study, trial)).get("fixed_params")
+        if queued and fixed is None:
             # Another worker took the last queued configuration between our look and our ask.
             trial.set_user_attr("spurious", True)
             study.tell(trial, state=TrialState.FAIL)
             continue
-        counts[run_trial(study, storage, spec, trial, data_cache, log)] += 1
-        ran += 1
+        group = [trial]
+        key = _key(spec, decode_point(spec.space, fixed)) if (queued and batched) else ""
+        while key and (max_trials is None or ran + len(group) < max_trials):
+            nxt = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+            if not nxt:
+                break
+            first = min(nxt, key=lambda t: t.number)
+            params = storage.get_trial_system_attrs(_tid(storage, study, first)).get("fixed_params") or {}
+            if _key(spec, decode_point(spec.space, params)) != key:
+                break
+            t = study.ask()
+            tparams = storage.get_trial_system_attrs(_tid(storage, study, t)).get("fixed_params")
+            if tparams is None:
+                t.set_user_attr("spurious", True)
+                study.tell(t, state=TrialState.FAIL)
+                break
+            if _key(spec, decode_point(spec.space, tparams)) != key:
+                counts[run_trial(study, storage, spec, t, data_cache, log)] += 1  # another worker took ours
+                ran += 1
+                break
+            group.append(t)
+        if len(group) > 1:
+            for status in run_cohort(study, storage, spec, group, data_cache, log):
+                counts[status] += 1
+        else:
+            counts[run_trial(study, storage, spec, trial, data_cache, log)] += 1
+        ran += len(group)
     return counts
+
+
+def _tid(storage, study, trial) -> int:
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), trial.number)
+
+
+def _splits(cfg, data_cache: dict):
+    from ..api import prepare_data
+
+    key = json.dumps(cfg.to_dict()["data"], sort_keys=True)
+    if key not in data_cache:
+        data_cache.clear()  # keep one data set in memory
+        data_cache[key] = prepare_data(cfg)
+    return data_cache[key]
+
+
+def run_cohort(study, storage, spec: SweepSpec, trials: list, data_cache: dict, log) -> list[str]:
+    """Train trials of one cohort as one batched computation; siblings that differ only in epochs share a model."""
+    from optuna.trial import TrialState
+
+    from ..api import pick_device
+    from ..engine.batched import train_cohort
+
+    t0 = time.perf_counter()
+    points = [suggest(t, spec.space) for t in trials]
+    cfgs = [spec.config_for(p) for p in points]
+    models: dict[str, int] = {}
+    model_cfgs = []
+    which = []
+    for cfg in cfgs:
+        d = cfg.to_dict()
+        d["train"].pop("epochs")
+        k = json.dumps(d, sort_keys=True)
+        if k not in models:
+            models[k] = len(model_cfgs)
+            model_cfgs.append(cfg)
+        i = models[k]
+        if cfg.train.epochs > model_cfgs[i].train.epochs:
+            model_cfgs[i] = cfg
+        which.append(i)
+    longest = max(c.train.epochs for c in cfgs)
+    log(f"training {len(trials)} configurations together as one batched computation: {len(model_cfgs)} models, "
+        f"batch {cfgs[0].train.batch_size}, up to {longest} epochs (results read at each configuration's own epochs)")
+    for t, p, cfg in zip(trials, points, cfgs):
+        t.set_user_attr("worker", WORKER)
+        t.set_user_attr("point", json.loads(json.dumps(p)))
+        t.set_user_attr("config", cfg.to_dict())
+        t.set_user_attr("batched", len(model_cfgs))
+    last_beat = [time.time()]
+
+    def on_epoch(epoch, records):
+        if time.time() - last_beat[0] > 20:  # mark the trials alive, not too often
+            last_beat[0] = time.time()
+            for t in trials:
+                storage.set_trial_user_attr(_tid(storage, study, t), "alive_at", time.time())
+
+    if cfgs[0].train.threads:
+        import torch
+
+        torch.set_num_threads(cfgs[0].train.threads)
+    histories, failed, _ = train_cohort(model_cfgs, _splits(cfgs[0], data_cache), pick_device(cfgs[0].train.device),
+                                        on_epoch)
+    seconds = (time.perf_counter() - t0) / len(model_cfgs)
+    statuses = []
+    obj = spec.options.objective
+    for t, p, cfg, i in zip(trials, points, cfgs, which):
+        hist = histories[i][: cfg.train.epochs]
+        label = ", ".join(f"{k}={v}" for k, v in p.items())
+        t.set_user_attr("history", hist)
+        t.set_user_attr("seconds", seconds * cfg.train.epochs / model_cfgs[i].train.epochs)
+        if len(hist) < cfg.train.epochs:
+            t.set_user_attr("reason", failed[i] or "training stopped early")
+            study.tell(t, state=TrialState.FAIL)
+            log(f"trial {t.number}: {label} -> failed: {failed[i]}")
+            statuses.append("failed")
+            continue
+        value = hist[-1].get(obj)
+        t.set_user_attr("metrics", {"final": hist[-1], "best_epoch": None, "best_value": None, "stop_reason": None})
+        if value is None:
+            t.set_user_attr("reason", f"objective {obj} is not available (no validation split?)")
+            study.tell(t, state=TrialState.FAIL)
+            statuses.append("failed")
+            continue
+        study.tell(t, float(value))
+        log(f"trial {t.number}: {label} -> {obj} {value:.4f} (batched)")
+        statuses.append("complete")
+    return statuses
 
 
 def export_results(study, spec: SweepSpec, sweep_dir: Path) -> None:
@@ -298,7 +417,7 @@ def export_results(study, spec: SweepSpec, sweep_dir: Path) -> None:
 
 def run_sweep(path, name: Optional[str] = None, storage_url: Optional[str] = None, workers: int = 1,
               sweeps_dir=None, echo: bool = True, worker_only: bool = False, max_trials: Optional[int] = None,
-              stale_after_s: float = 1800.0) -> Path:
+              stale_after_s: float = 1800.0, batched: bool = True) -> Path:
     """Run (or join, or resume) the sweep in a YAML file; returns the sweep folder."""
     spec = load_sweep(path)
     name = name or Path(path).stem
@@ -331,6 +450,8 @@ def run_sweep(path, name: Optional[str] = None, storage_url: Optional[str] = Non
                 cmd += ["--sweeps-dir", str(sweeps_dir)]
             if storage_url:
                 cmd += ["--storage", storage_url]
+            if not batched:
+                cmd += ["--one-by-one"]
             procs.append(subprocess.Popen(cmd))
         try:
             for p in procs:
@@ -340,7 +461,7 @@ def run_sweep(path, name: Optional[str] = None, storage_url: Optional[str] = Non
                 p.terminate()
             raise
     else:
-        counts = worker_loop(study, storage, spec, log, stale_after_s, max_trials)
+        counts = worker_loop(study, storage, spec, log, stale_after_s, max_trials, batched)
         if worker_only:
             return sweep_dir
         log(f"this worker: {counts['complete']} complete, {counts['pruned']} pruned, {counts['failed']} failed")

@@ -1,0 +1,286 @@
+"""Many small MLPs trained as one computation.
+
+K models that see the same batches (same data, batch size and seed) but differ
+in learning rate, momentum, weight decay or hidden width are laid side by side:
+their first layers form one (D x sum(h_k)) matrix, so each step is one wide
+matrix product instead of K narrow ones, and their output layers form one
+block-diagonal matrix. Forward, backward and the SGD update are written out by
+hand under no_grad (about twenty tensor ops a step whatever K is), with each
+column's own learning rate, momentum and decay, so the result equals training
+the models one by one with torch.optim.SGD, to floating-point tolerance.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from ..data.loader import Transform
+from ..data.splits import Split, Splits
+from .optim import lr_at
+from .trainer import epoch_seed
+
+EPOCH_FREE_SCHEDULES = ("none", "step", "exponential")  # the rate never depends on the total epochs
+
+
+def cohort_key(cfg) -> Optional[str]:
+    """Configs with equal keys can train together; None when this engine cannot train `cfg`.
+
+    Eligible: a perceptron or an MLP with one hidden layer and no dropout, plain or momentum
+    SGD (no Nesterov), a schedule that ignores the total epoch count, no augmentation, no
+    early stopping, no time budget. Learning rate, momentum, weight decay, hidden width and
+    epochs may differ within a cohort.
+    """
+    d = cfg.to_dict()
+    m, o, t = d["model"], d["optim"], d["train"]
+    if m["name"] == "mlp":
+        if len(m.get("hidden", [100])) != 1 or m.get("dropout", 0.0) > 0:
+            return None
+    elif m["name"] != "perceptron":
+        return None
+    aug = d["data"]["augment"]
+    if any(v for k, v in aug.items()):
+        return None
+    if o["name"] != "sgd" or o["nesterov"] or d["schedule"]["name"] not in EPOCH_FREE_SCHEDULES:
+        return None
+    if t["early_stopping"]["enabled"] or t["time_budget"] is not None:
+        return None
+    for key in ("lr", "momentum", "weight_decay"):
+        o.pop(key)
+    t.pop("epochs")
+    m = {"name": m["name"]}  # hidden width may differ
+    return json.dumps({**d, "optim": o, "train": t, "model": m}, sort_keys=True)
+
+
+class StackedMLP:
+    """The parameters of K models side by side, with per-column hyperparameters."""
+
+    def __init__(self, models: list[nn.Module], lrs: list[float], momenta: list[float], decays: list[float],
+                 device: torch.device):
+        self.k = len(models)
+        lins = [[m for m in model.modules() if isinstance(m, nn.Linear)] for model in models]
+        self.hidden = [l[0].out_features for l in lins] if len(lins[0]) == 2 else []
+        self.classes = lins[0][-1].out_features
+        f32 = dict(device=device, dtype=torch.float32)
+        c, k = self.classes, self.k
+
+        def cols(values, widths):  # one value per column, repeated over each model's columns
+            return torch.cat([torch.full((w,), float(v), **f32) for v, w in zip(values, widths)])
+
+        out_w = [c] * k
+        if self.hidden:
+            hid = self.hidden
+            self.w1 = torch.cat([l[0].weight.detach().t() for l in lins], 1).to(**f32).contiguous()  # (D, H)
+            self.b1 = torch.cat([l[0].bias.detach() for l in lins]).to(**f32)
+            h_total = sum(hid)
+            self.w2 = torch.zeros(h_total, c * k, **f32)  # block-diagonal (H, K*C)
+            self.mask2 = torch.zeros(h_total, c * k, **f32)
+            off = 0
+            for i, (l, h) in enumerate(zip(lins, hid)):
+                self.w2[off:off + h, i * c:(i + 1) * c] = l[1].weight.detach().t()
+                self.mask2[off:off + h, i * c:(i + 1) * c] = 1
+                off += h
+            self.b2 = torch.cat([l[1].bias.detach() for l in lins]).to(**f32)
+            self.lr1, self.lr2 = cols(lrs, hid), cols(lrs, out_w)
+            self.mu1, self.mu2 = cols(momenta, hid), cols(momenta, out_w)
+            self.wd1, self.wd2 = cols(decays, hid), cols(decays, out_w)
+            self.col_model = [torch.repeat_interleave(torch.arange(k, device=device), torch.tensor(hid, device=device)),
+                              torch.arange(k, device=device).repeat_interleave(c)]
+        else:
+            self.w2 = torch.cat([l[0].weight.detach().t() for l in lins], 1).to(**f32).contiguous()  # (D, K*C)
+            self.b2 = torch.cat([l[0].bias.detach() for l in lins]).to(**f32)
+            self.mask2 = torch.ones_like(self.w2)
+            self.lr2, self.mu2, self.wd2 = cols(lrs, out_w), cols(momenta, out_w), cols(decays, out_w)
+            self.col_model = [None, torch.arange(k, device=device).repeat_interleave(c)]
+        self.base_lr = torch.tensor(lrs, **f32)
+        self.use_momentum = any(m > 0 for m in momenta)
+        self.use_decay = any(d > 0 for d in decays)
+        self.buf: dict[str, torch.Tensor] = {}
+        self.steps = 0
+
+    def params(self) -> dict[str, torch.Tensor]:
+        p = {"w2": self.w2, "b2": self.b2}
+        if self.hidden:
+            p.update(w1=self.w1, b1=self.b1)
+        return p
+
+    def set_lr_scale(self, scale: torch.Tensor) -> None:
+        """Multiply each model's base learning rate by its schedule factor (K,)."""
+        lrs = self.base_lr * scale
+        if self.hidden:
+            self.lr1 = lrs[self.col_model[0]]
+        self.lr2 = lrs[self.col_model[1]]
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, K, C) class scores of every model."""
+        if self.hidden:
+            h = torch.addmm(self.b1, x, self.w1).clamp_min_(0)
+            torch.nan_to_num_(h, 0.0, 0.0, 0.0)  # a diverged model must not leak into the others
+            x = h
+        return torch.addmm(self.b2, x, self.w2).view(len(x), self.k, self.classes)
+
+    def _sgd(self, name: str, p: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor, mu: torch.Tensor,
+             wd: Optional[torch.Tensor]) -> None:
+        # torch.optim.SGD: g = grad + wd * p; buf = mu * buf + g (buf = g at the first step); p -= lr * buf
+        if wd is not None:
+            grad = grad.addcmul(p, wd)
+        if self.use_momentum:
+            if name in self.buf:
+                grad = self.buf[name].mul_(mu).add_(grad)
+            else:
+                grad = self.buf.setdefault(name, grad.clone())
+        p.addcmul_(grad, lr, value=-1.0)
+
+    def step(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One SGD step on a batch; target is (B, 1, C) class probabilities. Returns per-model loss sum and logits."""
+        b = len(x)
+        if self.hidden:
+            hp = torch.addmm(self.b1, x, self.w1)
+            h = hp.clamp_min(0)
+            torch.nan_to_num_(h, 0.0, 0.0, 0.0)
+        else:
+            h = x
+        z = torch.addmm(self.b2, h, self.w2).view(b, self.k, self.classes)
+        logp = z.log_softmax(-1)
+        loss = -(logp * target).sum(-1).sum(0)  # (K,) summed over the batch
+        g = logp.exp_().sub_(target).div_(b).view(b, -1)  # d(mean loss)/dz for each model
+        torch.nan_to_num_(g, 0.0, 0.0, 0.0)
+        decay2 = self.wd2 if self.use_decay else None
+        if self.hidden:
+            gh = torch.mm(g, self.w2.t()).mul_(hp > 0)  # through the output layer before it changes
+            gw2 = torch.mm(h.t(), g).mul_(self.mask2)
+            self._sgd("w2", self.w2, gw2, self.lr2, self.mu2, decay2)
+            self._sgd("b2", self.b2, g.sum(0), self.lr2, self.mu2, None)
+            if not self.use_momentum and not self.use_decay:
+                # Fused: w1 -= x^T (gh * lr), one pass over the wide matrix instead of three.
+                ghs = gh * self.lr1
+                self.w1.addmm_(x.t(), ghs, alpha=-1.0)
+                self.b1.sub_(ghs.sum(0))
+            else:
+                self._sgd("w1", self.w1, torch.mm(x.t(), gh), self.lr1, self.mu1, self.wd1 if self.use_decay else None)
+                self._sgd("b1", self.b1, gh.sum(0), self.lr1, self.mu1, None)
+        else:
+            self._sgd("w2", self.w2, torch.mm(h.t(), g), self.lr2, self.mu2, decay2)
+            self._sgd("b2", self.b2, g.sum(0), self.lr2, self.mu2, None)
+        self.steps += 1
+        return loss, z
+
+    def finite(self) -> torch.Tensor:
+        """(K,) True for each model whose parameters are all finite."""
+        ok = torch.ones(self.k, dtype=torch.bool, device=self.w2.device)
+        bad2 = ~torch.isfinite(self.w2).all(0) | ~torch.isfinite(self.b2)
+        ok &= ~torch.zeros(self.k, dtype=torch.bool, device=ok.device).index_put_((self.col_model[1],), bad2, accumulate=True)
+        if self.hidden:
+            bad1 = ~torch.isfinite(self.w1).all(0) | ~torch.isfinite(self.b1)
+            ok &= ~torch.zeros(self.k, dtype=torch.bool, device=ok.device).index_put_((self.col_model[0],), bad1, accumulate=True)
+        return ok
+
+    def freeze(self, i: int) -> None:
+        """Silence model i (diverged): zero its parameters and learning rate."""
+        self.base_lr[i] = 0.0
+        cols2 = self.col_model[1] == i
+        self.w2[:, cols2] = 0
+        self.b2[cols2] = 0
+        if self.hidden:
+            cols1 = self.col_model[0] == i
+            self.w1[:, cols1] = 0
+            self.b1[cols1] = 0
+            self.w2[cols1] = 0
+        for name, buf in self.buf.items():
+            buf.zero_()  # simplest safe reset; the frozen model no longer learns anyway
+
+
+def _evaluate(st: StackedMLP, x: torch.Tensor, y: torch.Tensor, smoothing: float, chunk: int = 1000):
+    """Per-model (loss, accuracy) on a normalized split, as evaluate_split computes them."""
+    loss = torch.zeros(st.k, dtype=torch.float64, device=x.device)
+    correct = torch.zeros(st.k, dtype=torch.long, device=x.device)
+    c = st.classes
+    for i in range(0, len(x), chunk):
+        z = st.logits(x[i:i + chunk]).float()
+        yb = y[i:i + chunk]
+        logp = z.log_softmax(-1)
+        target = torch.full((len(yb), 1, c), smoothing / c, device=x.device)
+        target.scatter_add_(2, yb.view(-1, 1, 1), torch.full((len(yb), 1, 1), 1.0 - smoothing, device=x.device))
+        loss += -(logp * target).sum(-1).sum(0).double()
+        correct += (z.argmax(-1) == yb[:, None]).sum(0)
+    n = max(len(y), 1)
+    return (loss / n).tolist(), (correct.double() / n).tolist()
+
+
+def train_cohort(cfgs: list, splits: Splits, device: torch.device,
+                 on_epoch: Callable[[int, list[Optional[dict]]], None] = lambda e, r: None,
+                 log: Callable[[str], None] = lambda m: None) -> tuple[list[list[dict]], list[Optional[str]], StackedMLP]:
+    """Train configs of one cohort (same cohort_key) together to the longest epoch count.
+
+    Returns each config's per-epoch history (up to its own epochs), each one's failure reason
+    (None if fine) and the stacked parameters.
+    """
+    from ..models import build_model
+
+    base = cfgs[0]
+    epochs = [c.train.epochs for c in cfgs]
+    models = []
+    for c in cfgs:
+        torch.manual_seed(c.train.seed)  # the same initial weights as a one-by-one run
+        models.append(build_model(c.model.name, c.model.options, splits.shape, len(splits.classes)))
+    st = StackedMLP(models, [c.optim.lr for c in cfgs], [c.optim.momentum for c in cfgs],
+                    [c.optim.weight_decay for c in cfgs], device)
+    tf = Transform(base.data.augment, base.data.normalization, splits.mean, splits.std)
+    # Whole splits normalized once (float32, flattened): each step then slices a view.
+    xtr = tf.eval(splits.train.x.to(device)).flatten(1)
+    ytr = splits.train.y.to(device)
+    xva = tf.eval(splits.val.x.to(device)).flatten(1) if splits.val is not None else None
+    yva = splits.val.y.to(device) if splits.val is not None else None
+    eps, c = base.train.label_smoothing, st.classes
+    onehot = torch.full((len(ytr), 1, c), eps / c, device=device)
+    onehot.scatter_add_(2, ytr.view(-1, 1, 1), torch.full((len(ytr), 1, 1), 1.0 - eps, device=device))
+    bs, n = base.train.batch_size, len(ytr)
+    stop = n - 1 if n % bs == 1 and n > 1 else n  # as the one-by-one loader: no lone last image
+    histories: list[list[dict]] = [[] for _ in cfgs]
+    failed: list[Optional[str]] = [None] * len(cfgs)
+    elapsed = 0.0
+    for epoch in range(max(epochs)):
+        t0 = time.perf_counter()
+        scale = torch.tensor([lr_at(epoch, c_.train.epochs, c_.schedule, c_.optim.lr) / c_.optim.lr for c_ in cfgs],
+                             device=device)
+        st.set_lr_scale(scale)
+        g = torch.Generator().manual_seed(epoch_seed(base.train.seed, epoch))
+        perm = torch.randperm(n, generator=g).to(device)
+        xs, ts, ys = xtr[perm], onehot[perm], ytr[perm]  # one gather per epoch, views per step
+        loss_sum = torch.zeros(st.k, device=device)
+        correct = torch.zeros(st.k, dtype=torch.long, device=device)
+        with torch.no_grad():
+            for i in range(0, stop, bs):
+                j = min(i + bs, stop)
+                loss, z = st.step(xs[i:j], ts[i:j])
+                loss_sum += loss
+                correct += (z.argmax(-1) == ys[i:j, None]).sum(0)
+            ok = st.finite() & torch.isfinite(loss_sum)
+            vl, va = _evaluate(st, xva, yva, eps) if xva is not None else ([None] * st.k, [None] * st.k)
+        seconds = time.perf_counter() - t0
+        elapsed += seconds
+        lr_now = (st.base_lr * scale).tolist()
+        records: list[Optional[dict]] = []
+        for k in range(st.k):
+            if failed[k] is not None or epoch >= epochs[k]:
+                records.append(None)
+                continue
+            if not bool(ok[k]):
+                failed[k] = (f"training diverged: the loss is {float(loss_sum[k])} in epoch {epoch + 1}; "
+                             f"lower optim.lr (now {cfgs[k].optim.lr:g})")
+                st.freeze(k)
+                records.append(None)
+                continue
+            rec = {"epoch": epoch + 1, "train_loss": float(loss_sum[k]) / stop, "train_acc": int(correct[k]) / stop,
+                   "lr": lr_now[k], "val_loss": vl[k], "val_acc": va[k], "seconds": seconds / st.k,
+                   "elapsed": elapsed / st.k}
+            histories[k].append(rec)
+            records.append(rec)
+        on_epoch(epoch + 1, records)
+        if all(f is not None or epoch + 1 >= e for f, e in zip(failed, epochs)):
+            break
+    return histories, failed, st

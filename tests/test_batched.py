@@ -1,0 +1,106 @@
+"""Many MLPs trained as one computation equal the same MLPs trained one by one."""
+import math
+
+import pytest
+import torch
+import yaml
+
+from imgclf.api import fit_in_memory, prepare_data
+from imgclf.config import load_config
+from imgclf.engine.batched import cohort_key, train_cohort
+from imgclf.sweeps.analysis import sweep_results
+from imgclf.sweeps.runner import run_sweep
+
+BASE = ["model.name=mlp", "train.epochs=3", "train.batch_size=32", "optim.weight_decay=0", "schedule.name=none",
+        "optim.momentum=0"]
+
+
+def test_cohort_key_groups_what_can_share_a_computation():
+    a = load_config(None, BASE + ["optim.lr=0.1", "model.hidden=[16]"])
+    b = load_config(None, BASE + ["optim.lr=0.01", "model.hidden=[64]", "train.epochs=9", "optim.momentum=0.5"])
+    assert cohort_key(a) == cohort_key(b) is not None
+    assert cohort_key(load_config(None, BASE + ["train.batch_size=8"])) != cohort_key(a)
+    assert cohort_key(load_config(None, BASE + ["train.seed=3"])) != cohort_key(a)
+    for other in (["schedule.name=cosine"], ["model.hidden=[8,8]"], ["data.augment.hflip=true"],
+                  ["optim.name=adam"], ["model.dropout=0.1"], ["train.early_stopping.enabled=true"]):
+        assert cohort_key(load_config(None, BASE + other)) is None
+
+
+@pytest.mark.parametrize("model, extra", [
+    ("mlp", [["optim.lr=0.1", "model.hidden=[16]"],
+             ["optim.lr=0.05", "model.hidden=[32]", "optim.momentum=0.9", "optim.weight_decay=1e-3"],
+             ["optim.lr=0.02", "model.hidden=[8]", "train.epochs=2", "train.label_smoothing=0.1"]]),
+    ("mlp", [["optim.lr=0.1", "model.hidden=[16]"], ["optim.lr=0.03", "model.hidden=[24]"]]),  # the fused path
+    ("perceptron", [["optim.lr=0.1"], ["optim.lr=0.01", "optim.momentum=0.9"]]),
+    ("mlp-exp", [["optim.lr=0.1", "model.hidden=[16]"], ["optim.lr=0.2", "model.hidden=[16]"]]),
+])
+def test_batched_equals_one_by_one(model, extra):
+    base = BASE + (["schedule.name=exponential", "schedule.gamma=0.5"] if model == "mlp-exp" else [])
+    name = "perceptron" if model == "perceptron" else "mlp"
+    if any("label_smoothing" in e for x in extra for e in x):
+        base = base + ["train.label_smoothing=0.1"]
+        extra = [[e for e in x if "label_smoothing" not in e] for x in extra]
+    cfgs = [load_config(None, base + [f"model.name={name}"] + e) for e in extra]
+    assert len({cohort_key(c) for c in cfgs}) == 1
+    splits = prepare_data(cfgs[0])
+    histories, failed, st = train_cohort(cfgs, splits, torch.device("cpu"))
+    assert failed == [None] * len(cfgs)
+    col = 0
+    for k, cfg in enumerate(cfgs):
+        trainer = fit_in_memory(cfg, splits=splits)
+        assert len(histories[k]) == cfg.train.epochs
+        for a, b in zip(trainer.history, histories[k]):
+            for key in ("train_loss", "val_loss", "lr"):
+                assert math.isclose(a[key], b[key], rel_tol=1e-4, abs_tol=1e-6), (k, key, a[key], b[key])
+            for key in ("train_acc", "val_acc"):
+                assert abs(a[key] - b[key]) <= 2 / 1000, (k, key)
+        if cfg.train.epochs == max(c.train.epochs for c in cfgs):  # weights of models that ran to the end
+            lins = [m for m in trainer.model.modules() if isinstance(m, torch.nn.Linear)]
+            w_last = lins[-1].weight.detach().t()
+            c = len(splits.classes)
+            assert torch.allclose(st.b2[k * c:(k + 1) * c], lins[-1].bias.detach(), atol=1e-4)
+            if st.hidden:
+                h = st.hidden[k]
+                assert torch.allclose(st.w1[:, col:col + h], lins[0].weight.detach().t(), atol=1e-4)
+                assert torch.allclose(st.w2[col:col + h, k * c:(k + 1) * c], w_last, atol=1e-4)
+        col += st.hidden[k] if st.hidden else 0
+
+
+@pytest.mark.parametrize("poison", ["nan", "inf"])
+def test_a_diverged_model_does_not_leak_into_the_others(poison):
+    from imgclf.engine.batched import StackedMLP
+    from imgclf.models import build_model
+
+    torch.manual_seed(0)
+    models = [build_model("mlp", {"hidden": [h]}, (1, 8, 8), 10) for h in (6, 5)]
+    clean = StackedMLP(models, [0.1, 0.1], [0.0, 0.0], [0.0, 0.0], torch.device("cpu"))
+    bad = StackedMLP(models, [0.1, 0.1], [0.0, 0.0], [0.0, 0.0], torch.device("cpu"))
+    bad.w1[:, 6:] = float(poison)  # model 1's first layer blows up
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        x = torch.randn(16, 64, generator=g)
+        t = torch.nn.functional.one_hot(torch.randint(0, 10, (16,), generator=g), 10).float()[:, None]
+        clean.step(x, t)
+        bad.step(x, t)
+    assert torch.equal(clean.w1[:, :6], bad.w1[:, :6]) and torch.equal(clean.w2[:6, :10], bad.w2[:6, :10])
+    assert torch.equal(clean.b2[:10], bad.b2[:10])
+    assert bad.finite().tolist() == [True, False] and clean.finite().tolist() == [True, True]
+    bad.freeze(1)
+    assert bad.finite().tolist() == [True, True]
+
+
+def test_sweep_batches_a_cohort_and_reads_each_epoch_count(tmp_path, capsys):
+    space = {"optim.lr": [0.1, 0.02], "model.hidden.0": [8, 24], "train.epochs": [1, 3]}
+    base = {"model": {"name": "mlp", "hidden": [16]}, "schedule": {"name": "none"},
+            "optim": {"momentum": 0.0, "weight_decay": 0.0}, "train": {"batch_size": 64}}
+    for name, batched in (("together", True), ("alone", False)):
+        p = tmp_path / f"{name}.yaml"
+        p.write_text(yaml.safe_dump({"base": base, "space": space}))
+        run_sweep(p, batched=batched)
+    out = capsys.readouterr().out
+    assert "as one batched computation: 4 models" in out and "up to 3 epochs" in out
+    a = sweep_results("together").sort_values(["optim.lr", "model.hidden.0", "train.epochs"])
+    b = sweep_results("alone").sort_values(["optim.lr", "model.hidden.0", "train.epochs"])
+    assert (a["status"] == "complete").all() and len(a) == 8
+    assert a["val_acc"].round(3).tolist() == b["val_acc"].round(3).tolist()
+    assert (a["epochs"] == a["train.epochs"]).all()
