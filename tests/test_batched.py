@@ -56,34 +56,39 @@ def test_batched_equals_one_by_one(model, extra):
                 assert abs(a[key] - b[key]) <= 2 / 1000, (k, key)
         if cfg.train.epochs == max(c.train.epochs for c in cfgs):  # weights of models that ran to the end
             lins = [m for m in trainer.model.modules() if isinstance(m, torch.nn.Linear)]
-            w_last = lins[-1].weight.detach().t()
-            c = len(splits.classes)
-            assert torch.allclose(st.b2[k * c:(k + 1) * c], lins[-1].bias.detach(), atol=1e-4)
+            w1, b1, w2, b2 = st.model_weights(k)
+            assert torch.allclose(w2, lins[-1].weight.detach().t(), atol=1e-4)
+            assert torch.allclose(b2, lins[-1].bias.detach(), atol=1e-4)
             if st.hidden:
-                h = st.hidden[k]
-                assert torch.allclose(st.w1[:, col:col + h], lins[0].weight.detach().t(), atol=1e-4)
-                assert torch.allclose(st.w2[col:col + h, k * c:(k + 1) * c], w_last, atol=1e-4)
-        col += st.hidden[k] if st.hidden else 0
+                assert torch.allclose(w1, lins[0].weight.detach().t(), atol=1e-4)
+                assert torch.allclose(b1, lins[0].bias.detach(), atol=1e-4)
 
 
 @pytest.mark.parametrize("poison", ["nan", "inf"])
-def test_a_diverged_model_does_not_leak_into_the_others(poison):
-    from imgclf.engine.batched import StackedMLP
+@pytest.mark.parametrize("plain", [True, False])
+def test_a_diverged_model_does_not_leak_into_the_others(poison, plain):
+    from imgclf.engine.batched import PlainStackedMLP, StackedMLP
     from imgclf.models import build_model
 
     torch.manual_seed(0)
     models = [build_model("mlp", {"hidden": [h]}, (1, 8, 8), 10) for h in (6, 5)]
-    clean = StackedMLP(models, [0.1, 0.1], [0.0, 0.0], [0.0, 0.0], torch.device("cpu"))
-    bad = StackedMLP(models, [0.1, 0.1], [0.0, 0.0], [0.0, 0.0], torch.device("cpu"))
-    bad.w1[:, 6:] = float(poison)  # model 1's first layer blows up
+    cpu = torch.device("cpu")
+    make = (lambda: PlainStackedMLP(models, [0.1, 0.1], cpu)) if plain else (
+        lambda: StackedMLP(models, [0.1, 0.1], [0.0, 0.0], [0.0, 0.0], cpu))
+    clean, bad = make(), make()
+    bad.w1[:64, 6:11] = float(poison)  # model 1's first layer blows up
     g = torch.Generator().manual_seed(0)
-    for _ in range(5):
-        x = torch.randn(16, 64, generator=g)
-        t = torch.nn.functional.one_hot(torch.randint(0, 10, (16,), generator=g), 10).float()[:, None]
-        clean.step(x, t)
-        bad.step(x, t)
-    assert torch.equal(clean.w1[:, :6], bad.w1[:, :6]) and torch.equal(clean.w2[:6, :10], bad.w2[:6, :10])
-    assert torch.equal(clean.b2[:10], bad.b2[:10])
+    x = torch.randn(80, 64, generator=g)
+    t = torch.nn.functional.one_hot(torch.randint(0, 10, (80,), generator=g), 10).float()[:, None]
+    for st in (clean, bad):
+        if plain:  # five batches of 16 through the chunked epoch loop
+            st.set_lr_scale(torch.ones(2), 16)
+            st.run_epoch(torch.cat([x, torch.ones(80, 1)], 1), t, torch.empty(80, 20), 16, torch.ones(2))
+        else:
+            for i in range(0, 80, 16):
+                st.step(x[i:i + 16], t[i:i + 16])
+    for a, b in zip(clean.model_weights(0), bad.model_weights(0)):
+        assert torch.equal(a, b)
     assert bad.finite().tolist() == [True, False] and clean.finite().tolist() == [True, True]
     bad.freeze(1)
     assert bad.finite().tolist() == [True, True]
