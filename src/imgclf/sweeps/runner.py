@@ -91,8 +91,12 @@ def _key(spec: SweepSpec, point: dict) -> str:
 def _enqueue(study, spec: SweepSpec, points: list[dict], round_: int) -> int:
     """Enqueue points as waiting trials, members of one cohort adjacent, so that a worker can take them together."""
     def order(pt):
+        # Cohorts with small batches first: they take longest, and running the longest first
+        # balances several workers best. Within a cohort, siblings differing in epochs are adjacent.
+        key = _key(spec, pt)
+        batch = json.loads(key)["train"]["batch_size"] if key else 0
         rest = json.dumps({k: v for k, v in pt.items() if k != "train.epochs"}, sort_keys=True)
-        return _key(spec, pt), rest, pt.get("train.epochs", 0)
+        return batch, key, rest, pt.get("train.epochs", 0)
 
     n = 0
     for pt in sorted(points, key=order):
