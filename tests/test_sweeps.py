@@ -235,3 +235,33 @@ def test_postgresql_two_workers_each_point_exactly_once(tmp_path):
         server.terminate()
         server.wait(timeout=30)
         shutil.rmtree(data, ignore_errors=True)
+
+
+def test_epoch_siblings_are_read_off_one_run(tmp_path, capsys):
+    """A CNN (not batchable) whose epochs vary under a constant rate: one run, several results."""
+    base = {"model": {"name": "cnn", "spec": "c8-p-f16"}, "schedule": {"name": "none"}, "train": {"batch_size": 128}}
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump({"base": base, "space": {"train.epochs": [1, 2, 3]}}))
+    run_sweep(p)
+    out = capsys.readouterr().out
+    assert "3 configurations that differ only in epochs as one run of 3 epochs" in out
+    df = sweep_results("s").sort_values("train.epochs")
+    assert (df["status"] == "complete").all() and df["epochs"].tolist() == [1, 2, 3]
+    from imgclf.api import fit_in_memory
+    from imgclf.config import from_dict
+
+    alone = fit_in_memory(from_dict({**base, "train": {"batch_size": 128, "epochs": 2}}))
+    assert abs(df[df["train.epochs"] == 2]["val_acc"].iloc[0] - alone.history[-1]["val_acc"]) < 1e-9
+
+
+def test_grid_benchmark_quick_mode_runs():
+    shared = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "fashion-mnist"
+    if not shared.is_dir():
+        pytest.skip("the shared Fashion-MNIST files are not beside the repository")
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "sweep_grid.py"
+    proc = subprocess.run([sys.executable, str(bench), "--quick", "--json", "--data-dir", str(shared.parent)],
+                          capture_output=True, text=True, timeout=300, env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(proc.stdout)
+    assert res["configurations"] == res["complete"] == 16 and res["batched_cohorts"] >= 2
+    assert res["sweep_seconds"] > 0 and res["one_by_one_seconds_extrapolated"] > 0

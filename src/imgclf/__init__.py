@@ -4,10 +4,11 @@ from .config import ExperimentConfig, from_dict, load_config
 from .errors import BudgetError, ConfigError, DataError, ImgclfError, RunError
 from .models import MODELS, build_model
 from .summary import format_summary, summarize
+from .sweeps.analysis import sweep_results
 
 __version__ = "0.1.0"
 __all__ = [
     "Run", "train", "evaluate", "predict", "load_run", "ExperimentConfig", "load_config", "from_dict",
     "ImgclfError", "ConfigError", "DataError", "BudgetError", "RunError", "MODELS", "build_model",
-    "summarize", "format_summary",
+    "summarize", "format_summary", "sweep_results",
 ]

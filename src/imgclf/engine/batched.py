@@ -72,6 +72,17 @@ def log_softmax_last(z: torch.Tensor) -> torch.Tensor:
     return s.sub_(s.exp().sum(-1, keepdim=True).log_())
 
 
+def sibling_key(cfg) -> Optional[str]:
+    """Configs with equal keys differ at most in epochs and can be read off one longest run; None if not."""
+    d = cfg.to_dict()
+    if d["schedule"]["name"] not in EPOCH_FREE_SCHEDULES:
+        return None
+    if d["train"]["early_stopping"]["enabled"] or d["train"]["time_budget"] is not None:
+        return None
+    d["train"].pop("epochs")
+    return json.dumps(d, sort_keys=True)
+
+
 class StackedMLP:
     """The parameters of K models side by side, with per-column hyperparameters."""
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -79,13 +80,24 @@ def open_study(spec: SweepSpec, name: str, sweep_dir: Path, storage_url: Optiona
 
 
 def _key(spec: SweepSpec, point: dict) -> str:
-    """The cohort a point can train in (see engine.batched), or '' when it trains alone."""
-    from ..engine.batched import cohort_key
+    """What a point can train with: 'batch:' a cohort of models trained as one computation
+    (engine.batched), 'epochs:' siblings that differ only in epochs, read off one longest
+    run; '' when it trains alone."""
+    from ..engine.batched import cohort_key, sibling_key
 
     try:
-        return cohort_key(spec.config_for(point)) or ""
+        cfg = spec.config_for(point)
     except ImgclfError:
         return ""
+    key = cohort_key(cfg)
+    if key:
+        return "batch:" + key
+    key = sibling_key(cfg)
+    return "epochs:" + key if key else ""
+
+
+def _batch_size(key: str) -> int:
+    return json.loads(key.split(":", 1)[1])["train"]["batch_size"] if key else 0
 
 
 def _enqueue(study, spec: SweepSpec, points: list[dict], round_: int) -> int:
@@ -94,7 +106,7 @@ def _enqueue(study, spec: SweepSpec, points: list[dict], round_: int) -> int:
         # Cohorts with small batches first: they take longest, and running the longest first
         # balances several workers best. Within a cohort, siblings differing in epochs are adjacent.
         key = _key(spec, pt)
-        batch = json.loads(key)["train"]["batch_size"] if key else 0
+        batch = _batch_size(key)
         rest = json.dumps({k: v for k, v in pt.items() if k != "train.epochs"}, sort_keys=True)
         return batch, key, rest, pt.get("train.epochs", 0)
 
@@ -268,7 +280,7 @@ def _next_round(study, spec: SweepSpec, log) -> bool:
 
 
 def worker_loop(study, storage, spec: SweepSpec, log: Callable[[str], None], stale_after_s: float = 1800.0,
-                max_trials: Optional[int] = None, batched: bool = True) -> dict:
+                max_trials: Optional[int] = None, batched: bool = True, lock_path: Optional[Path] = None) -> dict:
     """Take configurations until none is left (grid, hierarchical) or the budget is spent (random, tpe)."""
     from optuna.trial import TrialState
 
@@ -284,41 +296,73 @@ def worker_loop(study, storage, spec: SweepSpec, log: Callable[[str], None], sta
                 break
         elif _counted(study) >= spec.options.trials:
             break
-        trial = study.ask()
-        fixed = storage.get_trial_system_attrs(_tid(storage, study, trial)).get("fixed_params")
-        if queued and fixed is None:
-            # Another worker took the last queued configuration between our look and our ask.
-            trial.set_user_attr("spurious", True)
-            study.tell(trial, state=TrialState.FAIL)
+        with _claim_lock(lock_path):  # one local worker claims a whole cohort at a time
+            group, key, leftover = _claim(study, storage, spec, queued, batched,
+                                          None if max_trials is None else max_trials - ran)
+        if not group:
             continue
-        group = [trial]
-        key = _key(spec, decode_point(spec.space, fixed)) if (queued and batched) else ""
-        while key and (max_trials is None or ran + len(group) < max_trials):
-            nxt = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-            if not nxt:
-                break
-            first = min(nxt, key=lambda t: t.number)
-            params = storage.get_trial_system_attrs(_tid(storage, study, first)).get("fixed_params") or {}
-            if _key(spec, decode_point(spec.space, params)) != key:
-                break
-            t = study.ask()
-            tparams = storage.get_trial_system_attrs(_tid(storage, study, t)).get("fixed_params")
-            if tparams is None:
-                t.set_user_attr("spurious", True)
-                study.tell(t, state=TrialState.FAIL)
-                break
-            if _key(spec, decode_point(spec.space, tparams)) != key:
-                counts[run_trial(study, storage, spec, t, data_cache, log)] += 1  # another worker took ours
-                ran += 1
-                break
-            group.append(t)
         if len(group) > 1:
-            for status in run_cohort(study, storage, spec, group, data_cache, log):
+            run = run_cohort if key.startswith("batch:") else run_siblings
+            for status in run(study, storage, spec, group, data_cache, log):
                 counts[status] += 1
         else:
-            counts[run_trial(study, storage, spec, trial, data_cache, log)] += 1
-        ran += len(group)
+            counts[run_trial(study, storage, spec, group[0], data_cache, log)] += 1
+        if leftover is not None:  # another worker's interleaved ask left us a trial of another group
+            counts[run_trial(study, storage, spec, leftover, data_cache, log)] += 1
+        ran += len(group) + (leftover is not None)
     return counts
+
+
+@contextmanager
+def _claim_lock(path: Optional[Path]):
+    """An exclusive file lock (POSIX) while a worker takes its trials from the queue."""
+    if path is None:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: claims may interleave, which costs speed, never correctness
+        yield
+        return
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _claim(study, storage, spec: SweepSpec, queued: bool, batched: bool, budget: Optional[int]):
+    """Take the next trial and, for queued sweeps, the rest of its group: (group, group key, leftover)."""
+    from optuna.trial import TrialState
+
+    trial = study.ask()
+    fixed = storage.get_trial_system_attrs(_tid(storage, study, trial)).get("fixed_params")
+    if queued and fixed is None:
+        # Another worker took the last queued configuration between our look and our ask.
+        trial.set_user_attr("spurious", True)
+        study.tell(trial, state=TrialState.FAIL)
+        return [], "", None
+    group = [trial]
+    key = _key(spec, decode_point(spec.space, fixed)) if (queued and batched) else ""
+    while key and (budget is None or len(group) < budget):
+        nxt = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if not nxt:
+            break
+        first = min(nxt, key=lambda t: t.number)
+        params = storage.get_trial_system_attrs(_tid(storage, study, first)).get("fixed_params") or {}
+        if _key(spec, decode_point(spec.space, params)) != key:
+            break
+        t = study.ask()
+        tparams = storage.get_trial_system_attrs(_tid(storage, study, t)).get("fixed_params")
+        if tparams is None:
+            t.set_user_attr("spurious", True)
+            study.tell(t, state=TrialState.FAIL)
+            break
+        if _key(spec, decode_point(spec.space, tparams)) != key:
+            return group, key, t
+        group.append(t)
+    return group, key, None
 
 
 def _tid(storage, study, trial) -> int:
@@ -333,6 +377,58 @@ def _splits(cfg, data_cache: dict):
         data_cache.clear()  # keep one data set in memory
         data_cache[key] = prepare_data(cfg)
     return data_cache[key]
+
+
+def run_siblings(study, storage, spec: SweepSpec, trials: list, data_cache: dict, log) -> list[str]:
+    """Trials that differ only in epochs: one run to the longest, each read at its own epoch count."""
+    from ..api import fit_in_memory
+
+    t0 = time.perf_counter()
+    points = [suggest(t, spec.space) for t in trials]
+    cfgs = [spec.config_for(p) for p in points]
+    longest = max(range(len(cfgs)), key=lambda i: cfgs[i].train.epochs)
+    log(f"training {len(trials)} configurations that differ only in epochs as one run of "
+        f"{cfgs[longest].train.epochs} epochs, read at {sorted(c.train.epochs for c in cfgs)}")
+    for t, p, cfg in zip(trials, points, cfgs):
+        t.set_user_attr("worker", WORKER)
+        t.set_user_attr("point", json.loads(json.dumps(p)))
+        t.set_user_attr("config", cfg.to_dict())
+
+    class Beat(Callback):
+        def on_epoch_end(self, trainer, record):
+            for t in trials:
+                storage.set_trial_user_attr(_tid(storage, study, t), "alive_at", time.time())
+
+    error = None
+    try:
+        history = fit_in_memory(cfgs[longest], callbacks=(Beat(),), splits=_splits(cfgs[0], data_cache)).history
+    except ImgclfError as e:
+        history, error = [], str(e)
+    seconds = time.perf_counter() - t0
+    return [_tell(study, spec, t, p, cfg, history[: cfg.train.epochs], error, seconds * cfg.train.epochs /
+                  cfgs[longest].train.epochs, log, "") for t, p, cfg in zip(trials, points, cfgs)]
+
+
+def _tell(study, spec: SweepSpec, t, point: dict, cfg, hist: list[dict], error: Optional[str], seconds: float,
+          log, tag: str) -> str:
+    """Record one trial read off a shared run: complete at its own epoch count, or failed."""
+    from optuna.trial import TrialState
+
+    label = ", ".join(f"{k}={v}" for k, v in point.items())
+    t.set_user_attr("history", hist)
+    t.set_user_attr("seconds", seconds)
+    value = hist[-1].get(spec.options.objective) if len(hist) == cfg.train.epochs and hist else None
+    if value is None:
+        reason = error or ("training stopped early" if len(hist) < cfg.train.epochs else
+                           f"objective {spec.options.objective} is not available (no validation split?)")
+        t.set_user_attr("reason", reason)
+        study.tell(t, state=TrialState.FAIL)
+        log(f"trial {t.number}: {label} -> failed: {reason}")
+        return "failed"
+    t.set_user_attr("metrics", {"final": hist[-1], "best_epoch": None, "best_value": None, "stop_reason": None})
+    study.tell(t, float(value))
+    log(f"trial {t.number}: {label} -> {spec.options.objective} {value:.4f}{tag}")
+    return "complete"
 
 
 def run_cohort(study, storage, spec: SweepSpec, trials: list, data_cache: dict, log) -> list[str]:
@@ -382,30 +478,9 @@ def run_cohort(study, storage, spec: SweepSpec, trials: list, data_cache: dict, 
     histories, failed, _ = train_cohort(model_cfgs, _splits(cfgs[0], data_cache), pick_device(cfgs[0].train.device),
                                         on_epoch)
     seconds = (time.perf_counter() - t0) / len(model_cfgs)
-    statuses = []
-    obj = spec.options.objective
-    for t, p, cfg, i in zip(trials, points, cfgs, which):
-        hist = histories[i][: cfg.train.epochs]
-        label = ", ".join(f"{k}={v}" for k, v in p.items())
-        t.set_user_attr("history", hist)
-        t.set_user_attr("seconds", seconds * cfg.train.epochs / model_cfgs[i].train.epochs)
-        if len(hist) < cfg.train.epochs:
-            t.set_user_attr("reason", failed[i] or "training stopped early")
-            study.tell(t, state=TrialState.FAIL)
-            log(f"trial {t.number}: {label} -> failed: {failed[i]}")
-            statuses.append("failed")
-            continue
-        value = hist[-1].get(obj)
-        t.set_user_attr("metrics", {"final": hist[-1], "best_epoch": None, "best_value": None, "stop_reason": None})
-        if value is None:
-            t.set_user_attr("reason", f"objective {obj} is not available (no validation split?)")
-            study.tell(t, state=TrialState.FAIL)
-            statuses.append("failed")
-            continue
-        study.tell(t, float(value))
-        log(f"trial {t.number}: {label} -> {obj} {value:.4f} (batched)")
-        statuses.append("complete")
-    return statuses
+    return [_tell(study, spec, t, p, cfg, histories[i][: cfg.train.epochs], failed[i],
+                  seconds * cfg.train.epochs / model_cfgs[i].train.epochs, log, " (batched)")
+            for t, p, cfg, i in zip(trials, points, cfgs, which)]
 
 
 def export_results(study, spec: SweepSpec, sweep_dir: Path) -> None:
@@ -465,7 +540,7 @@ def run_sweep(path, name: Optional[str] = None, storage_url: Optional[str] = Non
                 p.terminate()
             raise
     else:
-        counts = worker_loop(study, storage, spec, log, stale_after_s, max_trials, batched)
+        counts = worker_loop(study, storage, spec, log, stale_after_s, max_trials, batched, sweep_dir / "claim.lock")
         if worker_only:
             return sweep_dir
         log(f"this worker: {counts['complete']} complete, {counts['pruned']} pruned, {counts['failed']} failed")
