@@ -310,7 +310,7 @@ class PlainStackedMLP:
         return self._out(h)[0].transpose(0, 1)
 
     def run_epoch(self, xs: torch.Tensor, ts: torch.Tensor, zbuf: torch.Tensor, bs: int, scale: torch.Tensor,
-                  chunk_rows: int = 256, order: Optional[torch.Tensor] = None) -> None:
+                  chunk_rows: int = 128, order: Optional[torch.Tensor] = None) -> None:
         """SGD over an epoch of pre-shuffled rows, with the first layer's updates deferred per chunk.
 
         Within a chunk of about `chunk_rows` images, w1 is not touched: the chunk's forward
