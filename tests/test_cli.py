@@ -129,3 +129,15 @@ def test_train_cli_end_to_end_in_a_real_process():
     proc = run_cli("train", *FAST, "--name", "p", "--no-progress")
     assert proc.returncode == 0, proc.stderr
     assert "test loss" in proc.stdout and proc.stderr == ""
+
+
+@pytest.mark.parametrize("args, words", [
+    (["summary", "wide", "--input", "3x4x4"], ["below 1x1"]),
+    (["train", "--config", "configs"], ["configs"]),
+    (["train", "--set", "data.name=folder", "--set", "data.path=pyproject.toml"], ["neither a folder"]),
+    (["sweep", "missing-sweep.yaml"], ["missing-sweep.yaml"]),
+    (["results", "no-such-sweep"], ["no-such-sweep"]),
+])
+def test_more_user_errors(args, words):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    assert_one_line_error(run_cli(*args, cwd=root), *words)

@@ -92,7 +92,15 @@ def summarize(model: nn.Module, input_shape: tuple[int, int, int]) -> Summary:
         p = next(model.parameters(), None)
         device = p.device if p is not None else torch.device("cpu")
         with torch.no_grad():
-            model(torch.zeros(1, *input_shape, device=device))
+            try:
+                model(torch.zeros(1, *input_shape, device=device))
+            except RuntimeError as e:  # shapes that do not fit the architecture
+                from .errors import ConfigError
+
+                raise ConfigError(
+                    f"the model cannot take a {'x'.join(map(str, input_shape))} input "
+                    f"({str(e).splitlines()[0][:150]}); use larger images or another model"
+                ) from None
     finally:
         for h in hooks:
             h.remove()
