@@ -299,3 +299,37 @@ def predict(run: Run | str | os.PathLike, images: Iterable, top: int = 5) -> lis
     vals, idx = probs.topk(k, dim=1)
     classes = state["classes"]
     return [[(classes[int(i)], float(v)) for v, i in zip(vr, ir)] for vr, ir in zip(vals, idx)]
+
+
+def explain(run: Run | str | os.PathLike, image, layer: Optional[str] = None, target: Optional[str] = None,
+            out_dir=None) -> dict:
+    """Feature maps and Grad-CAM of a run's best checkpoint for one image (a path or a uint8 tensor)."""
+    from .data.folder import decode_image
+    from .reporting.explain import explain_figures
+
+    run, cfg, state, model, transform = _restore(run, torch.device("cpu"))
+    c, h, w = state["data_shape"]
+    if isinstance(image, torch.Tensor):
+        x = image
+        name = "tensor"
+    else:
+        p = Path(image)
+        try:
+            x = torch.from_numpy(decode_image(p, c, h).copy())
+        except FileNotFoundError:
+            raise DataError(f"image {p} not found") from None
+        except Exception as e:  # PIL raises many classes for unreadable files
+            raise DataError(f"cannot read image {p} ({type(e).__name__}); is it an image file?") from None
+        name = p.stem
+    classes = list(state["classes"])
+    cls = None
+    if target is not None:
+        if target not in classes:
+            raise ConfigError(f"class {target!r} is not one of: {', '.join(classes)}")
+        cls = classes.index(target)
+    xv = transform.eval(x[None])
+    from .data.augment import center_crop
+
+    shown = center_crop(x, cfg.data.augment.crop_size) if cfg.data.augment.crop_size else x
+    out = Path(out_dir) if out_dir else run.path / "explain" / name
+    return explain_figures(model.float(), xv, shown, classes, out, layer, cls)

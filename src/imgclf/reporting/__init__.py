@@ -1,0 +1,1 @@
+"""Figures, activation maps and Grad-CAM, reports."""

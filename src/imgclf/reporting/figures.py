@@ -1,0 +1,156 @@
+"""Figures for written reports: labelled axes, units, readable in print; saved as PNG and SVG.
+
+Each function takes plain data (histories, metrics, arrays), writes `path` (.png) and a
+.svg beside it, and returns the PNG's path.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "axes.grid": True, "grid.alpha": 0.3})
+    return plt
+
+
+def _save(fig, path) -> Path:
+    plt = _plt()
+    path = Path(path).with_suffix(".png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=140)
+    fig.savefig(path.with_suffix(".svg"))
+    plt.close(fig)
+    return path
+
+
+def learning_curves(history: Sequence[dict], path, best_epoch: Optional[int] = None, title: str = "") -> Path:
+    """Train/val loss and accuracy per epoch, the best epoch marked; the gap shows overfitting."""
+    plt = _plt()
+    ep = [r["epoch"] for r in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, key, label in ((a, "loss", "cross-entropy loss"), (b, "acc", "accuracy (%)")):
+        scale = 100.0 if key == "acc" else 1.0
+        ax.plot(ep, [scale * r[f"train_{key}"] for r in history], "o-", ms=3, label="train")
+        if history and history[0].get(f"val_{key}") is not None:
+            ax.plot(ep, [scale * r[f"val_{key}"] for r in history], "s-", ms=3, label="validation")
+        if best_epoch:
+            ax.axvline(best_epoch, color="gray", ls="--", lw=1, label=f"best epoch ({best_epoch})")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def confusion_matrix(conf, classes: Sequence[str], path, title: str = "") -> Path:
+    """The confusion matrix as counts and row-normalized (each true class sums to 100%)."""
+    plt = _plt()
+    m = np.asarray(conf, dtype=float)
+    norm = m / np.maximum(m.sum(1, keepdims=True), 1)
+    n = len(classes)
+    size = max(4.5, 0.45 * n + 2)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size, size))
+    for ax, data, fmt, label in ((axes[0], m, "{:.0f}", "images"), (axes[1], 100 * norm, "{:.0f}", "% of true class")):
+        im = ax.imshow(data, cmap="Blues")
+        ax.set_xticks(range(n), classes, rotation=45, ha="right")
+        ax.set_yticks(range(n), classes)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        ax.grid(False)
+        if n <= 20:
+            hi = data.max() or 1
+            for (r, c), v in np.ndenumerate(data):
+                ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=7,
+                        color="white" if v > hi / 2 else "black")
+        fig.colorbar(im, ax=ax, fraction=0.046, label=label)
+    axes[0].set_title("counts")
+    axes[1].set_title("row-normalized")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def per_class_accuracy(accuracy: Sequence[Optional[float]], classes: Sequence[str], path, title: str = "") -> Path:
+    """A bar per class: the share of its test images classified correctly."""
+    plt = _plt()
+    vals = [100 * (a or 0.0) for a in accuracy]
+    fig, ax = plt.subplots(figsize=(max(5, 0.5 * len(classes) + 2), 3.8))
+    bars = ax.bar(range(len(classes)), vals, color="tab:blue")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    for b, v in zip(bars, vals):
+        ax.text(b.get_x() + b.get_width() / 2, v + 1, f"{v:.0f}", ha="center", fontsize=8)
+    ax.set_title(title or "accuracy per class")
+    return _save(fig, path)
+
+
+def misclassified_grid(images, true: Sequence[int], pred: Sequence[int], prob: Sequence[float],
+                       classes: Sequence[str], path, cols: int = 6) -> Path:
+    """The given images (uint8 N x C x H x W), each titled true -> predicted (probability)."""
+    plt = _plt()
+    imgs = np.asarray(images)
+    n = len(imgs)
+    rows = max(1, (n + cols - 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        im = imgs[i].transpose(1, 2, 0)
+        ax.imshow(im[..., 0] if im.shape[2] == 1 else im, cmap="gray" if im.shape[2] == 1 else None,
+                  interpolation="nearest")
+        ax.set_title(f"{classes[true[i]]}\n-> {classes[pred[i]]} ({100 * prob[i]:.0f}%)", fontsize=8)
+    fig.suptitle("most confidently misclassified test images (true -> predicted)")
+    return _save(fig, path)
+
+
+def compare_runs(runs: Sequence[dict], path) -> Path:
+    """Runs side by side: test accuracy against parameters and against multiply-adds, and val curves.
+
+    Each run is a dict with name, params, mult_adds, top1 (0..1) and history.
+    """
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for r in runs:
+        for ax, key in ((axes[0], "params"), (axes[1], "mult_adds")):
+            ax.scatter(r[key], 100 * r["top1"], s=40)
+            ax.annotate(r["name"], (r[key], 100 * r["top1"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        h = r.get("history") or []
+        key = "val_acc" if h and h[0].get("val_acc") is not None else "train_acc"
+        axes[2].plot([x["epoch"] for x in h], [100 * x[key] for x in h], label=r["name"])
+    axes[0].set_xlabel("trainable parameters")
+    axes[1].set_xlabel("multiply-adds per image")
+    for ax in axes[:2]:
+        ax.set_xscale("log")
+        ax.set_ylabel("test top-1 accuracy (%)")
+    axes[2].set_xlabel("epoch")
+    axes[2].set_ylabel("validation accuracy (%)")
+    axes[2].legend(fontsize=8)
+    return _save(fig, path)
+
+
+def batch_size_study(rows: Sequence[dict], path) -> Path:
+    """Time per step, time per epoch and accuracy against batch size (rows: batch, step_s, epoch_s, top1)."""
+    plt = _plt()
+    rows = sorted(rows, key=lambda r: r["batch"])
+    b = [r["batch"] for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for ax, key, label, scale in ((axes[0], "step_s", "time per step (ms)", 1000), (axes[1], "epoch_s", "time per epoch (s)", 1),
+                                  (axes[2], "top1", "test top-1 accuracy (%)", 100)):
+        ax.plot(b, [scale * r[key] for r in rows], "o-")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(b, [str(x) for x in b])
+        ax.set_xlabel("batch size")
+        ax.set_ylabel(label)
+    return _save(fig, path)
