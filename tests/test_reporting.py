@@ -102,3 +102,72 @@ def test_explain_works_for_resnet18_and_presets():
         assert cam.shape == (32, 32) and 0 <= float(cam.min()) and float(cam.max()) <= 1.0 + 1e-6
         maps = feature_maps(m, x, conv_layers(m)[:2])
         assert len(maps) == 2 and all(v.ndim == 3 for v in maps.values())
+
+
+CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _chromium():
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _browse(chrome, page, tmp_path, tag):
+    """Load a page headless: (DOM after scripts ran, console error lines, screenshot path)."""
+    import subprocess
+
+    url = page.resolve().as_uri()
+    common = [chrome, *CHROME_FLAGS, f"--user-data-dir={tmp_path / ('ud-' + tag)}"]
+    dom = subprocess.run(common + ["--virtual-time-budget=5000", "--enable-logging=stderr", "--v=0", "--dump-dom", url],
+                         capture_output=True, text=True, timeout=120)
+    errors = [l for l in dom.stderr.splitlines() if "CONSOLE" in l and ("Error" in l or "Uncaught" in l)]
+    shot = tmp_path / f"{tag}.png"
+    subprocess.run(common + ["--window-size=412,1600", f"--screenshot={shot}", url], capture_output=True, timeout=120)
+    return dom.stdout, errors, shot
+
+
+def test_report_pages_in_a_real_browser(tmp_path):
+    import re
+
+    import yaml
+
+    from imgclf.reporting.report import build_report
+    from imgclf.sweeps.runner import run_sweep
+
+    chrome = _chromium()
+    if chrome is None:
+        pytest.skip("no Chromium: install Debian's chromium package (apt-get install chromium) to run this test")
+    # The detector itself must catch a broken page.
+    bad = tmp_path / "bad.html"
+    bad.write_text("<html><body><img src='missing.png'><script>undefinedCall();</script>"
+                   "<script>window.addEventListener('load',function(){var b=0;document.querySelectorAll('img')"
+                   ".forEach(function(i){if(i.naturalWidth===0)b++});document.body.setAttribute("
+                   "'data-broken-images',String(b))});</script></body></html>")
+    dom, errors, _ = _browse(chrome, bad, tmp_path, "bad")
+    assert errors and 'data-broken-images="1"' in dom
+
+    a = imgclf.train(None, ["model.spec=c8-p-f16", "train.epochs=3"], name="a", echo=False)
+    b = imgclf.train(None, ["model.spec=c16-p-c16-p-f32", "train.epochs=3"], name="b", echo=False)
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump({"base": {"model": {"name": "mlp", "hidden": [16]}, "train": {"epochs": 2}},
+                                 "space": {"optim.lr": [0.1, 0.03], "model.hidden.0": [8, 16]}}))
+    sweep = run_sweep(p, echo=False)
+    for tag, refs in (("run", [a.path]), ("runs", [a.path, b.path]), ("sweep", [sweep])):
+        res = build_report(refs, tmp_path / f"report-{tag}")
+        page = res["html"].read_text()
+        assert "data:image/png;base64," in page and not re.search(r"(src|href)=['\"](https?:|//)", page)
+        md = res["md"].read_text()
+        for img in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
+            assert (res["md"].parent / img).is_file()
+        dom, errors, shot = _browse(chrome, res["html"], tmp_path, tag)
+        assert not errors, errors
+        assert 'data-broken-images="0"' in dom and f'data-images="{res["figures"]}"' in dom
+        assert res["figures"] >= 3
+        with Image.open(shot) as im:
+            arr = np.asarray(im.convert("L"), dtype=float)
+        assert arr.std() > 10  # the page rendered something, not a blank screen
