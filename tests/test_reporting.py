@@ -1,4 +1,6 @@
 """Every figure renders to a valid, non-blank image; Grad-CAM finds the patch that decides the class."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -171,3 +173,17 @@ def test_report_pages_in_a_real_browser(tmp_path):
         with Image.open(shot) as im:
             arr = np.asarray(im.convert("L"), dtype=float)
         assert arr.std() > 10  # the page rendered something, not a blank screen
+
+
+def test_tensorboard_scalars(tmp_path):
+    from imgclf.cli.main import main
+
+    assert main(["train", "--set", "model.spec=c8-p-f16", "--set", "train.epochs=3", "--name", "tb", "--tensorboard"]) == 0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logdir = tmp_path / "runs" / "tb" / "tensorboard"
+    acc = EventAccumulator(str(logdir))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("loss/train_loss")] == [1, 2, 3]
+    assert len(acc.Scalars("acc/val_acc")) == 3 and len(acc.Scalars("misc/lr")) == 3
+    assert json.loads((logdir / "hparams.json").read_text())["model"]["spec"] == "c8-p-f16"

@@ -181,7 +181,12 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
              "input_shape": list(in_shape), "mean": splits.mean.tolist(), "std": splits.std.tolist()}
     if progress is None:
         progress = echo and sys.stderr.isatty()
-    trainer = Trainer(cfg, model, splits, device, run_dir, log, progress, extra)
+    callbacks = []
+    if cfg.train.tensorboard:
+        from .reporting.tensorboard import TensorBoardLogger
+
+        callbacks.append(TensorBoardLogger(run_dir / "tensorboard", cfg.to_dict()))
+    trainer = Trainer(cfg, model, splits, device, run_dir, log, progress, extra, callbacks=tuple(callbacks))
     if state is not None:
         trainer.load_state_dict(state, best_state)
         log(f"resuming {run_dir} after epoch {trainer.epoch}/{cfg.train.epochs}")

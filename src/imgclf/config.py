@@ -110,6 +110,7 @@ class TrainConfig:
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: Optional[PosInt] = None  # torch intra-op threads; default: torch's choice
+    tensorboard: bool = False  # also write TensorBoard scalars to runs/<name>/tensorboard
 
 
 @dataclass

@@ -15,6 +15,7 @@ def add_parser(sub) -> None:
     p.add_argument("--max-params", metavar="N", help="refuse a model with more trainable parameters")
     p.add_argument("--data-dir", metavar="DIR", help="folder of the data set's files (offline use)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard scalars (runs/<name>/tensorboard)")
     p.add_argument("--from-sweep", metavar="SWEEP", help="train a configuration of a sweep (with --best: the winner)")
     p.add_argument("--best", action="store_true", help="with --from-sweep: the best complete trial")
     p.add_argument("--sweeps-dir", metavar="DIR")
@@ -29,6 +30,8 @@ def run(args) -> int:
         overrides.append(f"train.time_budget={args.time_budget}")
     if args.max_params is not None:
         overrides.append(f"train.max_params={args.max_params}")
+    if args.tensorboard:
+        overrides.append("train.tensorboard=true")
     if args.data_dir is not None:
         overrides.append(f"data.data_dir={args.data_dir}")
     from ..errors import ConfigError
