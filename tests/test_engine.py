@@ -89,10 +89,11 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
 
 
 def test_time_budget_stops_cleanly_and_keeps_best():
-    run = imgclf.train(None, ["model.name=mlp", "model.hidden=[2000,2000]", "train.epochs=500",
+    # Epochs of about 0.03 s: 3 s hold many of them (even on a busy machine), but not 2000.
+    run = imgclf.train(None, ["model.name=mlp", "model.hidden=[256]", "train.epochs=2000",
                               "train.time_budget=3s"], echo=False)
     m = run.metrics
-    assert m["epochs_run"] < 500 and "time budget" in m["stop_reason"]
+    assert 1 <= m["epochs_run"] < 2000 and "time budget" in m["stop_reason"]
     assert (run.path / "best.pt").exists() and m["test"]["top1"] > 0.5
 
 

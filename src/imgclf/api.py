@@ -265,6 +265,19 @@ def _restore(run: Run | str | os.PathLike, device: torch.device):
     return run, cfg, state, model, transform
 
 
+def read_image(path, channels: int, size: int) -> torch.Tensor:
+    """An image file as uint8 (channels, size, size), with one-line errors for missing or unreadable files."""
+    from .data.folder import decode_image
+
+    p = Path(path)
+    try:
+        return torch.from_numpy(decode_image(p, channels, size).copy())
+    except FileNotFoundError:
+        raise DataError(f"image {p} not found") from None
+    except Exception as e:  # PIL raises many classes for unreadable files
+        raise DataError(f"cannot read image {p} ({type(e).__name__}); is it an image file?") from None
+
+
 def evaluate(run: Run | str | os.PathLike, split: str = "test") -> dict:
     """Re-evaluate a run's best checkpoint on a split ('test', 'val' or 'train')."""
     if split not in ("train", "val", "test"):
@@ -278,8 +291,6 @@ def evaluate(run: Run | str | os.PathLike, split: str = "test") -> dict:
 
 def predict(run: Run | str | os.PathLike, images: Iterable, top: int = 5) -> list[list[tuple[str, float]]]:
     """Top-`top` (class, probability) pairs for each image (a path, or a uint8 tensor C x H x W)."""
-    from .data.folder import decode_image
-
     device = pick_device("auto")
     run, cfg, state, model, transform = _restore(run, device)
     c, h, w = state["data_shape"]
@@ -290,13 +301,7 @@ def predict(run: Run | str | os.PathLike, images: Iterable, top: int = 5) -> lis
                 raise DataError(f"image tensor must be uint8 of shape {(c, h, w)}, got {img.dtype} {tuple(img.shape)}")
             xs.append(img)
             continue
-        p = Path(img)
-        try:
-            xs.append(torch.from_numpy(decode_image(p, c, h).copy()))
-        except FileNotFoundError:
-            raise DataError(f"image {p} not found") from None
-        except Exception as e:  # PIL raises many classes for unreadable files
-            raise DataError(f"cannot read image {p} ({type(e).__name__}); is it an image file?") from None
+        xs.append(read_image(img, c, h))
     if not xs:
         return []
     with torch.inference_mode():
@@ -310,7 +315,6 @@ def predict(run: Run | str | os.PathLike, images: Iterable, top: int = 5) -> lis
 def explain(run: Run | str | os.PathLike, image, layer: Optional[str] = None, target: Optional[str] = None,
             out_dir=None) -> dict:
     """Feature maps and Grad-CAM of a run's best checkpoint for one image (a path or a uint8 tensor)."""
-    from .data.folder import decode_image
     from .reporting.explain import explain_figures
 
     run, cfg, state, model, transform = _restore(run, torch.device("cpu"))
@@ -319,14 +323,8 @@ def explain(run: Run | str | os.PathLike, image, layer: Optional[str] = None, ta
         x = image
         name = "tensor"
     else:
-        p = Path(image)
-        try:
-            x = torch.from_numpy(decode_image(p, c, h).copy())
-        except FileNotFoundError:
-            raise DataError(f"image {p} not found") from None
-        except Exception as e:  # PIL raises many classes for unreadable files
-            raise DataError(f"cannot read image {p} ({type(e).__name__}); is it an image file?") from None
-        name = p.stem
+        x = read_image(image, c, h)
+        name = Path(image).stem
     classes = list(state["classes"])
     cls = None
     if target is not None:

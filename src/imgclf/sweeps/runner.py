@@ -379,20 +379,26 @@ def _splits(cfg, data_cache: dict):
     return data_cache[key]
 
 
+def _take(spec: SweepSpec, trials: list) -> tuple[list[dict], list]:
+    """Each trial's point and config, recorded on the trial with this worker's name."""
+    points = [suggest(t, spec.space) for t in trials]
+    cfgs = [spec.config_for(p) for p in points]
+    for t, p, cfg in zip(trials, points, cfgs):
+        t.set_user_attr("worker", WORKER)
+        t.set_user_attr("point", json.loads(json.dumps(p)))
+        t.set_user_attr("config", cfg.to_dict())
+    return points, cfgs
+
+
 def run_siblings(study, storage, spec: SweepSpec, trials: list, data_cache: dict, log) -> list[str]:
     """Trials that differ only in epochs: one run to the longest, each read at its own epoch count."""
     from ..api import fit_in_memory
 
     t0 = time.perf_counter()
-    points = [suggest(t, spec.space) for t in trials]
-    cfgs = [spec.config_for(p) for p in points]
+    points, cfgs = _take(spec, trials)
     longest = max(range(len(cfgs)), key=lambda i: cfgs[i].train.epochs)
     log(f"training {len(trials)} configurations that differ only in epochs as one run of "
         f"{cfgs[longest].train.epochs} epochs, read at {sorted(c.train.epochs for c in cfgs)}")
-    for t, p, cfg in zip(trials, points, cfgs):
-        t.set_user_attr("worker", WORKER)
-        t.set_user_attr("point", json.loads(json.dumps(p)))
-        t.set_user_attr("config", cfg.to_dict())
 
     class Beat(Callback):
         def on_epoch_end(self, trainer, record):
@@ -439,8 +445,7 @@ def run_cohort(study, storage, spec: SweepSpec, trials: list, data_cache: dict, 
     from ..engine.batched import train_cohort
 
     t0 = time.perf_counter()
-    points = [suggest(t, spec.space) for t in trials]
-    cfgs = [spec.config_for(p) for p in points]
+    points, cfgs = _take(spec, trials)
     models: dict[str, int] = {}
     model_cfgs = []
     which = []
@@ -458,10 +463,7 @@ def run_cohort(study, storage, spec: SweepSpec, trials: list, data_cache: dict, 
     longest = max(c.train.epochs for c in cfgs)
     log(f"training {len(trials)} configurations together as one batched computation: {len(model_cfgs)} models, "
         f"batch {cfgs[0].train.batch_size}, up to {longest} epochs (results read at each configuration's own epochs)")
-    for t, p, cfg in zip(trials, points, cfgs):
-        t.set_user_attr("worker", WORKER)
-        t.set_user_attr("point", json.loads(json.dumps(p)))
-        t.set_user_attr("config", cfg.to_dict())
+    for t in trials:
         t.set_user_attr("batched", len(model_cfgs))
     last_beat = [time.time()]
 
