@@ -99,7 +99,8 @@ def test_time_budget_stops_cleanly_and_keeps_best():
 
 def test_time_budget_too_short_for_one_epoch():
     with pytest.raises(RunError, match="no epoch completed"):
-        imgclf.train(None, ["model.name=mlp", "model.hidden=[3000,3000]", "train.time_budget=0.01"], echo=False)
+        imgclf.train(None, ["model.name=mlp", "model.hidden=[3000,3000]", "train.time_budget=0.01",
+                            "schedule.name=none"], echo=False)
 
 
 def test_parameter_budget_refuses_before_training(tmp_path):
@@ -185,3 +186,15 @@ def test_progress_bar_goes_to_stderr(capsys):
     captured = capsys.readouterr()
     assert "epoch 1" in captured.err and "batch" in captured.err  # tqdm's bar
     assert "epoch 1/1" in captured.out  # the log line stays on stdout
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "linear", "onecycle"])
+def test_time_budget_drives_the_schedule_to_its_end(schedule):
+    """A short budget ends annealed, and the final test evaluation fits inside it."""
+    run = imgclf.train(None, FAST + ["train.epochs=100000", "train.time_budget=3s", f"schedule.name={schedule}",
+                                     "schedule.warmup=0.1"], echo=False)
+    m, h = run.metrics, run.history
+    assert "annealed" in m["stop_reason"] and 1 < m["epochs_run"] < 100000
+    assert h["lr"].iloc[-1] < 0.05 * 0.05  # the last steps ran at under 5% of the peak rate
+    assert h["lr"].max() > 0.5 * 0.05  # and the run did reach the peak first
+    assert m["budget_seconds"] <= 3.0  # training plus the final test evaluation

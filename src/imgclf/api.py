@@ -198,12 +198,14 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
         raise
     if trainer.best_epoch is None:
         raise RunError(f"no epoch completed within train.time_budget={cfg.train.time_budget:g}s; raise the budget")
+    t_end = time.perf_counter()  # training time so far is in the history; add what the test costs
     if trainer.best_state is not None:
         model.load_state_dict(trainer.best_state)  # the test split is scored with the best weights
     test = evaluate_split(model, splits.test, trainer.transform, device, len(splits.classes),
                           cfg.train.eval_batch_size, cfg.train.label_smoothing)
     best_rec = trainer.history[trainer.best_epoch - 1]
     metrics = {
+        "budget_seconds": (trainer.history[-1]["elapsed"] + time.perf_counter() - t_end) if trainer.history else None,
         "test": test, "classes": splits.classes, "best_epoch": trainer.best_epoch, "monitor": trainer.monitor,
         "best_value": trainer.best_value, "best_record": best_rec, "epochs_run": trainer.epoch,
         "stop_reason": trainer.stop_reason, "train_seconds": trainer.history[-1]["elapsed"],

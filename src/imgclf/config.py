@@ -80,12 +80,13 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
-    name: Literal["none", "step", "exponential", "cosine", "onecycle"] = "cosine"
+    name: Literal["none", "step", "exponential", "cosine", "onecycle", "linear"] = "cosine"
     step_size: PosInt = 30  # step: epochs between decays
     gamma: Annotated[float, Range(gt=0.0, le=1.0)] = 0.1  # step: factor per step; exponential: factor per epoch
     min_lr: NonNeg = 0.0  # cosine: final learning rate
     max_lr: Optional[Annotated[float, Range(gt=0.0)]] = None  # onecycle: peak (default optim.lr)
     pct_start: Annotated[float, Range(gt=0.0, lt=1.0)] = 0.25  # onecycle: fraction of steps rising
+    warmup: Annotated[float, Range(ge=0.0, lt=1.0)] = 0.0  # linear: fraction of the run rising from 0
 
 
 @dataclass

@@ -92,6 +92,20 @@ def onecycle(t: float, total: float, s, lr: float) -> float:
     return end + (peak - end) * 0.5 * (1 + math.cos(math.pi * u))
 
 
+@SCHEDULES.register("linear")
+def linear(t: float, total: float, s, lr: float) -> float:
+    """Rise linearly from 0 over the warmup fraction, then fall linearly to min_lr."""
+    frac = min(max(t / total, 0.0), 1.0)
+    if frac < s.warmup:
+        return frac / s.warmup
+    floor = s.min_lr / lr
+    return floor + (1 - floor) * (1 - (frac - s.warmup) / (1 - s.warmup))
+
+
+# With a time budget these follow the elapsed fraction of the budget instead of the epochs.
+TIME_DRIVEN = ("cosine", "onecycle", "linear")
+
+
 def lr_at(t: float, total: float, schedule_cfg, base_lr: float) -> float:
     """Learning rate after `t` of `total` epochs."""
     return base_lr * SCHEDULES.get(schedule_cfg.name)(t, total, schedule_cfg, base_lr)

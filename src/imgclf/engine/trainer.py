@@ -24,7 +24,7 @@ from ..errors import ImgclfError
 from ..evaluation import evaluate_split
 from .callbacks import Callback, EarlyStopping, improved, mode_of
 from .checkpoint import save_checkpoint
-from .optim import build_optimizer, lr_at, set_lr
+from .optim import TIME_DRIVEN, build_optimizer, lr_at, set_lr
 
 
 class TrainingDiverged(ImgclfError):
@@ -65,6 +65,7 @@ class Trainer:
         self.best_epoch: Optional[int] = None
         self.best_state: Optional[dict] = None
         self.stop_reason: Optional[str] = None
+        self.clock: Optional[tuple[float, float]] = None  # time-driven schedule: (start, end) of training
         self.callbacks: list[Callback] = list(callbacks)
         es = cfg.train.early_stopping
         if es.enabled:
@@ -99,8 +100,20 @@ class Trainer:
         self.best_state = copy.deepcopy(best_model) if best_model is not None else None
 
     # -- phases --------------------------------------------------------------------------------
+    def _lr(self, epoch_progress: float, now: float) -> float:
+        """The rate now: from the epoch progress, or from the elapsed share of the time budget."""
+        cfg = self.cfg
+        if self.clock is not None:  # (start, end of training) in perf_counter seconds
+            start, end = self.clock
+            return lr_at(now - start, max(end - start, 1e-9), cfg.schedule, cfg.optim.lr)
+        return lr_at(epoch_progress, cfg.train.epochs, cfg.schedule, cfg.optim.lr)
+
     def train_one_epoch(self, deadline: Optional[float]) -> Optional[dict]:
-        """Train one epoch; returns the train metrics, or None if the deadline cut it short."""
+        """Train one epoch; returns the train metrics, or None if the deadline cut it short.
+
+        With a time-driven schedule a cut-short epoch still returns its metrics (marked
+        partial): its last steps ran at the end of the annealing, so they are kept.
+        """
         cfg = self.cfg
         seed = epoch_seed(cfg.train.seed, self.epoch)
         g = torch.Generator().manual_seed(seed)
@@ -117,8 +130,9 @@ class Trainer:
 
             bar = tqdm(total=steps, leave=False, desc=f"epoch {self.epoch + 1}", file=sys.stderr, unit="batch")
         it = batches(train, cfg.train.batch_size, self.transform, self.device, train=True, generator=g)
+        now = time.perf_counter()
         for i, (xb, yb) in enumerate(it):
-            lr = lr_at(self.epoch + i / steps, cfg.train.epochs, cfg.schedule, cfg.optim.lr)
+            lr = self._lr(self.epoch + i / steps, now)
             set_lr(self.optimizer, lr)
             out = self.model(xb)
             loss = self.loss_fn(out, yb)
@@ -133,10 +147,14 @@ class Trainer:
                 bar.update(1)
                 if i % 20 == 0:
                     bar.set_postfix(loss=f"{loss.item():.3f}")
-            if deadline is not None and time.perf_counter() > deadline:
+            now = time.perf_counter()
+            if deadline is not None and now > deadline:
                 if bar is not None:
                     bar.close()
-                return None
+                if self.clock is None or seen == 0:
+                    return None
+                return {"train_loss": float(loss_sum) / seen, "train_acc": int(correct) / seen, "lr": lr,
+                        "partial": True}
         if bar is not None:
             bar.close()
         train_loss = float(loss_sum) / max(seen, 1)
@@ -174,18 +192,34 @@ class Trainer:
         cfg = self.cfg
         if self.splits.val is None and cfg.train.monitor.startswith("val_") and self.epoch == 0:
             self.log(f"no validation split: the best checkpoint is chosen by {self.monitor} instead of {cfg.train.monitor}")
-        start = time.perf_counter()
-        deadline = start + cfg.train.time_budget if cfg.train.time_budget else None
+        budget = cfg.train.time_budget
+        used = self.history[-1]["elapsed"] if self.history else 0.0  # the budget spans resumed sessions
+        start = time.perf_counter() - used
+        timed = budget is not None and cfg.schedule.name in TIME_DRIVEN
+        # Keep back time for the final test evaluation, re-estimated from each validation pass.
+        reserve = 0.02 * budget if budget else 0.0
+        deadline = start + budget - reserve if budget else None
+        self.clock = (start, deadline) if timed else None
         for cb in self.callbacks:
             cb.on_fit_start(self)
         while self.epoch < cfg.train.epochs and self.stop_reason is None:
             t0 = time.perf_counter()
             rec = self.train_one_epoch(deadline)
             if rec is None:
-                self.stop(f"time budget of {cfg.train.time_budget:g}s reached during epoch {self.epoch + 1}; "
+                self.stop(f"time budget of {budget:g}s reached during epoch {self.epoch + 1}; "
                           "that partial epoch was discarded")
                 break
+            partial = rec.pop("partial", False)
+            tv = time.perf_counter()
             rec.update(self.validate())
+            if budget and self.splits.val is not None:
+                test_s = (time.perf_counter() - tv) * len(self.splits.test) / max(len(self.splits.val), 1)
+                reserve = 0.02 * budget + 1.5 * test_s
+                deadline = start + budget - reserve
+                self.clock = (start, deadline) if timed else None
+            if partial:
+                self.stop(f"time budget of {budget:g}s: the schedule annealed over the budget; "
+                          f"epoch {self.epoch + 1} was cut short at its end")
             self.epoch += 1
             rec = {"epoch": self.epoch, **rec, "seconds": time.perf_counter() - t0}
             rec["elapsed"] = (self.history[-1]["elapsed"] if self.history else 0.0) + rec["seconds"]
