@@ -1,0 +1,27 @@
+"""The benchmark scripts run (quick mode) and report every figure they promise."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "datasets"
+
+
+def test_throughput_quick_mode_reports_every_figure():
+    if not (SHARED / "cifar10-jpg.tar.gz").is_file():
+        pytest.skip("the shared CIFAR-10 copy is not beside the repository")
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--quick", "--json",
+                           "--data-dir", str(SHARED)], capture_output=True, text=True, timeout=600,
+                          env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(proc.stdout)
+    assert res["peak_gflops"] > 0 and set(res["batches"]) == {"128", "16"}
+    for r in res["batches"].values():
+        for key in ("end_to_end_images_per_s", "compute_only_images_per_s", "baseline_images_per_s",
+                    "eval_images_per_s", "seconds_per_50k_epoch", "end_to_end_gflops", "percent_of_peak",
+                    "end_to_end_vs_compute", "end_to_end_vs_baseline"):
+            assert r[key] > 0, key
