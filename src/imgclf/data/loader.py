@@ -50,7 +50,10 @@ class Transform:
         """Normalized float32 batch for evaluation (center crop when training crops)."""
         if self.aug.crop_size:
             x = A.center_crop(x, self.aug.crop_size)
-        return self._normalize(x.float().div_(255.0))
+        x = x.float().div_(255.0)
+        if x.shape[1] > 1:  # NHWC, the layout the convolutions prefer (see Trainer)
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self._normalize(x)
 
     def to_dict(self) -> dict:
         return {"augment": dataclasses.asdict(self.aug), "normalization": self.normalization,
