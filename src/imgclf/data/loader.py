@@ -23,6 +23,10 @@ class Transform:
         self.normalization = normalization
         self.mean = mean.view(1, -1, 1, 1)
         self.std = std.view(1, -1, 1, 1)
+        # (x/255 - mean)/std as (x - 255 mean) * 1/(255 std): two in-place ops on uint8-converted floats
+        self.shift = self.mean * 255.0
+        self.scale = 1.0 / (self.std * 255.0)
+        self.fused = normalization == "dataset" and not any(getattr(aug_cfg, n) for n in A.FLOAT01_STAGE)
 
     def _normalize(self, x: torch.Tensor) -> torch.Tensor:
         if self.normalization == "dataset":
@@ -38,6 +42,11 @@ class Transform:
         """Augmented, normalized float32 batch for training."""
         for name in A.UINT8_STAGE:
             x = A.AUGMENTATIONS.get(name)(x, getattr(self.aug, name), g) if getattr(self.aug, name) else x
+        if self.fused:
+            x = x.float().sub_(self.shift.to(x.device)).mul_(self.scale.to(x.device))
+            for name in A.NORMALIZED_STAGE:
+                x = A.AUGMENTATIONS.get(name)(x, getattr(self.aug, name), g) if getattr(self.aug, name) else x
+            return x
         x = x.float().div_(255.0)
         for name in A.FLOAT01_STAGE:
             x = A.AUGMENTATIONS.get(name)(x, getattr(self.aug, name), g) if getattr(self.aug, name) else x
@@ -50,10 +59,11 @@ class Transform:
         """Normalized float32 batch for evaluation (center crop when training crops)."""
         if self.aug.crop_size:
             x = A.center_crop(x, self.aug.crop_size)
-        x = x.float().div_(255.0)
         if x.shape[1] > 1:  # NHWC, the layout the convolutions prefer (see Trainer)
             x = x.contiguous(memory_format=torch.channels_last)
-        return self._normalize(x)
+        if self.fused:
+            return x.float().sub_(self.shift.to(x.device)).mul_(self.scale.to(x.device))
+        return self._normalize(x.float().div_(255.0))
 
     def to_dict(self) -> dict:
         return {"augment": dataclasses.asdict(self.aug), "normalization": self.normalization,
