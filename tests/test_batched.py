@@ -45,7 +45,6 @@ def test_batched_equals_one_by_one(model, extra):
     splits = prepare_data(cfgs[0])
     histories, failed, st = train_cohort(cfgs, splits, torch.device("cpu"))
     assert failed == [None] * len(cfgs)
-    col = 0
     for k, cfg in enumerate(cfgs):
         trainer = fit_in_memory(cfg, splits=splits)
         assert len(histories[k]) == cfg.train.epochs

@@ -11,7 +11,7 @@ from typing import Callable, Iterable, Optional, Sequence
 import torch
 
 from . import runs as R
-from .config import ExperimentConfig, load_config, save_config, validate
+from .config import ExperimentConfig, load_config, save_config
 from .data import load_raw, make_splits
 from .data.loader import Transform
 from .data.splits import Splits

@@ -1,6 +1,8 @@
 """imgclf sweep: run, join or resume a hyperparameter sweep."""
 from __future__ import annotations
 
+import argparse
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("sweep", help="run (or join, or resume) a hyperparameter sweep",
@@ -15,14 +17,8 @@ def add_parser(sub) -> None:
     p.add_argument("--threads", type=int, metavar="T", help="torch threads in this process")
     p.add_argument("--one-by-one", action="store_true",
                    help="train every configuration alone (default: batch configurations that can share a computation)")
-    p.add_argument("--worker-only", action="store_true", help=argparse_hidden())
+    p.add_argument("--worker-only", action="store_true", help=argparse.SUPPRESS)  # the --workers children
     p.set_defaults(func=run)
-
-
-def argparse_hidden():
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 def run(args) -> int:

@@ -12,7 +12,6 @@ the models one by one with torch.optim.SGD, to floating-point tolerance.
 from __future__ import annotations
 
 import json
-import math
 import time
 from typing import Callable, Optional
 
@@ -20,7 +19,7 @@ import torch
 from torch import nn
 
 from ..data.loader import Transform
-from ..data.splits import Split, Splits
+from ..data.splits import Splits
 from .optim import lr_at
 from .trainer import epoch_seed
 
@@ -137,12 +136,6 @@ class StackedMLP:
         off, h = sum(self.hidden[:i]), self.hidden[i]
         return (self.w1[:, off:off + h], self.b1[off:off + h], self.w2[off:off + h, i * c:(i + 1) * c],
                 self.b2[i * c:(i + 1) * c])
-
-    def params(self) -> dict[str, torch.Tensor]:
-        p = {"w2": self.w2, "b2": self.b2}
-        if self.hidden:
-            p.update(w1=self.w1, b1=self.b1)
-        return p
 
     def set_lr_scale(self, scale: torch.Tensor) -> None:
         """Multiply each model's base learning rate by its schedule factor (K,)."""

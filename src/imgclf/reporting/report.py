@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import time
 from pathlib import Path
 from typing import Optional
@@ -112,7 +111,7 @@ def _misclassified(run, path: Path, k: int = 12) -> Optional[Path]:
 
 
 def _sweep_blocks(path: Path, out: Path, top: int = 5) -> list:
-    from ..sweeps.analysis import correlations, format_table, load_sweep_study, ranked, trials_frame, write_figures
+    from ..sweeps.analysis import correlations, load_sweep_study, ranked, trials_frame, write_figures
 
     spec, study, folder = load_sweep_study(path)
     df = trials_frame(study, spec)

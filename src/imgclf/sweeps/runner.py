@@ -186,10 +186,6 @@ class ReportCallback(Callback):
                 raise optuna.TrialPruned(f"pruned after epoch {record['epoch']}")
 
 
-def _clean(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items()} for r in history]
-
-
 def run_trial(study, storage, spec: SweepSpec, trial, data_cache: dict, log) -> str:
     """Train one configuration and tell the study how it went; returns its status."""
     import optuna
@@ -211,7 +207,7 @@ def run_trial(study, storage, spec: SweepSpec, trial, data_cache: dict, log) -> 
         trainer = fit_in_memory(cfg, callbacks=(cb,), splits=_splits(cfg, data_cache))
         history = trainer.history
         value = history[-1].get(spec.options.objective)
-        trial.set_user_attr("history", _clean(history))
+        trial.set_user_attr("history", history)
         trial.set_user_attr("metrics", {"final": history[-1], "best_epoch": trainer.best_epoch,
                                         "best_value": trainer.best_value, "stop_reason": trainer.stop_reason})
         trial.set_user_attr("seconds", time.perf_counter() - t0)
@@ -221,7 +217,7 @@ def run_trial(study, storage, spec: SweepSpec, trial, data_cache: dict, log) -> 
         log(f"trial {trial.number}: {label} -> {spec.options.objective} {value:.4f} ({time.perf_counter() - t0:.1f}s)")
         return "complete"
     except optuna.TrialPruned as e:
-        trial.set_user_attr("history", _clean(cb.history))
+        trial.set_user_attr("history", cb.history)
         trial.set_user_attr("reason", str(e))
         trial.set_user_attr("seconds", time.perf_counter() - t0)
         study.tell(trial, state=TrialState.PRUNED)
@@ -439,8 +435,6 @@ def _tell(study, spec: SweepSpec, t, point: dict, cfg, hist: list[dict], error: 
 
 def run_cohort(study, storage, spec: SweepSpec, trials: list, data_cache: dict, log) -> list[str]:
     """Train trials of one cohort as one batched computation; siblings that differ only in epochs share a model."""
-    from optuna.trial import TrialState
-
     from ..api import pick_device
     from ..engine.batched import train_cohort
 
