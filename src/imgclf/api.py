@@ -18,6 +18,7 @@ from .data.splits import Splits
 from .engine.checkpoint import load_checkpoint
 from .engine.trainer import Trainer
 from .errors import BudgetError, ConfigError, DataError, RunError
+from .engine.precision import autocast_dtype
 from .evaluation import evaluate_split
 from .models import build_model
 from .summary import format_summary, summarize
@@ -202,7 +203,8 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
     if trainer.best_state is not None:
         model.load_state_dict(trainer.best_state)  # the test split is scored with the best weights
     test = evaluate_split(model, splits.test, trainer.transform, device, len(splits.classes),
-                          cfg.train.eval_batch_size, cfg.train.label_smoothing)
+                          cfg.train.eval_batch_size, cfg.train.label_smoothing, tta=cfg.train.tta,
+                          amp_dtype=trainer.amp_dtype)
     best_rec = trainer.history[trainer.best_epoch - 1]
     metrics = {
         "budget_seconds": (trainer.history[-1]["elapsed"] + time.perf_counter() - t_end) if trainer.history else None,
@@ -288,7 +290,8 @@ def evaluate(run: Run | str | os.PathLike, split: str = "test") -> dict:
     run, cfg, state, model, transform = _restore(run, device)
     splits = prepare_data(cfg)
     return evaluate_split(model, splits.get(split), transform, device, len(state["classes"]),
-                          cfg.train.eval_batch_size, cfg.train.label_smoothing)
+                          cfg.train.eval_batch_size, cfg.train.label_smoothing, tta=cfg.train.tta,
+                          amp_dtype=autocast_dtype(cfg.train.precision, device))
 
 
 def predict(run: Run | str | os.PathLike, images: Iterable, top: int = 5) -> list[list[tuple[str, float]]]:

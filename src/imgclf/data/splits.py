@@ -55,6 +55,17 @@ def _carve(x: torch.Tensor, y: torch.Tensor, fraction: float, seed: int) -> tupl
     return Split(x[keep], y[keep]), Split(x[take], y[take])
 
 
+def _subset(split: Split, n: int, seed: int) -> Split:
+    """A seeded random `n` of a split, in their original order.
+
+    Random, not the first n: image folders list the images class by class, so the
+    first n would hold only the first classes.
+    """
+    if n >= len(split):
+        return split
+    return _carve(split.x, split.y, n / len(split), seed)[1] if n > 1 else Split(split.x[:1], split.y[:1])
+
+
 def channel_stats(x: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and std of uint8 images in 0..1 units, accumulated in float64 chunks."""
     c = x.shape[1]
@@ -87,10 +98,10 @@ def make_splits(raw: RawData, cfg) -> Splits:
             raise DataError("too few training images to carve a validation split; set data.val_fraction=0")
         train, val = _carve(train.x, train.y, cfg.val_fraction, cfg.split_seed)
     if cfg.max_train:
-        train = Split(train.x[: cfg.max_train], train.y[: cfg.max_train])
+        train = _subset(train, cfg.max_train, cfg.split_seed + 2)
     if cfg.max_test:
-        test = Split(test.x[: cfg.max_test], test.y[: cfg.max_test])
+        test = _subset(test, cfg.max_test, cfg.split_seed + 3)
         if val is not None:
-            val = Split(val.x[: cfg.max_test], val.y[: cfg.max_test])
+            val = _subset(val, cfg.max_test, cfg.split_seed + 4)
     mean, std = channel_stats(train.x)
     return Splits(train, val, test, list(raw.classes), mean, std)

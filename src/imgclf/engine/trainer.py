@@ -25,6 +25,7 @@ from ..evaluation import evaluate_split
 from .callbacks import Callback, EarlyStopping, improved, mode_of
 from .checkpoint import save_checkpoint
 from .optim import TIME_DRIVEN, build_optimizer, lr_at, set_lr
+from .precision import autocast, autocast_dtype, grad_scaler
 
 
 class TrainingDiverged(ImgclfError):
@@ -61,6 +62,8 @@ class Trainer:
         self.transform = Transform(cfg.data.augment, cfg.data.normalization, splits.mean, splits.std)
         self.optimizer = build_optimizer(model, cfg.optim)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing)
+        self.amp_dtype = autocast_dtype(cfg.train.precision, device)
+        self.scaler = grad_scaler(device, self.amp_dtype)
         self.num_classes = len(splits.classes)
         self.epoch = 0  # epochs completed
         self.history: list[dict] = []
@@ -138,11 +141,17 @@ class Trainer:
         for i, (xb, yb) in enumerate(it):
             lr = self._lr(self.epoch + i / steps, now)
             set_lr(self.optimizer, lr)
-            out = self.model(xb)
-            loss = self.loss_fn(out, yb)
+            with autocast(self.device, self.amp_dtype):
+                out = self.model(xb)
+            loss = self.loss_fn(out.float(), yb)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            if self.scaler is None:
+                loss.backward()
+                self.optimizer.step()
+            else:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
             # Running sums stay on the device: no host sync per batch.
             loss_sum += loss.detach() * len(yb)
             correct += (out.detach().argmax(1) == yb).sum()
@@ -174,7 +183,8 @@ class Trainer:
         if self.splits.val is None:
             return {"val_loss": None, "val_acc": None}
         m = evaluate_split(self.model, self.splits.val, self.transform, self.device, self.num_classes,
-                           self.cfg.train.eval_batch_size, self.cfg.train.label_smoothing, full=False)
+                           self.cfg.train.eval_batch_size, self.cfg.train.label_smoothing, full=False,
+                           amp_dtype=self.amp_dtype)
         return {"val_loss": m["loss"], "val_acc": m["top1"]}
 
     def save(self) -> None:

@@ -1,18 +1,50 @@
 """Evaluate a model on one split: loss, top-1, top-5, per-class accuracy, confusion matrix."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import nn
 
 from ..data.loader import Transform, batches
 from ..data.splits import Split
+from ..engine.precision import autocast
 from .metrics import confusion_matrix, per_class_accuracy, topk_correct
+
+
+def tta_views(x: torch.Tensor, tta: str) -> list[torch.Tensor]:
+    """The views of a normalized batch that test-time augmentation averages over."""
+    if tta == "none":
+        return [x]
+    views = [x, x.flip(3)]
+    if tta == "flip-translate":
+        # One pixel up-left and down-right, edges mirrored (the shifts training crops also produce).
+        padded = nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+        h, w = x.shape[2], x.shape[3]
+        for s in (padded[:, :, :h, :w], padded[:, :, 2:, 2:]):
+            views += [s, s.flip(3)]
+    return views
+
+
+def predict_logits(model: nn.Module, x: torch.Tensor, tta: str = "none",
+                   amp_dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+    """fp32 logits of a batch, averaged over the test-time views."""
+    views = tta_views(x, tta)
+    with autocast(x.device, amp_dtype):
+        if len(views) == 1:
+            return model(x).float()
+        # One forward pass over all views: larger batches run faster than several small ones.
+        out = model(torch.cat(views)).float()
+    return out.view(len(views), x.shape[0], -1).mean(0)
 
 
 def evaluate_split(model: nn.Module, split: Split, transform: Transform, device: torch.device,
                    num_classes: int, batch_size: int = 1000, label_smoothing: float = 0.0,
-                   full: bool = True) -> dict:
-    """Metrics of `model` on `split`; `full` adds per-class accuracy and the confusion matrix."""
+                   full: bool = True, tta: str = "none", amp_dtype: Optional[torch.dtype] = None) -> dict:
+    """Metrics of `model` on `split`; `full` adds per-class accuracy and the confusion matrix.
+
+    `tta` averages the logits over mirrored (and shifted) views; `amp_dtype` runs the model under autocast.
+    """
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=device)
@@ -22,7 +54,7 @@ def evaluate_split(model: nn.Module, split: Split, transform: Transform, device:
     # Sums stay on the device; one sync at the end instead of one per batch.
     with torch.inference_mode():
         for xb, yb in batches(split, batch_size, transform, device, train=False):
-            logits = model(xb).float()
+            logits = predict_logits(model, xb, tta, amp_dtype)
             loss_sum += nn.functional.cross_entropy(logits, yb, reduction="sum", label_smoothing=label_smoothing)
             hits = topk_correct(logits, yb, (1, 5))
             top1 += hits[1]
