@@ -1,6 +1,7 @@
 """Training and evaluation throughput of wide-deep-dropout on CIFAR-10 with crop+flip, side by side.
 
     python benchmarks/throughput.py [--quick] [--json] [--data-dir DIR] [--threads N]
+                                    [--device cpu|cuda] [--precision fp32|bf16|fp16]
 
 At batch 128 and batch 16, in one run:
  (a) imgclf end to end: Trainer.train_one_epoch over a slice of the training set (data
@@ -10,8 +11,9 @@ At batch 128 and batch 16, in one run:
      RandomHorizontalFlip + ToTensor + Normalize per sample, a DataLoader (0 workers);
  (d) evaluation of the test split (inference mode, batches of 1000).
 Prints images/s, seconds per 50,000-image epoch, GFLOP/s (training = 3 x forward, 2 FLOPs
-per multiply-add), % of this machine's fp32 peak (a large matrix product measured now at
-the same thread count), and the ratios a/b and a/c.
+per multiply-add), % of this machine's peak (a large matrix product measured now at the
+same thread count, in the benchmark's precision), and the ratios a/b and a/c. On a GPU
+the data live on the device and the timers wait for it (torch.cuda.synchronize).
 """
 from __future__ import annotations
 
@@ -27,12 +29,19 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def peak_gflops(n: int = 2048, reps: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     torch.mm(a, b)
+    sync(device)
     t = time.perf_counter()
     for _ in range(reps):
         torch.mm(a, b)
+    sync(device)
     return 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9
 
 
@@ -42,7 +51,11 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--data-dir", default=os.environ.get("IMGCLF_DATA_DIR") or str(ROOT.parent / "shared" / "datasets"))
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                    help="autocast dtype of (a), (b) and (d); the baseline (c) stays fp32")
     args = ap.parse_args(argv)
+    dev = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -53,6 +66,7 @@ def main(argv=None) -> int:
     from imgclf.api import prepare_data
     from imgclf.config import load_config
     from imgclf.data.splits import Split, Splits
+    from imgclf.engine.precision import autocast, autocast_dtype
     from imgclf.engine.trainer import Trainer
     from imgclf.evaluation import evaluate_split
     from imgclf.models import build_model
@@ -66,40 +80,54 @@ def main(argv=None) -> int:
     load_s = time.perf_counter() - t0
     macs = summarize(build_model("wide-deep-dropout", {}, full.shape, 10), full.shape).total_macs
     train_flops = 3 * 2 * macs  # per image
-    peak = peak_gflops(1024 if args.quick else 2048)
-    out = {"threads": torch.get_num_threads(), "peak_gflops": round(peak, 1), "data_load_seconds": round(load_s, 2),
+    amp = autocast_dtype(args.precision, dev)
+    peak = peak_gflops(dev, amp or torch.float32, (1024 if args.quick else 2048) * (4 if dev.type == "cuda" else 1))
+    if dev.type == "cuda":
+        full = Splits(Split(full.train.x.to(dev), full.train.y.to(dev)), None,
+                      Split(full.test.x.to(dev), full.test.y.to(dev)), full.classes, full.mean, full.std)
+    out = {"threads": torch.get_num_threads(), "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+           "precision": args.precision, "peak_gflops": round(peak, 1), "data_load_seconds": round(load_s, 2),
            "mult_adds": macs, "steps": steps, "batches": {}}
     for bs in (128, 16):
         n = steps * bs
         cfg = load_config(ROOT / "configs" / "cifar10-wide-deep-dropout-aug.yaml",
-                          [f"data.data_dir={args.data_dir}", f"train.batch_size={bs}", "train.epochs=1"])
+                          [f"data.data_dir={args.data_dir}", f"train.batch_size={bs}", "train.epochs=1",
+                           f"train.precision={args.precision}"])
         sub = Splits(Split(full.train.x[:n], full.train.y[:n]), None, full.test, full.classes, full.mean, full.std)
         torch.manual_seed(0)
-        model = build_model("wide-deep-dropout", {}, full.shape, 10)
-        trainer = Trainer(cfg, model, sub, torch.device("cpu"), None, lambda m: None)
+        model = build_model("wide-deep-dropout", {}, full.shape, 10).to(dev)
+        trainer = Trainer(cfg, model, sub, dev, None, lambda m: None)
         warm = Splits(Split(full.train.x[: 3 * bs], full.train.y[: 3 * bs]), None, full.test, full.classes, full.mean,
                       full.std)
         trainer.splits = warm
         trainer.train_one_epoch(None)  # warm-up (allocator, kernels)
         trainer.splits = sub
+        sync(dev)
         t = time.perf_counter()
         trainer.train_one_epoch(None)
+        sync(dev)
         a = n / (time.perf_counter() - t)
         # (b) compute only: one fixed, already-augmented batch
         xb = trainer.transform.train(full.train.x[:bs], torch.Generator().manual_seed(0))
         yb = full.train.y[:bs]
         opt, loss_fn = trainer.optimizer, nn.CrossEntropyLoss()
         model.train()
+        model = trainer.model  # channels_last
         for i in range(steps + 3):
             if i == 3:
+                sync(dev)
                 t = time.perf_counter()
-            loss = loss_fn(model(xb), yb)
+            with autocast(dev, amp):
+                out_b = model(xb)
+            loss = loss_fn(out_b.float(), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        sync(dev)
         b = steps * bs / (time.perf_counter() - t)
         # (c) the seed-style pipeline
-        pil = [Image.fromarray(full.train.x[i].permute(1, 2, 0).numpy()) for i in range(n)]
+        cpu_x, cpu_y = full.train.x[:n].cpu(), full.train.y[:n].cpu()
+        pil = [Image.fromarray(cpu_x[i].permute(1, 2, 0).numpy()) for i in range(n)]
         tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
                         T.Normalize(full.mean.tolist(), full.std.tolist())])
 
@@ -108,23 +136,26 @@ def main(argv=None) -> int:
                 return n
 
             def __getitem__(self, i):
-                return tf(pil[i]), int(full.train.y[i])
+                return tf(pil[i]), int(cpu_y[i])
 
         loader = torch.utils.data.DataLoader(DS(), batch_size=bs, shuffle=True, num_workers=0)
         torch.manual_seed(0)
-        m2 = build_model("wide-deep-dropout", {}, full.shape, 10)
+        m2 = build_model("wide-deep-dropout", {}, full.shape, 10).to(dev)
         opt2 = torch.optim.SGD(m2.parameters(), lr=0.05, momentum=0.9)
         t = time.perf_counter()
         for xb2, yb2 in loader:
-            loss = loss_fn(m2(xb2), yb2)
+            loss = loss_fn(m2(xb2.to(dev)), yb2.to(dev))
             opt2.zero_grad()
             loss.backward()
             opt2.step()
+        sync(dev)
         c = n / (time.perf_counter() - t)
         # (d) evaluation
         test = Split(full.test.x[: 2000 if args.quick else 10000], full.test.y[: 2000 if args.quick else 10000])
+        sync(dev)
         t = time.perf_counter()
-        evaluate_split(model, test, trainer.transform, torch.device("cpu"), 10, 1000, full=False)
+        evaluate_split(model, test, trainer.transform, dev, 10, 1000, full=False, amp_dtype=amp)
+        sync(dev)
         d = len(test) / (time.perf_counter() - t)
         gf = a * train_flops / 1e9
         out["batches"][str(bs)] = {
@@ -136,7 +167,7 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(out))
         return 0
-    print(f"{out['threads']} threads, fp32 peak {peak:.0f} GFLOP/s (2048^3 matrix product), wide-deep-dropout "
+    print(f"{out['device']}, {out['threads']} threads, {args.precision} peak {peak:.0f} GFLOP/s (matrix product), wide-deep-dropout "
           f"{macs:,} mult-adds/image, {steps} steps per measurement")
     print(f"{'batch':>5} {'(a) e2e':>9} {'(b) comp':>9} {'(c) seed':>9} {'(d) eval':>9} {'s/epoch':>8} "
           f"{'GFLOP/s':>8} {'%peak':>6} {'a/b':>6} {'a/c':>6}")

@@ -198,3 +198,52 @@ def test_time_budget_drives_the_schedule_to_its_end(schedule):
     assert h["lr"].iloc[-1] < 0.05 * 0.05  # the last steps ran at under 5% of the peak rate
     assert h["lr"].max() > 0.5 * 0.05  # and the run did reach the peak first
     assert m["budget_seconds"] <= 3.0  # training plus the final test evaluation
+
+
+def test_bf16_precision_trains_on_cpu_and_fp16_needs_a_gpu():
+    run = imgclf.train(None, FAST + ["train.epochs=2", "train.precision=bf16"], echo=False)
+    assert run.metrics["test"]["top1"] > 0.5  # chance is 0.10
+    assert math.isfinite(run.history["train_loss"].iloc[-1])
+    with pytest.raises(imgclf.ImgclfError, match="fp16 needs a CUDA GPU"):
+        imgclf.train(None, FAST + ["train.epochs=1", "train.precision=fp16"], echo=False)
+    with pytest.raises(imgclf.ImgclfError, match="train.precision"):
+        imgclf.train(None, FAST + ["train.precision=half"], echo=False)
+
+
+def test_auto_precision_is_fp32_on_cpu_and_mixed_on_cuda():
+    from imgclf.engine.precision import autocast_dtype, grad_scaler
+
+    assert autocast_dtype("auto", torch.device("cpu")) is None
+    assert autocast_dtype("bf16", torch.device("cpu")) is torch.bfloat16
+    assert autocast_dtype("auto", torch.device("cuda")) in (torch.bfloat16, torch.float16)
+    assert grad_scaler(torch.device("cpu"), torch.bfloat16) is None  # bf16 has fp32's exponent range
+    import warnings
+
+    with warnings.catch_warnings():  # on a machine without CUDA the scaler warns that it is disabled
+        warnings.simplefilter("ignore")
+        assert grad_scaler(torch.device("cuda"), torch.float16) is not None
+
+
+def test_tta_averages_the_mirrored_and_shifted_views():
+    from imgclf.evaluation.evaluate import predict_logits, tta_views
+
+    x = torch.randn(3, 2, 5, 6)
+    assert [len(tta_views(x, t)) for t in ("none", "flip", "flip-translate")] == [1, 2, 6]
+    lin = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2 * 5 * 6, 4))
+    flip = predict_logits(lin, x, "flip")
+    assert torch.allclose(flip, (lin(x) + lin(x.flip(3))) / 2, atol=1e-6)
+    six = predict_logits(lin, x, "flip-translate")
+    assert not torch.allclose(six, flip)
+    # A model that only sees the mean colour is unchanged by mirroring and one-pixel shifts of a flat image.
+    flat = torch.ones(2, 3, 8, 8) * torch.tensor([1.0, 2.0, 3.0]).view(1, 3, 1, 1)
+    gap = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 4))
+    assert torch.allclose(predict_logits(gap, flat, "flip-translate"), gap(flat), atol=1e-6)
+
+
+def test_tta_is_used_for_the_final_test_and_evaluate():
+    base = imgclf.train(None, FAST + ["train.epochs=2"], echo=False)
+    tta = imgclf.train(None, FAST + ["train.epochs=2", "train.tta=flip"], echo=False)
+    # Same training (tta only changes evaluation), different test scores, and evaluate() agrees.
+    assert strip_time(base.history.to_dict("records")) == strip_time(tta.history.to_dict("records"))
+    assert base.metrics["test"]["loss"] != tta.metrics["test"]["loss"]
+    assert math.isclose(tta.evaluate("test")["top1"], tta.metrics["test"]["top1"])

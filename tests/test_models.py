@@ -104,3 +104,22 @@ def test_resnet18_adapts_channels_and_classes():
     s = build_model("resnet18", {"small_input": True}, (3, 32, 32), 10)
     assert s.conv1.stride == (1, 1) and isinstance(s.maxpool, torch.nn.Identity)
     assert sum(p.numel() for p in build_model("resnet18", {}, (3, 224, 224), 1000).parameters()) == 11_689_512
+
+
+def test_resnet_cifar_is_resnet20_and_fits_the_budget_when_narrowed():
+    """ResNet-20 (He et al. 2016): 0.27 M parameters, 41 M mult-adds; the 1-hour recipe's narrowing fits 256k."""
+    s = summarize(build_model("resnet-cifar", {}, (3, 32, 32), 10), (3, 32, 32))
+    assert s.trainable_params == 269_722 and s.total_macs == 40_551_728
+    m = build_model("resnet-cifar", {"widths": [16, 32, 60]}, (3, 32, 32), 10)
+    assert sum(p.numel() for p in m.parameters()) == 246_162
+    convs = [c for c in m.modules() if isinstance(c, torch.nn.Conv2d)]
+    assert len(convs) == 19  # + the linear layer: 20 weight layers
+    deeper = build_model("resnet-cifar", {"blocks": 5}, (3, 32, 32), 10)  # ResNet-32
+    assert sum(isinstance(c, torch.nn.Conv2d) for c in deeper.modules()) == 31
+    # Each block starts as the identity: the residual branch's last BN scale is zero.
+    assert all(float(b.bn2.weight.abs().sum()) == 0 for b in m.modules() if hasattr(b, "bn2"))
+
+
+def test_resnet_cifar_refuses_shrinking_widths():
+    with pytest.raises(ConfigError, match="must not decrease"):
+        build_model("resnet-cifar", {"widths": [32, 16]}, (3, 32, 32), 10)

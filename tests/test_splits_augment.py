@@ -123,3 +123,16 @@ def test_loader_covers_each_example_once_and_drops_singleton_batch():
     assert sum(seen) == 32 and min(seen) >= 2  # 33 % 8 == 1: the lone last image is dropped
     ev = [len(yb) for _, yb in batches(s.train, 8, t, torch.device("cpu"), train=False)]
     assert sum(ev) == 33
+
+
+def test_max_train_and_max_test_take_a_random_subset_of_every_class():
+    """Image folders list images class by class: the first N would hold only the first classes."""
+    y = torch.arange(10).repeat_interleave(30)  # class-sorted, as an image folder decodes
+    x = torch.arange(300, dtype=torch.uint8).view(300, 1, 1, 1).expand(300, 1, 4, 4).contiguous()
+    raw = RawData(x, y, x[:200].clone(), y[:200].clone(), [str(i) for i in range(10)])
+    s = make_splits(raw, data_cfg("data.val_fraction=0.2", "data.max_train=50", "data.max_test=40"))
+    assert len(s.train) == 50 and len(s.test) == 40 and len(s.val) == 40
+    assert len(s.train.y.unique()) >= 8 and len(s.test.y.unique()) >= 6
+    assert torch.equal(s.train.y, s.train.y.sort().values)  # original order kept
+    again = make_splits(raw, data_cfg("data.val_fraction=0.2", "data.max_train=50", "data.max_test=40"))
+    assert torch.equal(again.train.x, s.train.x)  # seeded
