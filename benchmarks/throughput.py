@@ -54,6 +54,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
                     help="autocast dtype of (a), (b) and (d); the baseline (c) stays fp32")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model for (a) and (b)")
     args = ap.parse_args(argv)
     dev = torch.device(args.device)
     if args.threads:
@@ -86,13 +87,13 @@ def main(argv=None) -> int:
         full = Splits(Split(full.train.x.to(dev), full.train.y.to(dev)), None,
                       Split(full.test.x.to(dev), full.test.y.to(dev)), full.classes, full.mean, full.std)
     out = {"threads": torch.get_num_threads(), "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-           "precision": args.precision, "peak_gflops": round(peak, 1), "data_load_seconds": round(load_s, 2),
+           "precision": args.precision, "compile": args.compile, "peak_gflops": round(peak, 1), "data_load_seconds": round(load_s, 2),
            "mult_adds": macs, "steps": steps, "batches": {}}
     for bs in (128, 16):
         n = steps * bs
         cfg = load_config(ROOT / "configs" / "cifar10-wide-deep-dropout-aug.yaml",
                           [f"data.data_dir={args.data_dir}", f"train.batch_size={bs}", "train.epochs=1",
-                           f"train.precision={args.precision}"])
+                           f"train.precision={args.precision}", f"train.compile={args.compile}"])
         sub = Splits(Split(full.train.x[:n], full.train.y[:n]), None, full.test, full.classes, full.mean, full.std)
         torch.manual_seed(0)
         model = build_model("wide-deep-dropout", {}, full.shape, 10).to(dev)
@@ -112,7 +113,7 @@ def main(argv=None) -> int:
         yb = full.train.y[:bs]
         opt, loss_fn = trainer.optimizer, nn.CrossEntropyLoss()
         model.train()
-        model = trainer.model  # channels_last
+        model = trainer.forward  # channels_last (and compiled with --compile)
         for i in range(steps + 3):
             if i == 3:
                 sync(dev)

@@ -117,6 +117,9 @@ class TrainConfig:
     # Test-time augmentation of the final test evaluation (and `imgclf evaluate`): average the logits of
     # the image and its mirror (flip), and also of both shifted by one pixel each way (flip-translate).
     tta: Literal["none", "flip", "flip-translate"] = "none"
+    # torch.compile the training forward pass. Off by default: on 2 CPU cores it made
+    # wide-deep-dropout slower (see benchmarks/RESULTS.md); it can pay on a GPU.
+    compile: bool = False
     tensorboard: bool = False  # also write TensorBoard scalars to runs/<name>/tensorboard
 
 

@@ -70,26 +70,33 @@ class Transform:
                 "mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist()}
 
 
+# Training batches are augmented in chunks of about this many bytes of float32 images: at
+# small batch sizes one call per chunk instead of per batch saves the fixed cost of the ten
+# or so small ops augmentation launches (measured: batch 16, wide-deep-dropout, 2 cores).
+CHUNK_BYTES = 4 << 20
+
+
 def batches(split: Split, batch_size: int, transform: Transform, device: torch.device, *,
             train: bool, generator: Optional[torch.Generator] = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield (inputs, labels) batches of a split on `device`; shuffled and augmented when `train`."""
     n = len(split)
     x, y = split.x, split.y
-    if train:
-        order = torch.randperm(n, generator=generator).to(x.device)
-        # A final batch of one image would break batch norm's training statistics: drop it.
-        stop = n - 1 if n % batch_size == 1 and n > 1 else n
-    else:
-        order, stop = None, n
-    for i in range(0, stop, batch_size):
-        if order is None:
-            xb, yb = x[i : i + batch_size], y[i : i + batch_size]
-        else:
-            idx = order[i : min(i + batch_size, stop)]
-            xb, yb = x[idx], y[idx]
-        xb = xb.to(device, non_blocking=True)
-        yb = yb.to(device, non_blocking=True)
-        yield (transform.train(xb, generator) if train else transform.eval(xb)), yb
+    if not train:
+        for i in range(0, n, batch_size):
+            yield transform.eval(x[i : i + batch_size].to(device, non_blocking=True)), \
+                y[i : i + batch_size].to(device, non_blocking=True)
+        return
+    order = torch.randperm(n, generator=generator).to(x.device)
+    # A final batch of one image would break batch norm's training statistics: drop it.
+    stop = n - 1 if n % batch_size == 1 and n > 1 else n
+    per_image = 4 * x[0].numel()
+    chunk = batch_size * max(1, CHUNK_BYTES // (per_image * batch_size))
+    for i in range(0, stop, chunk):
+        idx = order[i : min(i + chunk, stop)]
+        xa = transform.train(x[idx].to(device, non_blocking=True), generator)
+        ya = y[idx].to(device, non_blocking=True)
+        for j in range(0, len(idx), batch_size):
+            yield xa[j : j + batch_size], ya[j : j + batch_size]
 
 
 def num_batches(n: int, batch_size: int, train: bool) -> int:

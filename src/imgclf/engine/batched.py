@@ -31,7 +31,7 @@ def cohort_key(cfg) -> Optional[str]:
 
     Eligible: a perceptron or an MLP with one hidden layer and no dropout, plain or momentum
     SGD (no Nesterov), a schedule that ignores the total epoch count, no augmentation, no
-    early stopping, no time budget. Learning rate, momentum, weight decay, hidden width and
+    early stopping, no time budget, no explicit low precision or compilation. Learning rate, momentum, weight decay, hidden width and
     epochs may differ within a cohort.
     """
     d = cfg.to_dict()
@@ -47,6 +47,8 @@ def cohort_key(cfg) -> Optional[str]:
     if o["name"] != "sgd" or o["nesterov"] or d["schedule"]["name"] not in EPOCH_FREE_SCHEDULES:
         return None
     if t["early_stopping"]["enabled"] or t["time_budget"] is not None:
+        return None
+    if t["precision"] in ("bf16", "fp16") or t["compile"]:  # this engine computes in fp32, uncompiled
         return None
     for key in ("lr", "momentum", "weight_decay"):
         o.pop(key)

@@ -64,6 +64,8 @@ class Trainer:
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing)
         self.amp_dtype = autocast_dtype(cfg.train.precision, device)
         self.scaler = grad_scaler(device, self.amp_dtype)
+        # The compiled module shares the model's parameters; checkpoints and evaluation use the model.
+        self.forward = torch.compile(model) if cfg.train.compile else model
         self.num_classes = len(splits.classes)
         self.epoch = 0  # epochs completed
         self.history: list[dict] = []
@@ -142,7 +144,7 @@ class Trainer:
             lr = self._lr(self.epoch + i / steps, now)
             set_lr(self.optimizer, lr)
             with autocast(self.device, self.amp_dtype):
-                out = self.model(xb)
+                out = self.forward(xb)
             loss = self.loss_fn(out.float(), yb)
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is None:
