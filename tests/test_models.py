@@ -120,6 +120,16 @@ def test_resnet_cifar_is_resnet20_and_fits_the_budget_when_narrowed():
     assert all(float(b.bn2.weight.abs().sum()) == 0 for b in m.modules() if hasattr(b, "bn2"))
 
 
+def test_conv_groups_shape_and_budget():
+    m = build_model("conv-groups", {}, (3, 32, 32), 10)
+    s = summarize(m, (3, 32, 32))
+    assert s.trainable_params == 249_598 and s.total_macs == 31_291_908
+    # Each group pools once: 32 -> 16 -> 8 -> 4, then a global max-pool feeds the classifier.
+    assert sum(isinstance(c, torch.nn.MaxPool2d) for c in m.modules()) == 3
+    assert m[-1].in_features == 84
+    assert build_model("conv-groups", {"widths": [8, 16]}, (1, 28, 28), 5)(torch.randn(2, 1, 28, 28)).shape == (2, 5)
+
+
 def test_resnet_cifar_refuses_shrinking_widths():
     with pytest.raises(ConfigError, match="must not decrease"):
         build_model("resnet-cifar", {"widths": [32, 16]}, (3, 32, 32), 10)
