@@ -247,3 +247,14 @@ def test_tta_is_used_for_the_final_test_and_evaluate():
     assert strip_time(base.history.to_dict("records")) == strip_time(tta.history.to_dict("records"))
     assert base.metrics["test"]["loss"] != tta.metrics["test"]["loss"]
     assert math.isclose(tta.evaluate("test")["top1"], tta.metrics["test"]["top1"])
+
+
+def test_compile_trains_the_same_model():
+    """torch.compile changes how the forward pass runs, not what it computes."""
+    opts = ["model.name=perceptron", "train.epochs=2", "train.batch_size=128"]
+    plain = imgclf.train(None, opts, echo=False)
+    compiled = imgclf.train(None, opts + ["train.compile=true"], echo=False)
+    for a, b in zip(plain.history.to_dict("records"), compiled.history.to_dict("records")):
+        assert math.isclose(a["train_loss"], b["train_loss"], rel_tol=1e-4)
+        assert math.isclose(a["val_acc"], b["val_acc"], abs_tol=0.01)
+    assert "_orig_mod" not in "".join(load_checkpoint(compiled.path / "best.pt")["model"])  # plain keys
