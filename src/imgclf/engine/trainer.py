@@ -229,7 +229,8 @@ class Trainer:
             tv = time.perf_counter()
             rec.update(self.validate())
             if budget and self.splits.val is not None:
-                test_s = (time.perf_counter() - tv) * len(self.splits.test) / max(len(self.splits.val), 1)
+                views = {"none": 1, "flip": 2, "flip-translate": 6}[cfg.train.tta]  # the test pass runs TTA
+                test_s = views * (time.perf_counter() - tv) * len(self.splits.test) / max(len(self.splits.val), 1)
                 reserve = 0.02 * budget + 1.5 * test_s
                 deadline = start + budget - reserve
                 self.clock = (start, deadline) if timed else None
