@@ -228,7 +228,9 @@ def test_tta_averages_the_mirrored_and_shifted_views():
     from imgclf.evaluation.evaluate import predict_logits, tta_views
 
     x = torch.randn(3, 2, 5, 6)
-    assert [len(tta_views(x, t)) for t in ("none", "flip", "flip-translate")] == [1, 2, 6]
+    from imgclf.evaluation.evaluate import TTA_VIEWS
+
+    assert {t: len(tta_views(x, t)) for t in TTA_VIEWS} == TTA_VIEWS
     lin = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2 * 5 * 6, 4))
     flip = predict_logits(lin, x, "flip")
     assert torch.allclose(flip, (lin(x) + lin(x.flip(3))) / 2, atol=1e-6)

@@ -22,6 +22,7 @@ from ..data.loader import Transform, batches, num_batches
 from ..data.splits import Splits
 from ..errors import ImgclfError
 from ..evaluation import evaluate_split
+from ..evaluation.evaluate import TTA_VIEWS
 from .callbacks import Callback, EarlyStopping, improved, mode_of
 from .checkpoint import save_checkpoint
 from .optim import TIME_DRIVEN, build_optimizer, lr_at, set_lr
@@ -229,8 +230,7 @@ class Trainer:
             tv = time.perf_counter()
             rec.update(self.validate())
             if budget and self.splits.val is not None:
-                views = {"none": 1, "flip": 2, "flip-translate": 6}[cfg.train.tta]  # the test pass runs TTA
-                test_s = views * (time.perf_counter() - tv) * len(self.splits.test) / max(len(self.splits.val), 1)
+                test_s = TTA_VIEWS[cfg.train.tta] * (time.perf_counter() - tv) * len(self.splits.test) / max(len(self.splits.val), 1)
                 reserve = 0.02 * budget + 1.5 * test_s
                 deadline = start + budget - reserve
                 self.clock = (start, deadline) if timed else None

@@ -12,6 +12,9 @@ from ..engine.precision import autocast
 from .metrics import confusion_matrix, per_class_accuracy, topk_correct
 
 
+TTA_VIEWS = {"none": 1, "flip": 2, "flip-translate": 6}  # forward passes per image of each mode
+
+
 def tta_views(x: torch.Tensor, tta: str) -> list[torch.Tensor]:
     """The views of a normalized batch that test-time augmentation averages over."""
     if tta == "none":
