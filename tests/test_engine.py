@@ -249,6 +249,7 @@ def test_tta_is_used_for_the_final_test_and_evaluate():
     assert strip_time(base.history.to_dict("records")) == strip_time(tta.history.to_dict("records"))
     assert base.metrics["test"]["loss"] != tta.metrics["test"]["loss"]
     assert math.isclose(tta.evaluate("test")["top1"], tta.metrics["test"]["top1"])
+    assert math.isclose(tta.evaluate("test", tta="none")["top1"], base.metrics["test"]["top1"])
 
 
 def test_compile_trains_the_same_model():

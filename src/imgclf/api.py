@@ -98,8 +98,8 @@ class Run:
     def summary(self) -> str:
         return (self.path / R.SUMMARY_TXT).read_text(encoding="utf-8")
 
-    def evaluate(self, split: str = "test") -> dict:
-        return evaluate(self, split)
+    def evaluate(self, split: str = "test", tta: Optional[str] = None) -> dict:
+        return evaluate(self, split, tta)
 
     def predict(self, images: Sequence, top: int = 5) -> list[list[tuple[str, float]]]:
         return predict(self, images, top)
@@ -282,16 +282,25 @@ def read_image(path, channels: int, size: int) -> torch.Tensor:
         raise DataError(f"cannot read image {p} ({type(e).__name__}); is it an image file?") from None
 
 
-def evaluate(run: Run | str | os.PathLike, split: str = "test") -> dict:
-    """Re-evaluate a run's best checkpoint on a split ('test', 'val' or 'train')."""
+def evaluate(run: Run | str | os.PathLike, split: str = "test", tta: Optional[str] = None) -> dict:
+    """Re-evaluate a run's best checkpoint on a split ('test', 'val' or 'train').
+
+    `tta` (none, flip, flip-translate) overrides the run's test-time augmentation.
+    """
+    from .evaluation.evaluate import TTA_VIEWS
+
     if split not in ("train", "val", "test"):
         raise ConfigError(f"split {split!r} is not known; choose train, val or test")
+    if tta is not None and tta not in TTA_VIEWS:
+        raise ConfigError(f"tta {tta!r} is not known; choose one of {', '.join(TTA_VIEWS)}")
     device = pick_device("auto")
     run, cfg, state, model, transform = _restore(run, device)
     splits = prepare_data(cfg)
-    return evaluate_split(model, splits.get(split), transform, device, len(state["classes"]),
-                          cfg.train.eval_batch_size, cfg.train.label_smoothing, tta=cfg.train.tta,
-                          amp_dtype=autocast_dtype(cfg.train.precision, device))
+    tta = cfg.train.tta if tta is None else tta
+    m = evaluate_split(model, splits.get(split), transform, device, len(state["classes"]),
+                       cfg.train.eval_batch_size, cfg.train.label_smoothing, tta=tta,
+                       amp_dtype=autocast_dtype(cfg.train.precision, device))
+    return {**m, "tta": tta}
 
 
 def predict(run: Run | str | os.PathLike, images: Iterable, top: int = 5) -> list[list[tuple[str, float]]]:

@@ -9,6 +9,8 @@ def add_parser(sub) -> None:
     p.add_argument("run", metavar="RUN", help="run folder or name")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--runs-dir", metavar="DIR")
+    p.add_argument("--tta", choices=["none", "flip", "flip-translate"],
+                   help="test-time augmentation (default: the run's train.tta)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=run)
 
@@ -27,11 +29,11 @@ def run(args) -> int:
     from ..engine.checkpoint import load_checkpoint
 
     r = load_run(args.run, args.runs_dir)
-    m = evaluate(r, args.split)
+    m = evaluate(r, args.split, args.tta)
     if args.json:
         print(json.dumps(m))
     else:
         classes = load_checkpoint(r.path / "best.pt")["classes"]
-        print(f"{r.name} on the {args.split} split")
+        print(f"{r.name} on the {args.split} split" + (f" (test-time augmentation: {m['tta']})" if m["tta"] != "none" else ""))
         print(format_metrics(m, classes))
     return 0
