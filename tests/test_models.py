@@ -117,7 +117,7 @@ def test_resnet_cifar_is_resnet20_and_fits_the_budget_when_narrowed():
     deeper = build_model("resnet-cifar", {"blocks": 5}, (3, 32, 32), 10)  # ResNet-32
     assert sum(isinstance(c, torch.nn.Conv2d) for c in deeper.modules()) == 31
     # Each block starts as the identity: the residual branch's last BN scale is zero.
-    assert all(float(b.bn2.weight.abs().sum()) == 0 for b in m.modules() if hasattr(b, "bn2"))
+    assert all(float(b.bn2.weight.detach().abs().sum()) == 0 for b in m.modules() if hasattr(b, "bn2"))
 
 
 def test_conv_groups_shape_and_budget():
