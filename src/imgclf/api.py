@@ -16,9 +16,9 @@ from .data import load_raw, make_splits
 from .data.loader import Transform
 from .data.splits import Splits
 from .engine.checkpoint import load_checkpoint
+from .engine.precision import autocast_dtype
 from .engine.trainer import Trainer
 from .errors import BudgetError, ConfigError, DataError, RunError
-from .engine.precision import autocast_dtype
 from .evaluation import evaluate_split
 from .models import build_model
 from .summary import format_summary, summarize

@@ -34,6 +34,7 @@ def run(args) -> int:
         print(json.dumps(m))
     else:
         classes = load_checkpoint(r.path / "best.pt")["classes"]
-        print(f"{r.name} on the {args.split} split" + (f" (test-time augmentation: {m['tta']})" if m["tta"] != "none" else ""))
+        tta = f" (test-time augmentation: {m['tta']})" if m["tta"] != "none" else ""
+        print(f"{r.name} on the {args.split} split{tta}")
         print(format_metrics(m, classes))
     return 0

@@ -63,7 +63,7 @@ def _subset(split: Split, n: int, seed: int) -> Split:
     """
     if n >= len(split):
         return split
-    return _carve(split.x, split.y, n / len(split), seed)[1] if n > 1 else Split(split.x[:1], split.y[:1])
+    return _carve(split.x, split.y, n / len(split), seed)[1]
 
 
 def channel_stats(x: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:

@@ -31,8 +31,8 @@ def cohort_key(cfg) -> Optional[str]:
 
     Eligible: a perceptron or an MLP with one hidden layer and no dropout, plain or momentum
     SGD (no Nesterov), a schedule that ignores the total epoch count, no augmentation, no
-    early stopping, no time budget, no explicit low precision or compilation. Learning rate, momentum, weight decay, hidden width and
-    epochs may differ within a cohort.
+    early stopping, no time budget, no explicit low precision or compilation. Learning
+    rate, momentum, weight decay, hidden width and epochs may differ within a cohort.
     """
     d = cfg.to_dict()
     m, o, t = d["model"], d["optim"], d["train"]

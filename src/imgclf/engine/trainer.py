@@ -230,7 +230,8 @@ class Trainer:
             tv = time.perf_counter()
             rec.update(self.validate())
             if budget and self.splits.val is not None:
-                test_s = TTA_VIEWS[cfg.train.tta] * (time.perf_counter() - tv) * len(self.splits.test) / max(len(self.splits.val), 1)
+                per_image = (time.perf_counter() - tv) / max(len(self.splits.val), 1)
+                test_s = TTA_VIEWS[cfg.train.tta] * per_image * len(self.splits.test)  # the test pass runs TTA
                 reserve = 0.02 * budget + 1.5 * test_s
                 deadline = start + budget - reserve
                 self.clock = (start, deadline) if timed else None

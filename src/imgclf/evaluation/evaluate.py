@@ -34,10 +34,8 @@ def predict_logits(model: nn.Module, x: torch.Tensor, tta: str = "none",
     """fp32 logits of a batch, averaged over the test-time views."""
     views = tta_views(x, tta)
     with autocast(x.device, amp_dtype):
-        if len(views) == 1:
-            return model(x).float()
         # One forward pass over all views: larger batches run faster than several small ones.
-        out = model(torch.cat(views)).float()
+        out = model(views[0] if len(views) == 1 else torch.cat(views)).float()
     return out.view(len(views), x.shape[0], -1).mean(0)
 
 
