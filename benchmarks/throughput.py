@@ -1,7 +1,7 @@
 """Training and evaluation throughput of wide-deep-dropout on CIFAR-10 with crop+flip, side by side.
 
-    python benchmarks/throughput.py [--quick] [--json] [--data-dir DIR] [--threads N]
-                                    [--device cpu|cuda] [--precision fp32|bf16|fp16]
+    python benchmarks/throughput.py [--quick] [--json] [--data-dir DIR] [--threads N] [--rounds R]
+                                    [--device cpu|cuda] [--precision fp32|bf16|fp16] [--compile]
 
 At batch 128 and batch 16, in one run:
  (a) imgclf end to end: Trainer.train_one_epoch over a slice of the training set (data
@@ -10,7 +10,8 @@ At batch 128 and batch 16, in one run:
  (c) the seed-style baseline: PIL images, torchvision RandomCrop(32, padding=4) +
      RandomHorizontalFlip + ToTensor + Normalize per sample, a DataLoader (0 workers);
  (d) evaluation of the test split (inference mode, batches of 1000).
-Prints images/s, seconds per 50,000-image epoch, GFLOP/s (training = 3 x forward, 2 FLOPs
+(a), (b) and (c) are measured in R interleaved rounds (3; 1 with --quick) and reported
+as medians. Prints images/s, seconds per 50,000-image epoch, GFLOP/s (training = 3 x forward, 2 FLOPs
 per multiply-add), % of this machine's peak (a large matrix product measured now at the
 same thread count, in the benchmark's precision), and the ratios a/b and a/c. On a GPU
 the data live on the device and the timers wait for it (torch.cuda.synchronize).
@@ -18,8 +19,10 @@ the data live on the device and the timers wait for it (torch.cuda.synchronize).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -55,7 +58,10 @@ def main(argv=None) -> int:
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
                     help="autocast dtype of (a), (b) and (d); the baseline (c) stays fp32")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model for (a) and (b)")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="interleaved measurements of (a), (b), (c), reported as medians (default 3, 1 with --quick)")
     args = ap.parse_args(argv)
+    args.rounds = args.rounds or (1 if args.quick else 3)
     dev = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -88,7 +94,7 @@ def main(argv=None) -> int:
                       Split(full.test.x.to(dev), full.test.y.to(dev)), full.classes, full.mean, full.std)
     out = {"threads": torch.get_num_threads(), "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
            "precision": args.precision, "compile": args.compile, "peak_gflops": round(peak, 1), "data_load_seconds": round(load_s, 2),
-           "mult_adds": macs, "steps": steps, "batches": {}}
+           "mult_adds": macs, "steps": steps, "rounds": args.rounds, "batches": {}}
     for bs in (128, 16):
         n = steps * bs
         cfg = load_config(ROOT / "configs" / "cifar10-wide-deep-dropout-aug.yaml",
@@ -103,29 +109,44 @@ def main(argv=None) -> int:
         trainer.splits = warm
         trainer.train_one_epoch(None)  # warm-up (allocator, kernels)
         trainer.splits = sub
-        sync(dev)
-        t = time.perf_counter()
-        trainer.train_one_epoch(None)
-        sync(dev)
-        a = n / (time.perf_counter() - t)
+        # Each measurement starts from the same weights: (b) overfits its one batch, and weights
+        # drifting far (or to NaN, or into denormals) would change what the next round measures.
+        fresh = copy.deepcopy((model.state_dict(), trainer.optimizer.state_dict()))
+
+        def restart() -> None:
+            model.load_state_dict(fresh[0])
+            trainer.optimizer.load_state_dict(fresh[1])
+
+        def end_to_end() -> float:
+            restart()
+            sync(dev)
+            t = time.perf_counter()
+            trainer.train_one_epoch(None)
+            sync(dev)
+            return n / (time.perf_counter() - t)
+
         # (b) compute only: one fixed, already-augmented batch
         xb = trainer.transform.train(full.train.x[:bs], torch.Generator().manual_seed(0))
         yb = full.train.y[:bs]
         opt, loss_fn = trainer.optimizer, nn.CrossEntropyLoss()
-        model.train()
-        model = trainer.forward  # channels_last (and compiled with --compile)
-        for i in range(steps + 3):
-            if i == 3:
-                sync(dev)
-                t = time.perf_counter()
-            with autocast(dev, amp):
-                out_b = model(xb)
-            loss = loss_fn(out_b.float(), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        sync(dev)
-        b = steps * bs / (time.perf_counter() - t)
+        fwd = trainer.forward  # channels_last (and compiled with --compile)
+
+        def compute_only() -> float:
+            restart()
+            model.train()
+            for i in range(steps + 3):
+                if i == 3:
+                    sync(dev)
+                    t = time.perf_counter()
+                with autocast(dev, amp):
+                    out_b = fwd(xb)
+                loss = loss_fn(out_b.float(), yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            sync(dev)
+            return steps * bs / (time.perf_counter() - t)
+
         # (c) the seed-style pipeline
         cpu_x, cpu_y = full.train.x[:n].cpu(), full.train.y[:n].cpu()
         pil = [Image.fromarray(cpu_x[i].permute(1, 2, 0).numpy()) for i in range(n)]
@@ -143,14 +164,22 @@ def main(argv=None) -> int:
         torch.manual_seed(0)
         m2 = build_model("wide-deep-dropout", {}, full.shape, 10).to(dev)
         opt2 = torch.optim.SGD(m2.parameters(), lr=0.05, momentum=0.9)
-        t = time.perf_counter()
-        for xb2, yb2 in loader:
-            loss = loss_fn(m2(xb2.to(dev)), yb2.to(dev))
-            opt2.zero_grad()
-            loss.backward()
-            opt2.step()
-        sync(dev)
-        c = n / (time.perf_counter() - t)
+
+        def baseline() -> float:
+            t = time.perf_counter()
+            for xb2, yb2 in loader:
+                loss = loss_fn(m2(xb2.to(dev)), yb2.to(dev))
+                opt2.zero_grad()
+                loss.backward()
+                opt2.step()
+            sync(dev)
+            return n / (time.perf_counter() - t)
+
+        # Interleaved rounds, median of each: a slow spell of the machine (another process, a
+        # clock change) then lands on all three measurements alike instead of skewing one ratio.
+        rounds = [(end_to_end(), compute_only(), baseline()) for _ in range(args.rounds)]
+        a, b, c = (statistics.median(r[k] for r in rounds) for k in range(3))
+        model = fwd
         # (d) evaluation
         test = Split(full.test.x[: 2000 if args.quick else 10000], full.test.y[: 2000 if args.quick else 10000])
         sync(dev)
@@ -169,7 +198,7 @@ def main(argv=None) -> int:
         print(json.dumps(out))
         return 0
     print(f"{out['device']}, {out['threads']} threads, {args.precision} peak {peak:.0f} GFLOP/s (matrix product), wide-deep-dropout "
-          f"{macs:,} mult-adds/image, {steps} steps per measurement")
+          f"{macs:,} mult-adds/image, {steps} steps per measurement, median of {args.rounds} interleaved rounds")
     print(f"{'batch':>5} {'(a) e2e':>9} {'(b) comp':>9} {'(c) seed':>9} {'(d) eval':>9} {'s/epoch':>8} "
           f"{'GFLOP/s':>8} {'%peak':>6} {'a/b':>6} {'a/c':>6}")
     for bs, r in out["batches"].items():

@@ -200,6 +200,19 @@ def test_time_budget_drives_the_schedule_to_its_end(schedule):
     assert m["budget_seconds"] <= 3.0  # training plus the final test evaluation
 
 
+def test_time_budget_without_a_validation_split_keeps_the_annealed_weights():
+    """The 1-hour recipe's shape: all training images, no validation pass, TTA on the final test."""
+    run = imgclf.train(None, FAST + ["train.epochs=100000", "train.time_budget=3s", "schedule.name=linear",
+                                     "schedule.warmup=0.1", "data.val_fraction=0", "train.tta=flip"], echo=False)
+    m, h = run.metrics, run.history
+    assert "annealed" in m["stop_reason"] and m["monitor"] == "last"
+    assert h["val_acc"].isna().all()
+    # Nothing to choose by: the kept weights are the last epoch's, the end of the annealing
+    # (on this tiny set the training loss is lowest mid-run, where weight decay has not yet acted).
+    assert m["best_epoch"] == m["epochs_run"] and h["lr"].iloc[-1] < 0.05 * 0.05
+    assert m["budget_seconds"] <= 3.0 and m["test"]["top1"] > 0.5
+
+
 def test_bf16_precision_trains_on_cpu_and_fp16_needs_a_gpu():
     run = imgclf.train(None, FAST + ["train.epochs=2", "train.precision=bf16"], echo=False)
     assert run.metrics["test"]["top1"] > 0.5  # chance is 0.10

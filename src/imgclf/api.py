@@ -217,7 +217,7 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
     }
     R.write_json(run_dir / R.METRICS, metrics)
     log(f"test loss {test['loss']:.4f}  top-1 {100 * test['top1']:.2f}%  top-5 {100 * test['top5']:.2f}%  "
-        f"({test['n']:,} images, best epoch {trainer.best_epoch} by {trainer.monitor})")
+        f"({test['n']:,} images, {R.kept_phrase(trainer.best_epoch, trainer.monitor)})")
     log(f"saved {run_dir}/ (config.yaml, history.jsonl, metrics.json, summary.txt, best.pt, last.pt)")
     return Run(run_dir)
 

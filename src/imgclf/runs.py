@@ -90,3 +90,10 @@ def new_run_dir(name: str | None, default_stem: str, runs_dir: str | os.PathLike
     except OSError as e:
         raise RunError(f"cannot create run folder {path} ({e.strerror}); choose a writable --runs-dir") from None
     return path
+
+
+def kept_phrase(epoch: int, monitor: str) -> str:
+    """How a run's kept weights were chosen, for logs and reports."""
+    if monitor == "last":
+        return f"weights of epoch {epoch}, the last (no validation split)"
+    return f"best epoch {epoch} by {monitor}"

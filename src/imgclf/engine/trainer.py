@@ -70,7 +70,11 @@ class Trainer:
         self.num_classes = len(splits.classes)
         self.epoch = 0  # epochs completed
         self.history: list[dict] = []
-        self.monitor = cfg.train.monitor if splits.val is not None else "train_loss"
+        # With no validation split there is nothing to choose weights by (the lowest training loss
+        # says nothing of generalization, and weight decay can raise it as the rate anneals): keep
+        # the last epoch's, the end of the schedule. An explicit train_* monitor is still obeyed.
+        no_val = splits.val is None and cfg.train.monitor.startswith("val_")
+        self.monitor = "last" if no_val else cfg.train.monitor
         self.best_value: Optional[float] = None
         self.best_epoch: Optional[int] = None
         self.best_state: Optional[dict] = None
@@ -208,7 +212,7 @@ class Trainer:
         """Train until the epoch count, early stopping or the time budget; keep the best weights."""
         cfg = self.cfg
         if self.splits.val is None and cfg.train.monitor.startswith("val_") and self.epoch == 0:
-            self.log(f"no validation split: the best checkpoint is chosen by {self.monitor} instead of {cfg.train.monitor}")
+            self.log(f"no validation split: the kept checkpoint is the last epoch's, not the best by {cfg.train.monitor}")
         budget = cfg.train.time_budget
         used = self.history[-1]["elapsed"] if self.history else 0.0  # the budget spans resumed sessions
         start = time.perf_counter() - used
@@ -243,7 +247,7 @@ class Trainer:
             rec["elapsed"] = (self.history[-1]["elapsed"] if self.history else 0.0) + rec["seconds"]
             self.history.append(rec)
             value = rec.get(self.monitor)
-            if improved(value, self.best_value, mode_of(self.monitor)):
+            if self.monitor == "last" or improved(value, self.best_value, mode_of(self.monitor)):
                 self.best_value, self.best_epoch = value, self.epoch
                 self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             for cb in self.callbacks:

@@ -52,7 +52,7 @@ def _run_blocks(path: Path, out: Path) -> tuple[list, dict]:
     blocks: list = [("h2", f"Run {name}")]
     blocks.append(("p", f"{cfg.model.name} on {cfg.data.name}: {m['params']:,} parameters, {m['mult_adds']:,} "
                         f"multiply-adds per image; {m['epochs_run']} epochs in {m['train_seconds']:.0f} s on "
-                        f"{m.get('device', 'cpu')}; best epoch {m['best_epoch']} by {m['monitor']}."
+                        f"{m.get('device', 'cpu')}; {R.kept_phrase(m['best_epoch'], m['monitor'])}."
                         + (f" Stopped: {m['stop_reason']}." if m.get("stop_reason") else "")))
     blocks.append(("table", ["split", "loss", "top-1", "top-5", "images"],
                    [["test", f"{test['loss']:.4f}", f"{100 * test['top1']:.2f}%", f"{100 * test['top5']:.2f}%",
