@@ -69,6 +69,20 @@ def test_crop_padding_matches_per_image_reference():
         assert torch.equal(out[i], xp[i, :, oy[i]:oy[i] + 8, ox[i]:ox[i] + 8])
 
 
+def test_fused_crop_and_flip_matches_per_image_reference():
+    x = toy(40).train_x
+    out = A.random_crop_padded_flip(x, 2, torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(4)
+    oy = torch.randint(0, 5, (40,), generator=g)
+    ox = torch.randint(0, 5, (40,), generator=g)
+    flip = torch.rand(40, generator=g) < 0.5
+    assert 5 < int(flip.sum()) < 35  # both kinds occur
+    xp = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(40):
+        crop = xp[i, :, oy[i]:oy[i] + 8, ox[i]:ox[i] + 8]
+        assert torch.equal(out[i], crop.flip(2) if flip[i] else crop)
+
+
 def test_random_and_center_crop():
     x = toy(4).train_x
     out = A.random_crop(x, 5, torch.Generator().manual_seed(0))
