@@ -179,12 +179,11 @@ def main(argv=None) -> int:
         # clock change) then lands on all three measurements alike instead of skewing one ratio.
         rounds = [(end_to_end(), compute_only(), baseline()) for _ in range(args.rounds)]
         a, b, c = (statistics.median(r[k] for r in rounds) for k in range(3))
-        model = fwd
         # (d) evaluation
         test = Split(full.test.x[: 2000 if args.quick else 10000], full.test.y[: 2000 if args.quick else 10000])
         sync(dev)
         t = time.perf_counter()
-        evaluate_split(model, test, trainer.transform, dev, 10, 1000, full=False, amp_dtype=amp)
+        evaluate_split(fwd, test, trainer.transform, dev, 10, 1000, full=False, amp_dtype=amp)
         sync(dev)
         d = len(test) / (time.perf_counter() - t)
         gf = a * train_flops / 1e9

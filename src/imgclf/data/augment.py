@@ -39,25 +39,23 @@ def _gather_crop(x: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor, h: int, w:
     return out.view(n, c, h, w)
 
 
-@AUGMENTATIONS.register("crop_padding")
-def random_crop_padded(x: torch.Tensor, pad: int, g: torch.Generator) -> torch.Tensor:
-    """Zero-pad by `pad` pixels, then crop back to the input size at a random offset."""
-    if pad <= 0:
-        return x
+def _padded_crop(x: torch.Tensor, pad: int, g: torch.Generator, flip: bool) -> torch.Tensor:
     n, _, h, w = x.shape
     xp = F.pad(x, (pad, pad, pad, pad))
     oy = torch.randint(0, 2 * pad + 1, (n,), generator=g).to(x.device)
     ox = torch.randint(0, 2 * pad + 1, (n,), generator=g).to(x.device)
-    return _gather_crop(xp, oy, ox, h, w)
+    return _gather_crop(xp, oy, ox, h, w, flip=_rand(n, g, x.device) < 0.5 if flip else None)
+
+
+@AUGMENTATIONS.register("crop_padding")
+def random_crop_padded(x: torch.Tensor, pad: int, g: torch.Generator) -> torch.Tensor:
+    """Zero-pad by `pad` pixels, then crop back to the input size at a random offset."""
+    return x if pad <= 0 else _padded_crop(x, pad, g, flip=False)
 
 
 def random_crop_padded_flip(x: torch.Tensor, pad: int, g: torch.Generator) -> torch.Tensor:
     """`random_crop_padded` then `random_hflip`, in one gather: the flip costs no pass of its own."""
-    n, _, h, w = x.shape
-    xp = F.pad(x, (pad, pad, pad, pad))
-    oy = torch.randint(0, 2 * pad + 1, (n,), generator=g).to(x.device)
-    ox = torch.randint(0, 2 * pad + 1, (n,), generator=g).to(x.device)
-    return _gather_crop(xp, oy, ox, h, w, flip=_rand(n, g, x.device) < 0.5)
+    return _padded_crop(x, pad, g, flip=True)
 
 
 AUGMENTATIONS.register("translate")(random_crop_padded)  # a shift with zero fill is a padded crop

@@ -27,8 +27,8 @@ class Transform:
         self.shift = self.mean * 255.0
         self.scale = 1.0 / (self.std * 255.0)
         self.fused = normalization == "dataset" and not any(getattr(aug_cfg, n) for n in A.FLOAT01_STAGE)
-        # The usual CIFAR pair, padded crop + flip, as one gather (the flip's own pass was ~1/3 of
-        # the augmentation time; batch 16, 2 cores).
+        # The usual CIFAR pair, padded crop + flip, as one gather: the flip's own pass cost 16% of
+        # the augmentation time (3.62 vs 3.05 ms per 341 CIFAR images, 2 cores).
         self.crop_flip = bool(aug_cfg.crop_padding and aug_cfg.hflip and not aug_cfg.translate and not aug_cfg.crop_size)
 
     def _normalize(self, x: torch.Tensor) -> torch.Tensor:

@@ -211,7 +211,7 @@ class Trainer:
     def fit(self) -> list[dict]:
         """Train until the epoch count, early stopping or the time budget; keep the best weights."""
         cfg = self.cfg
-        if self.splits.val is None and cfg.train.monitor.startswith("val_") and self.epoch == 0:
+        if self.monitor == "last" and self.epoch == 0:
             self.log(f"no validation split: the kept checkpoint is the last epoch's, not the best by {cfg.train.monitor}")
         budget = cfg.train.time_budget
         used = self.history[-1]["elapsed"] if self.history else 0.0  # the budget spans resumed sessions
