@@ -274,3 +274,20 @@ def test_compile_trains_the_same_model():
         assert math.isclose(a["train_loss"], b["train_loss"], rel_tol=1e-4)
         assert math.isclose(a["val_acc"], b["val_acc"], abs_tol=0.01)
     assert "_orig_mod" not in "".join(load_checkpoint(compiled.path / "best.pt")["model"])  # plain keys
+
+
+def test_whitening_layer_is_set_from_the_training_images_and_stays_frozen():
+    from imgclf.api import prepare_data
+    from imgclf.data.loader import Transform
+
+    o = ["model.name=conv-groups", "model.whiten=true", "model.widths=[8,16]", "train.epochs=2",
+         "train.batch_size=64", "data.augment.hflip=true", "data.augment.alternate_flip=true"]
+    run = imgclf.train(None, o, echo=False)
+    assert run.metrics["test"]["top1"] > 0.3  # 8x8 digits, chance is 0.10
+    w = load_checkpoint(run.path / "last.pt")["model"]["0.weight"]  # 8 filters: 2 x 1 channel x 2 x 2
+    cfg = load_config(None, o)
+    splits = prepare_data(cfg)
+    x = Transform(cfg.data.augment, cfg.data.normalization, splits.mean, splits.std).eval(splits.train.x)
+    y = torch.nn.functional.conv2d(x, w)[:, :4].permute(0, 2, 3, 1).reshape(-1, 4)
+    # After two epochs of training the filters still whiten the training images' 2x2 patches.
+    assert torch.allclose(y.T @ y / len(y), torch.eye(4), atol=0.05)

@@ -3,6 +3,7 @@ import torch
 
 from imgclf.errors import ConfigError
 from imgclf.models import MODELS, build_model
+from imgclf.models.conv_groups import PatchWhitening, init_from_data
 from imgclf.summary import format_summary, summarize
 
 EXPECTED = {  # trainable parameters and mult-adds at 3x32x32, 10 classes (the seed reports' tables)
@@ -133,3 +134,23 @@ def test_conv_groups_shape_and_budget():
 def test_resnet_cifar_refuses_shrinking_widths():
     with pytest.raises(ConfigError, match="must not decrease"):
         build_model("resnet-cifar", {"widths": [32, 16]}, (3, 32, 32), 10)
+
+
+def test_patch_whitening_decorrelates_the_patches_and_stays_frozen():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 3, 16, 16, generator=g)
+    x = x + 0.8 * x.roll(1, 3) + 0.5 * x[:, :1]  # neighbouring pixels and the channels correlated
+    m = build_model("conv-groups", {"whiten": True}, (3, 32, 32), 10)
+    w = m[0]
+    assert isinstance(w, PatchWhitening) and not w.weight.requires_grad
+    assert init_from_data(m, x)
+    y = torch.nn.functional.conv2d(x, w.weight)  # without the (trained) bias
+    half = y[:, :12].permute(0, 2, 3, 1).reshape(-1, 12)
+    # Each 2x2x3 patch becomes 12 uncorrelated unit-variance responses (eps keeps them a hair below 1).
+    assert torch.allclose(half.T @ half / len(half), torch.eye(12), atol=0.01)
+    assert torch.equal(y[:, 12:], -y[:, :12])  # each filter paired with its negative for the GELU
+    s = summarize(m, (3, 32, 32))
+    assert s.trainable_params == 248_926 and s.total_params == 248_926 + 288  # the 24 x 3 x 2 x 2 filters are frozen
+    assert m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(ConfigError, match="model.stem"):
+        build_model("conv-groups", {"whiten": True, "stem": 16}, (3, 32, 32), 10)

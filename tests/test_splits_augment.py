@@ -150,3 +150,27 @@ def test_max_train_and_max_test_take_a_random_subset_of_every_class():
     assert torch.equal(s.train.y, s.train.y.sort().values)  # original order kept
     again = make_splits(raw, data_cfg("data.val_fraction=0.2", "data.max_train=50", "data.max_test=40"))
     assert torch.equal(again.train.x, s.train.x)  # seeded
+
+
+@pytest.mark.parametrize("crop", [0, 2])
+def test_alternating_flip_mirrors_each_image_on_every_other_epoch(crop):
+    raw = toy(n=40)
+    cfg = data_cfg("data.augment.hflip=true", "data.augment.alternate_flip=true", f"data.augment.crop_padding={crop}",
+                   "data.normalization=none", "data.val_fraction=0")
+    s = make_splits(raw, cfg)
+    tf = Transform(cfg.augment, "none", s.mean, s.std)
+
+    def epoch(e):  # the same order and crops each epoch: only the flips differ
+        g = torch.Generator().manual_seed(5)
+        return torch.cat([xb for xb, _ in batches(s.train, 8, tf, torch.device("cpu"), train=True, generator=g,
+                                                  epoch=e, seed=3)])
+
+    e0, e1, e2 = epoch(0), epoch(1), epoch(2)
+    assert torch.equal(e1, e0.flip(3))  # every image seen the other way round in the next epoch
+    assert torch.equal(e2, e0)
+    order = torch.randperm(40, generator=torch.Generator().manual_seed(5))
+    if crop == 0:
+        flipped = (e0 != s.train.x[order].float() / 255).flatten(1).any(1)
+        assert 10 < int(flipped.sum()) < 30  # a random half in the first epoch
+    with pytest.raises(Exception, match="alternate_flip: needs data.augment.hflip"):
+        data_cfg("data.augment.alternate_flip=true")

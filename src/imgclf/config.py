@@ -32,6 +32,9 @@ class AugmentConfig:
     crop_padding: NonNegInt = 0  # random crop back to full size after zero-padding this many pixels
     crop_size: Optional[PosInt] = None  # random crop to this size in training, center crop at evaluation
     hflip: bool = False  # random horizontal flip with probability 0.5
+    # With hflip: flip a seeded random half of the images in the first epoch, then each image on
+    # every other epoch (airbench's alternating flip): every two epochs see both views of every image.
+    alternate_flip: bool = False
     translate: NonNegInt = 0  # random shift of up to this many pixels, zero fill
     rotate: Annotated[float, Range(ge=0.0, le=180.0)] = 0.0  # random rotation of up to this many degrees
     brightness: Annotated[float, Range(ge=0.0, le=1.0)] = 0.0  # multiply by 1 + U(-b, b)
@@ -272,6 +275,8 @@ def validate(raw: dict) -> ExperimentConfig:
     a = cfg.data.augment
     if a.crop_size is not None and a.crop_padding:
         raise ConfigError("data.augment: use crop_padding or crop_size, not both")
+    if a.alternate_flip and not a.hflip:
+        raise ConfigError("data.augment.alternate_flip: needs data.augment.hflip=true")
     return cfg
 
 

@@ -39,12 +39,15 @@ def _gather_crop(x: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor, h: int, w:
     return out.view(n, c, h, w)
 
 
-def _padded_crop(x: torch.Tensor, pad: int, g: torch.Generator, flip: bool) -> torch.Tensor:
+def _padded_crop(x: torch.Tensor, pad: int, g: torch.Generator, flip) -> torch.Tensor:
+    """`flip`: False, True (each image at random) or a boolean mask of the images to mirror."""
     n, _, h, w = x.shape
     xp = F.pad(x, (pad, pad, pad, pad))
     oy = torch.randint(0, 2 * pad + 1, (n,), generator=g).to(x.device)
     ox = torch.randint(0, 2 * pad + 1, (n,), generator=g).to(x.device)
-    return _gather_crop(xp, oy, ox, h, w, flip=_rand(n, g, x.device) < 0.5 if flip else None)
+    if flip is True:
+        flip = _rand(n, g, x.device) < 0.5
+    return _gather_crop(xp, oy, ox, h, w, flip=flip if isinstance(flip, torch.Tensor) else None)
 
 
 @AUGMENTATIONS.register("crop_padding")
@@ -53,9 +56,19 @@ def random_crop_padded(x: torch.Tensor, pad: int, g: torch.Generator) -> torch.T
     return x if pad <= 0 else _padded_crop(x, pad, g, flip=False)
 
 
-def random_crop_padded_flip(x: torch.Tensor, pad: int, g: torch.Generator) -> torch.Tensor:
-    """`random_crop_padded` then `random_hflip`, in one gather: the flip costs no pass of its own."""
-    return _padded_crop(x, pad, g, flip=True)
+def random_crop_padded_flip(x: torch.Tensor, pad: int, g: torch.Generator,
+                            flip: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """`random_crop_padded` then `random_hflip`, in one gather: the flip costs no pass of its own.
+
+    `flip`, a boolean mask over the batch, says which images to mirror instead of a coin toss."""
+    return _padded_crop(x, pad, g, flip=True if flip is None else flip)
+
+
+def alternating_flips(index: torch.Tensor, epoch: int, seed: int, n: int) -> torch.Tensor:
+    """Which of the images `index` (into a set of `n`) to mirror in `epoch`: a seeded random half
+    in epoch 0, then each image's choice inverted on every other epoch (Jordan 2024, airbench)."""
+    first = torch.rand(n, generator=torch.Generator().manual_seed(seed)) < 0.5
+    return first.to(index.device)[index] ^ bool(epoch % 2)
 
 
 AUGMENTATIONS.register("translate")(random_crop_padded)  # a shift with zero fill is a padded crop

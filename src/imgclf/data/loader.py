@@ -41,14 +41,18 @@ class Transform:
             return (x - m) / s
         return x
 
-    def train(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        """Augmented, normalized float32 batch for training."""
+    def train(self, x: torch.Tensor, g: torch.Generator, flip: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Augmented, normalized float32 batch for training; `flip` (a mask) replaces the random flips."""
         stage = A.UINT8_STAGE
         if self.crop_flip:
-            x = A.random_crop_padded_flip(x, self.aug.crop_padding, g)
+            x = A.random_crop_padded_flip(x, self.aug.crop_padding, g, flip)
             stage = ()
+        elif flip is not None:
+            stage = tuple(s for s in stage if s != "hflip")
         for name in stage:
             x = A.AUGMENTATIONS.get(name)(x, getattr(self.aug, name), g) if getattr(self.aug, name) else x
+        if flip is not None and not self.crop_flip:
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
         if self.fused:
             x = x.float().sub_(self.shift.to(x.device)).mul_(self.scale.to(x.device))
             for name in A.NORMALIZED_STAGE:
@@ -84,8 +88,11 @@ CHUNK_BYTES = 4 << 20
 
 
 def batches(split: Split, batch_size: int, transform: Transform, device: torch.device, *,
-            train: bool, generator: Optional[torch.Generator] = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield (inputs, labels) batches of a split on `device`; shuffled and augmented when `train`."""
+            train: bool, generator: Optional[torch.Generator] = None, epoch: int = 0,
+            seed: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (inputs, labels) batches of a split on `device`; shuffled and augmented when `train`.
+
+    `epoch` and `seed` set the flips when the augmentation alternates them."""
     n = len(split)
     x, y = split.x, split.y
     if not train:
@@ -98,9 +105,11 @@ def batches(split: Split, batch_size: int, transform: Transform, device: torch.d
     stop = n - 1 if n % batch_size == 1 and n > 1 else n
     per_image = 4 * x[0].numel()
     chunk = batch_size * max(1, CHUNK_BYTES // (per_image * batch_size))
+    flips = A.alternating_flips(order, epoch, seed, n) if transform.aug.alternate_flip else None
     for i in range(0, stop, chunk):
         idx = order[i : min(i + chunk, stop)]
-        xa = transform.train(x[idx].to(device, non_blocking=True), generator)
+        flip = flips[i : i + len(idx)] if flips is not None else None
+        xa = transform.train(x[idx].to(device, non_blocking=True), generator, flip)
         ya = y[idx].to(device, non_blocking=True)
         for j in range(0, len(idx), batch_size):
             yield xa[j : j + batch_size], ya[j : j + batch_size]

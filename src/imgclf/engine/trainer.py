@@ -23,6 +23,7 @@ from ..data.splits import Splits
 from ..errors import ImgclfError
 from ..evaluation import evaluate_split
 from ..evaluation.evaluate import TTA_VIEWS
+from ..models.conv_groups import init_from_data
 from .callbacks import Callback, EarlyStopping, improved, mode_of
 from .checkpoint import save_checkpoint
 from .optim import TIME_DRIVEN, build_optimizer, lr_at, set_lr
@@ -81,12 +82,23 @@ class Trainer:
         self.stop_reason: Optional[str] = None
         self.clock: Optional[tuple[float, float]] = None  # time-driven schedule: (start, end) of training
         self.callbacks: list[Callback] = list(callbacks)
+        self._init_from_data()
         es = cfg.train.early_stopping
         if es.enabled:
             mon = es.monitor or self.monitor
             if splits.val is None and mon.startswith("val_"):
                 mon = "train_loss"
             self.callbacks.append(EarlyStopping(mon, es.patience, es.min_delta))
+
+    def _init_from_data(self, n: int = 5000) -> None:
+        """Set data-initialized layers (patch whitening) from a seeded sample of `n` training images,
+        as evaluation sees them. A resumed run then loads its checkpoint's weights over these."""
+        if not any(hasattr(m, "init_from_data") for m in self.model.modules()):
+            return
+        x = self.splits.train.x
+        g = torch.Generator().manual_seed(self.cfg.train.seed)
+        idx = torch.randperm(len(x), generator=g)[:n].to(x.device)
+        init_from_data(self.model, self.transform.eval(x[idx].to(self.device)))
 
     # -- state ---------------------------------------------------------------------------------
     def stop(self, reason: str) -> None:
@@ -143,7 +155,8 @@ class Trainer:
             from tqdm import tqdm
 
             bar = tqdm(total=steps, leave=False, desc=f"epoch {self.epoch + 1}", file=sys.stderr, unit="batch")
-        it = batches(train, cfg.train.batch_size, self.transform, self.device, train=True, generator=g)
+        it = batches(train, cfg.train.batch_size, self.transform, self.device, train=True, generator=g,
+                     epoch=self.epoch, seed=cfg.train.seed)
         now = time.perf_counter()
         for i, (xb, yb) in enumerate(it):
             lr = self._lr(self.epoch + i / steps, now)

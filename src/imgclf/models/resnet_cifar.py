@@ -76,30 +76,3 @@ def resnet_cifar(
             # at first, which tolerates the high peak rates of short schedules (Goyal et al. 2017).
             nn.init.zeros_(m.bn2.weight)
     return model
-
-
-@MODELS.register("conv-groups")
-def conv_groups(
-    in_shape: tuple[int, int, int],
-    num_classes: int,
-    *,
-    stem: Annotated[int, Range(ge=1)] = 24,  # channels of the first 3x3 conv
-    widths: list[int] = (42, 84, 84),  # one group each: conv, 2x2 max-pool, BN, GELU, conv, BN, GELU
-) -> nn.Module:
-    """A VGG-style net of conv groups (the shape of the fast CIFAR-10 recipes, e.g. airbench).
-
-    Pooling right after each group's first conv keeps the compute low; the widths
-    (42, 84, 84) give 249,598 parameters for 10 classes.
-    """
-    widths = [int(w) for w in widths]
-    if not widths or any(w < 1 for w in widths):
-        raise ConfigError(f"model.widths must be a non-empty list of positive channel counts, got {widths}")
-    layers: list[nn.Module] = [nn.Conv2d(in_shape[0], stem, 3, padding=1, bias=False), nn.BatchNorm2d(stem),
-                               nn.GELU()]
-    c = stem
-    for w in widths:
-        layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(w), nn.GELU(),
-                   nn.Conv2d(w, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.GELU()]
-        c = w
-    layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(c, num_classes)]
-    return nn.Sequential(*layers)
