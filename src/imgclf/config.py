@@ -115,7 +115,8 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: Optional[PosInt] = None  # torch intra-op threads; default: torch's choice
     # Mixed precision: auto = bf16 autocast on CUDA (fp16 with a grad scaler on GPUs without bf16), fp32 on
-    # CPU; bf16 on a CPU pays only where it has AMX (Intel Sapphire Rapids on: 1.6x for resnet-cifar here).
+    # CPU; bf16 on a CPU pays where it computes bf16 natively: AMX (Intel Sapphire Rapids on: 1.6x for
+    # resnet-cifar on 2 cores) or AVX512-BF16 (AMD Zen 4: 1.6x for conv-groups on 2 EPYC cores).
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     # Test-time augmentation of the final test evaluation (and `imgclf evaluate`): average the logits of
     # the image and its mirror (flip), and also of both shifted by one pixel each way (flip-translate).

@@ -15,10 +15,10 @@ def autocast_dtype(precision: str, device: torch.device) -> Optional[torch.dtype
         return None
     if precision == "auto":
         if device.type != "cuda":
-            return None  # most CPUs compute bf16 no faster than fp32: opt in with precision=bf16
+            return None  # CPUs without AMX or AVX512-BF16 run bf16 slower than fp32: opt in with precision=bf16
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("train.precision=fp16 needs a CUDA GPU; on a CPU use bf16 (fast with AMX) or fp32")
+        raise ConfigError("train.precision=fp16 needs a CUDA GPU; on a CPU use bf16 (fast with AMX or AVX512-BF16) or fp32")
     return torch.bfloat16 if precision == "bf16" else torch.float16
 
 
