@@ -291,3 +291,13 @@ def test_whitening_layer_is_set_from_the_training_images_and_stays_frozen():
     y = torch.nn.functional.conv2d(x, w)[:, :4].permute(0, 2, 3, 1).reshape(-1, 4)
     # After two epochs of training the filters still whiten the training images' 2x2 patches.
     assert torch.allclose(y.T @ y / len(y), torch.eye(4), atol=0.05)
+
+
+def test_whitening_bias_trains_for_its_epochs_only_then_the_rest_trains_on():
+    o = ["model.name=conv-groups", "model.whiten=true", "model.widths=[8,16]", "model.whiten_bias_epochs=1",
+         "train.batch_size=64", "data.val_fraction=0", "schedule.name=none"]
+    one = load_checkpoint(imgclf.train(None, o + ["train.epochs=1"], echo=False).path / "last.pt")["model"]
+    two = load_checkpoint(imgclf.train(None, o + ["train.epochs=2"], echo=False).path / "last.pt")["model"]
+    assert one["0.bias"].abs().sum() > 0  # trained in epoch 1 (it starts at zero)
+    assert torch.equal(one["0.bias"], two["0.bias"])  # frozen in epoch 2: no step, no weight decay
+    assert not torch.equal(one["2.weight"], two["2.weight"])  # while the convs went on training

@@ -154,3 +154,18 @@ def test_patch_whitening_decorrelates_the_patches_and_stays_frozen():
     assert m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     with pytest.raises(ConfigError, match="model.stem"):
         build_model("conv-groups", {"whiten": True, "stem": 16}, (3, 32, 32), 10)
+    with pytest.raises(ConfigError, match="whiten_bias_epochs=2 needs model.whiten"):
+        build_model("conv-groups", {"whiten_bias_epochs": 2}, (3, 32, 32), 10)
+
+
+def test_patch_whitening_bias_trains_for_its_epochs_and_then_needs_no_gradient():
+    m = build_model("conv-groups", {"whiten": True, "whiten_bias_epochs": 2, "widths": [8]}, (3, 32, 32), 10)
+    for epoch, trained in [(0, True), (1, True), (2, False), (5, False)]:
+        m[0].set_epoch(epoch)
+        assert m[0].bias.requires_grad is trained
+    m(torch.randn(2, 3, 32, 32)).sum().backward()
+    assert m[0].bias.grad is None and m[2].weight.grad is not None  # nothing upstream of the first conv
+    always = build_model("conv-groups", {"whiten": True}, (3, 32, 32), 10)[0]
+    always.set_epoch(100)
+    assert always.bias.requires_grad
+

@@ -145,6 +145,9 @@ class Trainer:
         g = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)  # dropout draws from the global generator
         self.model.train()
+        for m in self.model.modules():
+            if hasattr(m, "set_epoch"):  # layers trained for the first epochs only (whitening bias)
+                m.set_epoch(self.epoch)
         train = self.splits.train
         steps = num_batches(len(train), cfg.train.batch_size, train=True)
         loss_sum = torch.zeros((), device=self.device)

@@ -23,14 +23,25 @@ class PatchWhitening(nn.Conv2d):
     The filters are the eigenvectors of the patches' second-moment matrix divided by the
     square roots of their eigenvalues, each paired with its negative so that a following
     GELU keeps both signs. The weights are frozen (not trained, not counted as trainable);
-    the bias trains. Until `init_from_data` runs the layer is a plain random conv.
+    the bias trains, for the first `bias_epochs` epochs only if set (see `set_epoch`).
+    Until `init_from_data` runs the layer is a plain random conv.
     """
 
-    def __init__(self, channels: int, kernel: int = 2, eps: float = 5e-4):
+    def __init__(self, channels: int, kernel: int = 2, eps: float = 5e-4, bias_epochs: Optional[int] = None):
         super().__init__(channels, 2 * channels * kernel * kernel, kernel, padding=0, bias=True)
         self.weight.requires_grad_(False)
         nn.init.zeros_(self.bias)
         self.eps = eps  # added to the eigenvalues (normalized units squared): caps the gain of the weakest directions
+        self.bias_epochs = bias_epochs
+
+    def set_epoch(self, epoch: int) -> None:
+        """Train the bias in epochs 0 .. bias_epochs - 1 (counted from 0), freeze it after.
+
+        With nothing trainable in it the layer needs no gradient, and neither does the next
+        conv's input: the backward pass skips the largest input-gradient of the network
+        (1.14x faster training epochs for conv-groups 42-84-84 on 2 EPYC cores).
+        """
+        self.bias.requires_grad_(self.bias_epochs is None or epoch < self.bias_epochs)
 
     @torch.no_grad()
     def init_from_data(self, x: torch.Tensor) -> None:
@@ -65,20 +76,24 @@ def conv_groups(
     stem: Optional[Annotated[int, Range(ge=1)]] = None,  # channels of the first 3x3 conv (default 24)
     widths: list[int] = (42, 84, 84),  # one group each: conv, 2x2 max-pool, BN, GELU, conv, BN, GELU
     whiten: bool = False,  # first layer: frozen 2x2 patch whitening (2 C 4 = 24 channels for RGB), then GELU
+    whiten_bias_epochs: Optional[Annotated[int, Range(ge=0)]] = None,  # train its bias this many epochs (default: all)
 ) -> nn.Module:
     """A VGG-style net of conv groups; widths (42, 84, 84) give 249,598 parameters for 10 classes.
 
     With `whiten` the 3x3 stem conv and its BN make way for a PatchWhitening layer and
-    its bias: 249,214 trainable parameters, 25% more images/s on 2 CPU cores in bf16.
+    its bias: 248,926 trainable parameters (and 288 frozen), 25% more images/s on 2 CPU cores in bf16.
     """
     widths = [int(w) for w in widths]
     if not widths or any(w < 1 for w in widths):
         raise ConfigError(f"model.widths must be a non-empty list of positive channel counts, got {widths}")
+    if whiten_bias_epochs is not None and not whiten:
+        raise ConfigError(f"model.whiten_bias_epochs={whiten_bias_epochs} needs model.whiten=true; set it or "
+                          f"remove model.whiten_bias_epochs")
     if whiten:
         if stem is not None:
             raise ConfigError(f"model.stem={stem} cannot be set with model.whiten=true (the whitening layer has "
                               f"2 x channels x 4 outputs); remove model.stem")
-        first = PatchWhitening(in_shape[0])
+        first = PatchWhitening(in_shape[0], bias_epochs=whiten_bias_epochs)
         layers: list[nn.Module] = [first, nn.GELU()]
         c = first.out_channels
     else:
