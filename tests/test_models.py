@@ -168,4 +168,3 @@ def test_patch_whitening_bias_trains_for_its_epochs_and_then_needs_no_gradient()
     always = build_model("conv-groups", {"whiten": True}, (3, 32, 32), 10)[0]
     always.set_epoch(100)
     assert always.bias.requires_grad
-
