@@ -11,6 +11,7 @@ from imgclf.engine.callbacks import EarlyStopping, improved
 from imgclf.engine.checkpoint import load_checkpoint
 from imgclf.engine.optim import lr_at
 from imgclf.errors import BudgetError, RunError
+from imgclf.models import build_model
 
 FAST = ["model.spec=c16-p-c32-p-f64", "train.batch_size=64"]
 
@@ -237,6 +238,26 @@ def test_auto_precision_is_fp32_on_cpu_and_mixed_on_cuda():
         assert grad_scaler(torch.device("cuda"), torch.float16) is not None
 
 
+def test_native_precision_takes_bf16_only_where_the_cpu_computes_it(tmp_path, monkeypatch):
+    from imgclf.engine import precision
+
+    zen3 = tmp_path / "zen3"
+    zen3.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma avx512f\n\nprocessor\t: 1\n")
+    zen4 = tmp_path / "zen4"
+    zen4.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma avx512f avx512_bf16\n")
+    xeon = tmp_path / "xeon"
+    xeon.write_text("flags\t\t: fpu avx2 amx_bf16 amx_tile\n")
+    assert not precision.cpu_has_native_bf16(str(zen3))
+    assert precision.cpu_has_native_bf16(str(zen4)) and precision.cpu_has_native_bf16(str(xeon))
+    assert not precision.cpu_has_native_bf16(str(tmp_path / "missing"))
+    for has, dtype in ((False, None), (True, torch.bfloat16)):
+        monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda has=has: has)
+        assert precision.autocast_dtype("native", torch.device("cpu")) is dtype
+    # The config value reaches the trainer: on this machine's CPU, whichever it is, training works.
+    run = imgclf.train(None, FAST + ["train.epochs=1", "train.precision=native"], echo=False)
+    assert math.isfinite(run.history["train_loss"].iloc[-1])
+
+
 def test_tta_averages_the_mirrored_and_shifted_views():
     from imgclf.evaluation.evaluate import predict_logits, tta_views
 
@@ -291,6 +312,60 @@ def test_whitening_layer_is_set_from_the_training_images_and_stays_frozen():
     y = torch.nn.functional.conv2d(x, w)[:, :4].permute(0, 2, 3, 1).reshape(-1, 4)
     # After two epochs of training the filters still whiten the training images' 2x2 patches.
     assert torch.allclose(y.T @ y / len(y), torch.eye(4), atol=0.05)
+
+
+def test_norm_biases_train_at_their_own_rate_and_frozen_bn_scales_stay_one():
+    from imgclf.engine.optim import build_optimizer, set_lr
+
+    o = ["model.name=conv-groups", "model.widths=[8,16]", "train.batch_size=64", "data.val_fraction=0",
+         "schedule.name=none", "optim.lr=0.01", "optim.norm_bias_lr_scale=8", "model.bn_scale=false"]
+    cfg = load_config(None, o)
+    model = build_model("conv-groups", {"widths": [8, 16], "bn_scale": False}, (1, 8, 8), 10)
+    opt = build_optimizer(model, cfg.optim)
+    bn = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    fast = next(g for g in opt.param_groups if g["lr_scale"] == 8)
+    assert {id(p) for p in fast["params"]} == {id(m.bias) for m in bn} and fast["weight_decay"] == 0
+    set_lr(opt, 0.5)
+    assert fast["lr"] == 4.0 and all(g["lr"] == 0.5 for g in opt.param_groups if g is not fast)
+    # Trained for real: the scales never move off 1, the shifts do, and the count leaves the scales out.
+    run = imgclf.train(None, o + ["train.epochs=1"], echo=False)
+    state = load_checkpoint(run.path / "last.pt")["model"]
+    scales = [k for k in state if k.endswith(".weight") and state[k].ndim == 1]
+    assert scales and all(torch.equal(state[k], torch.ones_like(state[k])) for k in scales)
+    assert all(state[k.replace("weight", "bias")].abs().sum() > 0 for k in scales)
+    assert run.metrics["params"] == sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def test_lookahead_pulls_the_weights_toward_their_slow_copy_more_as_the_run_ends():
+    from imgclf.engine.lookahead import Lookahead
+
+    model = torch.nn.Linear(3, 2)
+    la = Lookahead(model, decay=0.9, every=2)
+    assert la.alpha(0.0) == 0.0 and math.isclose(la.alpha(1.0), 0.81) and math.isclose(la.alpha(0.5), 0.81 / 8)
+    start = [p.detach().clone() for p in model.parameters()]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    la.step(1.0)  # one step of two: nothing happens yet
+    assert all(torch.equal(p, s + 1) for p, s in zip(model.parameters(), start))
+    la.step(1.0)  # the second: the weights restart from 0.81 * old + 0.19 * new
+    assert all(torch.allclose(p, s + 0.19) for p, s in zip(model.parameters(), start))
+    assert all(torch.equal(p, s) for p, s in zip(model.parameters(), la.slow))
+    with torch.no_grad():
+        model.weight.add_(5.0)
+    la.sync(0.0)  # early in the run the slow copy simply takes the weights
+    assert torch.equal(la.slow[0], model.weight)
+
+
+def test_lookahead_changes_training_and_stays_reproducible():
+    o = FAST + ["train.epochs=6", "train.lookahead=0.95", "data.augment.hflip=true"]
+    a, b = imgclf.train(None, o, echo=False), imgclf.train(None, o, echo=False)
+    assert strip_time(a.history.to_dict("records")) == strip_time(b.history.to_dict("records"))
+    plain = imgclf.train(None, FAST + ["train.epochs=6", "data.augment.hflip=true"], echo=False)
+    assert a.history["train_loss"].tolist() != plain.history["train_loss"].tolist()
+    assert a.metrics["test"]["top1"] > 0.7  # chance is 0.10
+    with pytest.raises(imgclf.ImgclfError, match="train.lookahead"):
+        imgclf.train(None, FAST + ["train.lookahead=1.5"], echo=False)
 
 
 def test_whitening_bias_trains_for_its_epochs_only_then_the_rest_trains_on():

@@ -79,6 +79,8 @@ class OptimConfig:
     betas: Annotated[list[float], Range(ge=0.0, lt=1.0)] = field(default_factory=lambda: [0.9, 0.999])
     eps: Annotated[float, Range(gt=0.0)] = 1e-8
     alpha: Annotated[float, Range(gt=0.0, lt=1.0)] = 0.99  # rmsprop smoothing constant
+    # Factor on the rate of normalization-layer biases (BN shifts); airbench trains them 64x faster.
+    norm_bias_lr_scale: Annotated[float, Range(gt=0.0, le=1000.0)] = 1.0
 
 
 @dataclass
@@ -116,14 +118,20 @@ class TrainConfig:
     threads: Optional[PosInt] = None  # torch intra-op threads; default: torch's choice
     # Mixed precision: auto = bf16 autocast on CUDA (fp16 with a grad scaler on GPUs without bf16), fp32 on
     # CPU; bf16 on a CPU pays where it computes bf16 natively: AMX (Intel Sapphire Rapids on: 1.6x for
-    # resnet-cifar on 2 cores) or AVX512-BF16 (AMD Zen 4: 1.6x for conv-groups on 2 EPYC cores).
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    # resnet-cifar on 2 cores) or AVX512-BF16 (AMD Zen 4: 1.6x for conv-groups on 2 EPYC cores), and is
+    # 9x slower elsewhere (emulated, AVX2 Zen 3). native = bf16 where the device computes it natively
+    # (those CPUs, CUDA GPUs with bf16), fp32 elsewhere: the choice for a config that runs anywhere.
+    precision: Literal["auto", "native", "fp32", "bf16", "fp16"] = "auto"
     # Test-time augmentation of the final test evaluation (and `imgclf evaluate`): average the logits of
     # the image and its mirror (flip), and also of both shifted by one pixel each way (flip-translate).
     tta: Literal["none", "flip", "flip-translate"] = "none"
     # torch.compile the training forward pass. Off by default: on 2 CPU cores it made
     # wide-deep-dropout slower (see benchmarks/RESULTS.md); it can pay on a GPU.
     compile: bool = False
+    # Lookahead on the weights (airbench): every 5 steps the weights restart from a slow average of
+    # themselves whose share grows with the cube of the run's progress, to lookahead ** 5 at the end
+    # (airbench: 0.95). Unset: off.
+    lookahead: Optional[Annotated[float, Range(gt=0.0, lt=1.0)]] = None
     tensorboard: bool = False  # also write TensorBoard scalars to runs/<name>/tensorboard
 
 

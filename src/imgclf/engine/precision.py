@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import platform
+from pathlib import Path
 from typing import Optional
 
 import torch
@@ -9,10 +12,32 @@ import torch
 from ..errors import ConfigError
 
 
+# CPU flags of native bf16 arithmetic. Without them oneDNN emulates bf16: conv-groups 48-80-80 trained
+# at 70 images/s in bf16 against 636 in fp32 on 2 AMD EPYC (Zen 3, AVX2) cores, 9x slower.
+_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """True if this CPU computes bf16 natively (AMX or AVX512-BF16); False where that can't be read."""
+    if platform.system() != "Linux":
+        return False  # no flags to read; fp32 is the safe choice
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return any(f in flags for f in _BF16_FLAGS)
+
+
 def autocast_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
     """The autocast dtype for `precision` on `device`, or None for plain fp32."""
     if precision == "fp32":
         return None
+    if precision == "native":  # bf16 wherever the hardware computes it natively, fp32 elsewhere
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+        return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
     if precision == "auto":
         if device.type != "cuda":
             return None  # CPUs without AMX or AVX512-BF16 run bf16 slower than fp32: opt in with precision=bf16

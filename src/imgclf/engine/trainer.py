@@ -26,6 +26,7 @@ from ..evaluation.evaluate import TTA_VIEWS
 from ..models.conv_groups import init_from_data
 from .callbacks import Callback, EarlyStopping, improved, mode_of
 from .checkpoint import save_checkpoint
+from .lookahead import Lookahead
 from .optim import TIME_DRIVEN, build_optimizer, lr_at, set_lr
 from .precision import autocast, autocast_dtype, grad_scaler
 
@@ -83,6 +84,7 @@ class Trainer:
         self.clock: Optional[tuple[float, float]] = None  # time-driven schedule: (start, end) of training
         self.callbacks: list[Callback] = list(callbacks)
         self._init_from_data()
+        self.lookahead = Lookahead(model, cfg.train.lookahead) if cfg.train.lookahead else None
         es = cfg.train.early_stopping
         if es.enabled:
             mon = es.monitor or self.monitor
@@ -124,6 +126,8 @@ class Trainer:
         for cb, s in zip(self.callbacks, t.get("callbacks", [])):
             cb.load_state_dict(s)
         self.best_state = copy.deepcopy(best_model) if best_model is not None else None
+        if self.lookahead is not None:
+            self.lookahead.reset()  # each epoch ends synced, so the saved weights are the slow copy
 
     # -- phases --------------------------------------------------------------------------------
     def _lr(self, epoch_progress: float, now: float) -> float:
@@ -133,6 +137,13 @@ class Trainer:
             start, end = self.clock
             return lr_at(now - start, max(end - start, 1e-9), cfg.schedule, cfg.optim.lr)
         return lr_at(epoch_progress, cfg.train.epochs, cfg.schedule, cfg.optim.lr)
+
+    def _progress(self, epoch_progress: float, now: float) -> float:
+        """The share of the run done (0 to 1): of the time budget if it drives the schedule, else of the epochs."""
+        if self.clock is not None:
+            start, end = self.clock
+            return (now - start) / max(end - start, 1e-9)
+        return epoch_progress / self.cfg.train.epochs
 
     def train_one_epoch(self, deadline: Optional[float]) -> Optional[dict]:
         """Train one epoch; returns the train metrics, or None if the deadline cut it short.
@@ -175,6 +186,8 @@ class Trainer:
                 self.scaler.scale(loss).backward()
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
+            if self.lookahead is not None:
+                self.lookahead.step(self._progress(self.epoch + (i + 1) / steps, now))
             # Running sums stay on the device: no host sync per batch.
             loss_sum += loss.detach() * len(yb)
             correct += (out.detach().argmax(1) == yb).sum()
@@ -189,10 +202,14 @@ class Trainer:
                     bar.close()
                 if self.clock is None or seen == 0:
                     return None
+                if self.lookahead is not None:
+                    self.lookahead.sync(1.0)
                 return {"train_loss": float(loss_sum) / seen, "train_acc": int(correct) / seen, "lr": lr,
                         "partial": True}
         if bar is not None:
             bar.close()
+        if self.lookahead is not None:  # end each epoch synced: evaluate and save the slow weights
+            self.lookahead.sync(self._progress(self.epoch + 1, time.perf_counter()))
         train_loss = float(loss_sum) / max(seen, 1)
         if not math.isfinite(train_loss):
             raise TrainingDiverged(

@@ -77,6 +77,7 @@ def conv_groups(
     widths: list[int] = (42, 84, 84),  # one group each: conv, 2x2 max-pool, BN, GELU, conv, BN, GELU
     whiten: bool = False,  # first layer: frozen 2x2 patch whitening (2 C 4 = 24 channels for RGB), then GELU
     whiten_bias_epochs: Optional[Annotated[int, Range(ge=0)]] = None,  # train its bias this many epochs (default: all)
+    bn_scale: bool = True,  # train the BN scales; false keeps them at 1 (airbench), only the shifts train
 ) -> nn.Module:
     """A VGG-style net of conv groups; widths (42, 84, 84) give 249,598 parameters for 10 classes.
 
@@ -104,4 +105,8 @@ def conv_groups(
                    nn.Conv2d(w, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.GELU()]
         c = w
     layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(c, num_classes)]
+    if not bn_scale:
+        for m in layers:
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.requires_grad_(False)  # stays 1: not trained, not counted as trainable
     return nn.Sequential(*layers)
