@@ -212,6 +212,10 @@ def test_time_budget_without_a_validation_split_keeps_the_annealed_weights():
     # (on this tiny set the training loss is lowest mid-run, where weight decay has not yet acted).
     assert m["best_epoch"] == m["epochs_run"] and h["lr"].iloc[-1] < 0.05 * 0.05
     assert m["budget_seconds"] <= 3.0 and m["test"]["top1"] > 0.5
+    # With no validation pass to time, an evaluation of training images was timed instead: the time kept
+    # back for the 2-view test pass is more than the flat 2% of the budget, and training ended before it.
+    assert m["test_reserve_seconds"] > 0.02 * 3.0
+    assert m["train_seconds"] <= 3.0 - m["test_reserve_seconds"] + 0.5  # + at most one step past the deadline
 
 
 def test_bf16_precision_trains_on_cpu_and_fp16_needs_a_gpu():

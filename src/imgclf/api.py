@@ -212,7 +212,7 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
         "best_value": trainer.best_value, "best_record": best_rec, "epochs_run": trainer.epoch,
         "stop_reason": trainer.stop_reason, "train_seconds": trainer.history[-1]["elapsed"],
         "session_seconds": time.perf_counter() - t0, "params": summ.trainable_params, "mult_adds": summ.total_macs,
-        "train_images": len(splits.train),
+        "train_images": len(splits.train), "test_reserve_seconds": trainer.reserve,
         "device": str(device),
     }
     R.write_json(run_dir / R.METRICS, metrics)
