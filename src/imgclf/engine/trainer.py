@@ -261,9 +261,8 @@ class Trainer:
         start = time.perf_counter() - used
         timed = budget is not None and cfg.schedule.name in TIME_DRIVEN
         # Keep back time for the final test evaluation, re-estimated from each validation pass.
-        reserve = 0.02 * budget if budget else 0.0
-        self.reserve = reserve  # seconds of the budget kept back for the final test pass
-        deadline = start + budget - reserve if budget else None
+        self.reserve = 0.02 * budget if budget else 0.0
+        deadline = start + budget - self.reserve if budget else None
         self.clock = (start, deadline) if timed else None
         eval_timed = False  # without a validation split, an evaluation is timed once per session
         for cb in self.callbacks:
@@ -288,9 +287,8 @@ class Trainer:
                 per_image, eval_timed = self._eval_seconds_per_image(), True
             if per_image is not None:
                 test_s = TTA_VIEWS[cfg.train.tta] * per_image * len(self.splits.test)  # the test pass runs TTA
-                reserve = 0.02 * budget + 1.5 * test_s
-                self.reserve = reserve
-                deadline = start + budget - reserve
+                self.reserve = 0.02 * budget + 1.5 * test_s
+                deadline = start + budget - self.reserve
                 self.clock = (start, deadline) if timed else None
             if partial:
                 self.stop(f"time budget of {budget:g}s: the schedule annealed over the budget; "
