@@ -168,3 +168,17 @@ def test_patch_whitening_bias_trains_for_its_epochs_and_then_needs_no_gradient()
     always = build_model("conv-groups", {"whiten": True}, (3, 32, 32), 10)[0]
     always.set_epoch(100)
     assert always.bias.requires_grad
+
+
+def test_conv_groups_dirac_init_passes_the_input_channels_through():
+    m = build_model("conv-groups", {"whiten": True, "dirac": True, "widths": [32, 16]}, (3, 32, 32), 10)
+    convs = [c for c in m.modules() if type(c) is torch.nn.Conv2d]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(24, 32), (32, 32), (32, 16), (16, 16)]
+    x = torch.randn(2, 24, 9, 9)
+    y = convs[0](x)
+    assert torch.allclose(y[:, :24], x, atol=1e-6)  # the first 24 of 32 filters copy their input channel
+    assert not torch.allclose(y[:, 24:], torch.zeros_like(y[:, 24:]))  # the other 8 stay random
+    assert torch.allclose(convs[1](y), y, atol=1e-6)  # a w -> w conv starts as the identity
+    assert torch.allclose(convs[2](y), y[:, :16], atol=1e-6)  # shrinking: keeps the first 16 channels
+    plain = build_model("conv-groups", {"whiten": True, "widths": [32, 16]}, (3, 32, 32), 10)
+    assert not torch.allclose([c for c in plain.modules() if type(c) is torch.nn.Conv2d][1](y), y)

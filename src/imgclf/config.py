@@ -71,16 +71,20 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    name: Literal["sgd", "adam", "adamw", "rmsprop"] = "sgd"
+    name: Literal["sgd", "muon", "adam", "adamw", "rmsprop"] = "sgd"
     lr: Annotated[float, Range(gt=0.0, le=100.0)] = 0.05
     momentum: Annotated[float, Range(ge=0.0, lt=1.0)] = 0.9  # sgd and rmsprop
-    nesterov: bool = False  # sgd only, needs momentum > 0
+    nesterov: bool = False  # sgd and muon, needs momentum > 0
     weight_decay: NonNeg = 5e-4  # L2 penalty (decoupled for adamw)
     betas: Annotated[list[float], Range(ge=0.0, lt=1.0)] = field(default_factory=lambda: [0.9, 0.999])
     eps: Annotated[float, Range(gt=0.0)] = 1e-8
     alpha: Annotated[float, Range(gt=0.0, lt=1.0)] = 0.99  # rmsprop smoothing constant
     # Factor on the rate of normalization-layer biases (BN shifts); airbench trains them 64x faster.
     norm_bias_lr_scale: Annotated[float, Range(gt=0.0, le=1000.0)] = 1.0
+    # muon: the conv filters' peak rate (a step of this size relative to their fixed norm; it follows
+    # the schedule like lr) and their momentum; everything else takes Nesterov SGD at lr and momentum.
+    muon_lr: Annotated[float, Range(gt=0.0, le=10.0)] = 0.24
+    muon_momentum: Annotated[float, Range(ge=0.0, lt=1.0)] = 0.6
 
 
 @dataclass
@@ -277,8 +281,8 @@ def validate(raw: dict) -> ExperimentConfig:
     DATASETS.get(cfg.data.name)
     if cfg.data.name == "folder" and not cfg.data.path:
         raise ConfigError("data.path: the folder data set needs a path (a folder or a .tar.gz); set data.path=...")
-    if cfg.optim.nesterov and (cfg.optim.name != "sgd" or cfg.optim.momentum <= 0):
-        raise ConfigError("optim.nesterov: needs optim.name=sgd and optim.momentum > 0")
+    if cfg.optim.nesterov and (cfg.optim.name not in ("sgd", "muon") or cfg.optim.momentum <= 0):
+        raise ConfigError("optim.nesterov: needs optim.name=sgd or muon and optim.momentum > 0")
     if len(cfg.optim.betas) != 2:
         raise ConfigError(f"optim.betas: {cfg.optim.betas!r} must hold exactly two numbers, e.g. [0.9, 0.999]")
     a = cfg.data.augment

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..registry import Registry
+from .muon import Muon
 
 OPTIMIZERS: Registry[Callable] = Registry("optimizer")
 SCHEDULES: Registry[Callable] = Registry("schedule")
@@ -41,6 +42,18 @@ def param_groups(model: nn.Module, weight_decay: float, norm_bias_lr_scale: floa
 @OPTIMIZERS.register("sgd")
 def sgd(groups, c) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov, foreach=True)
+
+
+@OPTIMIZERS.register("muon")
+def muon(groups, c) -> torch.optim.Optimizer:
+    """Muon steps for conv filters (4-D weights) at muon_lr, Nesterov SGD at lr for the rest."""
+    filters = [p for g in groups for p in g["params"] if p.ndim == 4]
+    rest = [{**g, "params": [p for p in g["params"] if p.ndim != 4]} for g in groups]
+    rest = [g for g in rest if g["params"]]
+    # No weight decay on the filters: Muon holds their norm fixed, which bounds them already.
+    filter_group = {"params": filters, "weight_decay": 0.0, "lr_scale": c.muon_lr / c.lr, "muon": True}
+    return Muon(rest + [filter_group], lr=c.lr, momentum=c.momentum, muon_momentum=c.muon_momentum,
+                nesterov=c.nesterov)
 
 
 @OPTIMIZERS.register("adam")

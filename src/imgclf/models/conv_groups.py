@@ -68,6 +68,18 @@ def init_from_data(model: nn.Module, x: torch.Tensor) -> bool:
     return found
 
 
+@torch.no_grad()
+def dirac_init(conv: nn.Conv2d) -> None:
+    """Make the first min(out, in) filters of `conv` identities (a 1 at the kernel's centre), as airbench does.
+
+    A w -> w conv then starts as the identity and a c -> w conv (w > c) passes its c input
+    channels through beside w - c randomly initialised ones: the deep stack starts close
+    to a shallow one, which trains faster in the first epochs.
+    """
+    n = min(conv.out_channels, conv.in_channels)
+    nn.init.dirac_(conv.weight[:n])
+
+
 @MODELS.register("conv-groups")
 def conv_groups(
     in_shape: tuple[int, int, int],
@@ -78,6 +90,7 @@ def conv_groups(
     whiten: bool = False,  # first layer: frozen 2x2 patch whitening (2 C 4 = 24 channels for RGB), then GELU
     whiten_bias_epochs: Optional[Annotated[int, Range(ge=0)]] = None,  # train its bias this many epochs (default: all)
     bn_scale: bool = True,  # train the BN scales; false keeps them at 1 (airbench), only the shifts train
+    dirac: bool = False,  # identity-like init: each group conv's first in-channels filters pass their input through
 ) -> nn.Module:
     """A VGG-style net of conv groups; widths (42, 84, 84) give 249,598 parameters for 10 classes.
 
@@ -105,6 +118,10 @@ def conv_groups(
                    nn.Conv2d(w, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.GELU()]
         c = w
     layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(c, num_classes)]
+    if dirac:
+        for m in layers:
+            if type(m) is nn.Conv2d:  # not the frozen whitening layer (a subclass)
+                dirac_init(m)
     if not bn_scale:
         for m in layers:
             if isinstance(m, nn.BatchNorm2d):
