@@ -318,6 +318,22 @@ def test_whitening_layer_is_set_from_the_training_images_and_stays_frozen():
     assert torch.allclose(y.T @ y / len(y), torch.eye(4), atol=0.05)
 
 
+def test_early_crops_train_small_then_full_size():
+    o = ["model.name=conv-groups", "model.widths=[8,16]", "train.batch_size=64", "train.epochs=4",
+         "data.augment.crop_padding=1", "data.augment.hflip=true", "data.augment.early_crop=6",
+         "data.augment.early_crop_share=0.5"]
+    run = imgclf.train(None, o, echo=False)
+    h = run.history
+    assert h["crop"].iloc[:2].tolist() == [6, 6] and h["crop"].iloc[2:].isna().all()  # the first half of the epochs
+    assert run.metrics["test"]["top1"] > 0.3  # 8x8 digits evaluated at full size; chance is 0.10
+    with pytest.raises(imgclf.ImgclfError, match="early_crop=8 must be smaller"):
+        imgclf.train(None, o + ["data.augment.early_crop=8"], echo=False)
+    with pytest.raises(imgclf.ImgclfError, match="needs data.augment.crop_padding"):
+        imgclf.train(None, o + ["data.augment.crop_padding=0"], echo=False)
+    with pytest.raises(imgclf.ImgclfError, match="cannot take 6x6 inputs"):  # it flattens an 8x8 map
+        imgclf.train(None, FAST + ["data.augment.crop_padding=1", "data.augment.early_crop=6"], echo=False)
+
+
 def test_norm_biases_train_at_their_own_rate_and_frozen_bn_scales_stay_one():
     from imgclf.engine.optim import build_optimizer, set_lr
 

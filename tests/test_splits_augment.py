@@ -83,6 +83,20 @@ def test_fused_crop_and_flip_matches_per_image_reference():
         assert torch.equal(out[i], crop.flip(2) if flip[i] else crop)
 
 
+def test_smaller_crop_is_a_window_of_the_padded_image():
+    x = toy(30).train_x  # 8x8 images, padded by 2 to 12x12: windows of 5 start at 0..7
+    flip = torch.arange(30) % 3 == 0
+    out = A.random_crop_padded_flip(x, 2, torch.Generator().manual_seed(6), flip=flip, size=5)
+    g = torch.Generator().manual_seed(6)
+    oy = torch.randint(0, 8, (30,), generator=g)
+    ox = torch.randint(0, 8, (30,), generator=g)
+    assert int(oy.max()) >= 6  # the far windows are drawn too
+    xp = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(30):
+        crop = xp[i, :, oy[i]:oy[i] + 5, ox[i]:ox[i] + 5]
+        assert torch.equal(out[i], crop.flip(2) if flip[i] else crop)
+
+
 def test_random_and_center_crop():
     x = toy(4).train_x
     out = A.random_crop(x, 5, torch.Generator().manual_seed(0))

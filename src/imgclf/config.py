@@ -41,6 +41,11 @@ class AugmentConfig:
     contrast: Annotated[float, Range(ge=0.0, le=1.0)] = 0.0  # scale deviation from the image mean by 1 + U(-c, c)
     noise: NonNeg = 0.0  # std of additive Gaussian noise, in normalized units
     cutout: NonNegInt = 0  # side of a zeroed square, in pixels
+    # Progressive crops: train on random early_crop x early_crop windows (of the padded image) for
+    # the first early_crop_share of the run (of its time budget, or of its epochs), full size after.
+    # A net that ends in global pooling takes either size; the small ones cost less per image.
+    early_crop: Optional[Annotated[int, Range(ge=4)]] = None
+    early_crop_share: Annotated[float, Range(ge=0.0, le=1.0)] = 0.5
 
 
 @dataclass
@@ -288,6 +293,9 @@ def validate(raw: dict) -> ExperimentConfig:
     a = cfg.data.augment
     if a.crop_size is not None and a.crop_padding:
         raise ConfigError("data.augment: use crop_padding or crop_size, not both")
+    if a.early_crop is not None and not (a.crop_padding or a.translate):
+        raise ConfigError(f"data.augment.early_crop={a.early_crop} needs data.augment.crop_padding > 0 (the "
+                          f"small crops are windows of the padded image); set it or remove early_crop")
     if a.alternate_flip and not a.hflip:
         raise ConfigError("data.augment.alternate_flip: needs data.augment.hflip=true")
     return cfg

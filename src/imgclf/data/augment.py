@@ -39,15 +39,17 @@ def _gather_crop(x: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor, h: int, w:
     return out.view(n, c, h, w)
 
 
-def _padded_crop(x: torch.Tensor, pad: int, g: torch.Generator, flip) -> torch.Tensor:
-    """`flip`: False, True (each image at random) or a boolean mask of the images to mirror."""
+def _padded_crop(x: torch.Tensor, pad: int, g: torch.Generator, flip, size: Optional[int] = None) -> torch.Tensor:
+    """`flip`: False, True (each image at random) or a boolean mask of the images to mirror.
+    `size`: the side of the square window (default: the input's own height and width)."""
     n, _, h, w = x.shape
+    ch, cw = (h, w) if size is None else (size, size)
     xp = F.pad(x, (pad, pad, pad, pad))
-    oy = torch.randint(0, 2 * pad + 1, (n,), generator=g).to(x.device)
-    ox = torch.randint(0, 2 * pad + 1, (n,), generator=g).to(x.device)
+    oy = torch.randint(0, 2 * pad + h - ch + 1, (n,), generator=g).to(x.device)
+    ox = torch.randint(0, 2 * pad + w - cw + 1, (n,), generator=g).to(x.device)
     if flip is True:
         flip = _rand(n, g, x.device) < 0.5
-    return _gather_crop(xp, oy, ox, h, w, flip=flip if isinstance(flip, torch.Tensor) else None)
+    return _gather_crop(xp, oy, ox, ch, cw, flip=flip if isinstance(flip, torch.Tensor) else None)
 
 
 @AUGMENTATIONS.register("crop_padding")
@@ -57,11 +59,12 @@ def random_crop_padded(x: torch.Tensor, pad: int, g: torch.Generator) -> torch.T
 
 
 def random_crop_padded_flip(x: torch.Tensor, pad: int, g: torch.Generator,
-                            flip: Optional[torch.Tensor] = None) -> torch.Tensor:
+                            flip: Optional[torch.Tensor] = None, size: Optional[int] = None) -> torch.Tensor:
     """`random_crop_padded` then `random_hflip`, in one gather: the flip costs no pass of its own.
 
-    `flip`, a boolean mask over the batch, says which images to mirror instead of a coin toss."""
-    return _padded_crop(x, pad, g, flip=True if flip is None else flip)
+    `flip`, a boolean mask over the batch, says which images to mirror instead of a coin toss;
+    `size` crops a smaller square window of the padded images (the early epochs' crop)."""
+    return _padded_crop(x, pad, g, flip=True if flip is None else flip, size=size)
 
 
 def alternating_flips(index: torch.Tensor, epoch: int, seed: int, n: int) -> torch.Tensor:

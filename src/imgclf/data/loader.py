@@ -41,16 +41,20 @@ class Transform:
             return (x - m) / s
         return x
 
-    def train(self, x: torch.Tensor, g: torch.Generator, flip: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Augmented, normalized float32 batch for training; `flip` (a mask) replaces the random flips."""
+    def train(self, x: torch.Tensor, g: torch.Generator, flip: Optional[torch.Tensor] = None,
+              size: Optional[int] = None) -> torch.Tensor:
+        """Augmented, normalized float32 batch for training; `flip` (a mask) replaces the random flips;
+        `size` makes the crops smaller squares of that side (the early epochs' crop)."""
         stage = A.UINT8_STAGE
         if self.crop_flip:
-            x = A.random_crop_padded_flip(x, self.aug.crop_padding, g, flip)
+            x = A.random_crop_padded_flip(x, self.aug.crop_padding, g, flip, size=size)
             stage = ()
         elif flip is not None:
             stage = tuple(s for s in stage if s != "hflip")
         for name in stage:
             x = A.AUGMENTATIONS.get(name)(x, getattr(self.aug, name), g) if getattr(self.aug, name) else x
+        if size is not None and not self.crop_flip:
+            x = A.random_crop(x, size, g)
         if flip is not None and not self.crop_flip:
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
         if self.fused:
@@ -89,10 +93,11 @@ CHUNK_BYTES = 4 << 20
 
 def batches(split: Split, batch_size: int, transform: Transform, device: torch.device, *,
             train: bool, generator: Optional[torch.Generator] = None, epoch: int = 0,
-            seed: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            seed: int = 0, crop: Optional[int] = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield (inputs, labels) batches of a split on `device`; shuffled and augmented when `train`.
 
-    `epoch` and `seed` set the flips when the augmentation alternates them."""
+    `epoch` and `seed` set the flips when the augmentation alternates them; `crop` sets the side
+    of smaller training crops (see Transform.train)."""
     n = len(split)
     x, y = split.x, split.y
     if not train:
@@ -109,7 +114,7 @@ def batches(split: Split, batch_size: int, transform: Transform, device: torch.d
     for i in range(0, stop, chunk):
         idx = order[i : min(i + chunk, stop)]
         flip = flips[i : i + len(idx)] if flips is not None else None
-        xa = transform.train(x[idx].to(device, non_blocking=True), generator, flip)
+        xa = transform.train(x[idx].to(device, non_blocking=True), generator, flip, size=crop)
         ya = y[idx].to(device, non_blocking=True)
         for j in range(0, len(idx), batch_size):
             yield xa[j : j + batch_size], ya[j : j + batch_size]

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..data.loader import Transform, batches, num_batches
 from ..data.splits import Split, Splits
-from ..errors import ImgclfError
+from ..errors import ConfigError, ImgclfError
 from ..evaluation import evaluate_split
 from ..evaluation.evaluate import TTA_VIEWS
 from ..models.conv_groups import init_from_data
@@ -46,6 +46,8 @@ def format_record(r: dict, epochs: int) -> str:
     line = f"epoch {r['epoch']:>{w}}/{epochs}  train loss {r['train_loss']:.4f} acc {100 * r['train_acc']:6.2f}%"
     if r.get("val_loss") is not None:
         line += f"  val loss {r['val_loss']:.4f} acc {100 * r['val_acc']:6.2f}%"
+    if r.get("crop"):
+        line += f"  crop {r['crop']}"
     return line + f"  lr {r['lr']:.3g}  {r['seconds']:.1f}s"
 
 
@@ -63,6 +65,7 @@ class Trainer:
         self.run_dir, self.log, self.progress = run_dir, log, progress
         self.extra_state = extra_state or {}  # saved into every checkpoint (classes, shapes, stats)
         self.transform = Transform(cfg.data.augment, cfg.data.normalization, splits.mean, splits.std)
+        self._check_early_crop()
         self.optimizer = build_optimizer(model, cfg.optim)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing)
         self.amp_dtype = autocast_dtype(cfg.train.precision, device)
@@ -92,6 +95,29 @@ class Trainer:
             if splits.val is None and mon.startswith("val_"):
                 mon = "train_loss"
             self.callbacks.append(EarlyStopping(mon, es.patience, es.min_delta))
+
+    def _check_early_crop(self) -> None:
+        """Refuse, before training, an early crop that is not smaller than the images or that the model
+        cannot take (a model that flattens its features needs the full size)."""
+        size = self.cfg.data.augment.early_crop
+        if size is None:
+            return
+        x = self.splits.train.x
+        if size >= min(x.shape[-2:]):
+            raise ConfigError(f"data.augment.early_crop={size} must be smaller than the images' side "
+                              f"({min(x.shape[-2:])} pixels); lower it or remove it")
+        probe = self.transform.eval(x[:2].to(self.device))[..., :size, :size]
+        was_training = self.model.training
+        self.model.eval()  # no change to batch-norm statistics
+        try:
+            with torch.no_grad():
+                self.model(probe)
+        except RuntimeError as e:
+            raise ConfigError(f"data.augment.early_crop={size}: the model cannot take {size}x{size} inputs "
+                              f"({str(e).splitlines()[0][:80]}); use a model that ends in global pooling "
+                              f"(conv-groups, resnet) or remove early_crop") from None
+        finally:
+            self.model.train(was_training)
 
     def _init_from_data(self, n: int = 5000) -> None:
         """Set data-initialized layers (patch whitening) from a seeded sample of `n` training images,
@@ -146,6 +172,14 @@ class Trainer:
             return (now - start) / max(end - start, 1e-9)
         return epoch_progress / self.cfg.train.epochs
 
+    def crop_size(self, now: float) -> Optional[int]:
+        """The side of this epoch's training crops: early_crop while the run's share done is below
+        early_crop_share (decided at the epoch's start), else None (full size)."""
+        a = self.cfg.data.augment
+        if a.early_crop is None or self._progress(self.epoch, now) >= a.early_crop_share:
+            return None
+        return a.early_crop
+
     def train_one_epoch(self, deadline: Optional[float]) -> Optional[dict]:
         """Train one epoch; returns the train metrics, or None if the deadline cut it short.
 
@@ -170,9 +204,10 @@ class Trainer:
             from tqdm import tqdm
 
             bar = tqdm(total=steps, leave=False, desc=f"epoch {self.epoch + 1}", file=sys.stderr, unit="batch")
-        it = batches(train, cfg.train.batch_size, self.transform, self.device, train=True, generator=g,
-                     epoch=self.epoch, seed=cfg.train.seed)
         now = time.perf_counter()
+        crop = self.crop_size(now)
+        it = batches(train, cfg.train.batch_size, self.transform, self.device, train=True, generator=g,
+                     epoch=self.epoch, seed=cfg.train.seed, crop=crop)
         for i, (xb, yb) in enumerate(it):
             lr = self._lr(self.epoch + i / steps, now)
             set_lr(self.optimizer, lr)
@@ -206,7 +241,7 @@ class Trainer:
                 if self.lookahead is not None:
                     self.lookahead.sync(1.0)
                 return {"train_loss": float(loss_sum) / seen, "train_acc": int(correct) / seen, "lr": lr,
-                        "partial": True}
+                        **({"crop": crop} if crop else {}), "partial": True}
         if bar is not None:
             bar.close()
         if self.lookahead is not None:  # end each epoch synced: evaluate and save the slow weights
@@ -217,7 +252,8 @@ class Trainer:
                 f"training diverged: the loss is {train_loss} in epoch {self.epoch + 1}; "
                 f"lower optim.lr (now {cfg.optim.lr:g})"
             )
-        return {"train_loss": train_loss, "train_acc": int(correct) / max(seen, 1), "lr": lr}
+        return {"train_loss": train_loss, "train_acc": int(correct) / max(seen, 1), "lr": lr,
+                **({"crop": crop} if crop else {})}
 
     def validate(self) -> dict:
         """Loss and accuracy on the validation split (empty if there is none)."""
