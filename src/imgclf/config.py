@@ -294,8 +294,8 @@ def validate(raw: dict) -> ExperimentConfig:
     if a.crop_size is not None and a.crop_padding:
         raise ConfigError("data.augment: use crop_padding or crop_size, not both")
     if a.early_crop is not None and not (a.crop_padding or a.translate):
-        raise ConfigError(f"data.augment.early_crop={a.early_crop} needs data.augment.crop_padding > 0 (the "
-                          f"small crops are windows of the padded image); set it or remove early_crop")
+        raise ConfigError(f"data.augment.early_crop={a.early_crop} needs data.augment.crop_padding > 0 or "
+                          f"translate > 0 (the small crops are windows of the shifted image); set one or remove early_crop")
     if a.alternate_flip and not a.hflip:
         raise ConfigError("data.augment.alternate_flip: needs data.augment.hflip=true")
     return cfg
