@@ -25,3 +25,20 @@ def test_throughput_quick_mode_reports_every_figure():
                     "eval_images_per_s", "seconds_per_50k_epoch", "end_to_end_gflops", "percent_of_peak",
                     "end_to_end_vs_compute", "end_to_end_vs_baseline"):
             assert r[key] > 0, key
+
+
+def test_config_speed_quick_mode_compares_variants_side_by_side():
+    script = str(ROOT / "benchmarks" / "config_speed.py")
+    proc = subprocess.run([sys.executable, script, "--quick", "--json", "--threads", "1",
+                           "--variant", "thin=model.widths=[16,32,32]"],
+                          capture_output=True, text=True, timeout=300, env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {r["variant"]: r for r in json.loads(proc.stdout)["variants"]}
+    assert set(rows) == {"config", "thin"}
+    assert rows["config"]["vs_config"] == 1.0 and rows["config"]["trainable_params"] <= 256_000
+    assert rows["thin"]["trainable_params"] < rows["config"]["trainable_params"]
+    assert rows["thin"]["mult_adds"] < rows["config"]["mult_adds"]
+    assert all(r["median_images_per_s"] > 0 for r in rows.values())
+    bad = subprocess.run([sys.executable, script, "--quick", "--variant", "oops=model.widthz=[8]"],
+                         capture_output=True, text=True, timeout=300, env=os.environ.copy())
+    assert bad.returncode == 2 and "widthz" in bad.stderr and "Traceback" not in bad.stderr
