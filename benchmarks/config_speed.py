@@ -39,7 +39,7 @@ def parse_variant(text: str) -> tuple[str, list[str]]:
     """'NAME=k1=v1;k2=v2' -> ('NAME', ['k1=v1', 'k2=v2'])."""
     name, sep, rest = text.partition("=")
     if not sep or not name or not rest:
-        raise SystemExit(f"error: --variant {text!r} is not NAME=KEY=VALUE[;KEY=VALUE...]; "
+        raise ValueError(f"--variant {text!r} is not NAME=KEY=VALUE[;KEY=VALUE...]; "
                          f"e.g. --variant \"thin=model.widths=[24,88,88]\"")
     return name, [s for s in rest.split(";") if s]
 
@@ -83,7 +83,10 @@ def main(argv=None) -> int:
     if a.quick:
         a.batch, a.rounds, a.steps = 16, 1, 1
     torch.set_num_threads(a.threads)
-    variants = [("config", [])] + [parse_variant(v) for v in a.variant]
+    try:
+        variants = [("config", [])] + [parse_variant(v) for v in a.variant]
+    except ValueError as e:
+        ap.error(str(e))  # one line and exit 2, like any other bad argument
     try:
         built = [(name, *make_step(a.config, ov, a.batch, a.size)) for name, ov in variants]
     except ImgclfError as e:  # a bad config or override: one line, no traceback
