@@ -182,3 +182,25 @@ def test_conv_groups_dirac_init_passes_the_input_channels_through():
     assert torch.allclose(convs[2](y), y[:, :16], atol=1e-6)  # shrinking: keeps the first 16 channels
     plain = build_model("conv-groups", {"whiten": True, "widths": [32, 16]}, (3, 32, 32), 10)
     assert not torch.allclose([c for c in plain.modules() if type(c) is torch.nn.Conv2d][1](y), y)
+
+
+def test_conv_groups_depth_puts_the_extra_convs_in_a_residual_branch():
+    from imgclf.models.conv_groups import Residual
+    m = build_model("conv-groups", {"whiten": True, "dirac": True, "depth": 3, "widths": [24, 64, 76]}, (3, 32, 32), 10)
+    branches = [b for b in m if isinstance(b, Residual)]
+    assert len(branches) == 3  # one per group, each of depth - 1 = 2 convs
+    assert [sum(type(c) is torch.nn.Conv2d for c in b) for b in branches] == [2, 2, 2]
+    s = summarize(m, (3, 32, 32))
+    # whitening bias 24; per group: c->w conv, 2 w->w convs, 3 BNs (2w each); classifier 76*10+10
+    convs = 24 * 24 * 9 + 2 * 24 * 24 * 9 + 24 * 64 * 9 + 2 * 64 * 64 * 9 + 64 * 76 * 9 + 2 * 76 * 76 * 9
+    assert s.trainable_params == 24 + convs + 6 * (24 + 64 + 76) + 770 == 252_626
+    x = torch.randn(3, 64, 7, 7)
+    branch = branches[1].eval()
+    body = torch.nn.Sequential(*branch)  # the same layers without the skip
+    assert torch.allclose(branch(x), x + body(x))  # the branch's output is added to its input
+    assert m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    # depth 2 is the plain group: no residual branch, the same network as before the option
+    plain = build_model("conv-groups", {"widths": [8, 16]}, (1, 8, 8), 10)
+    assert not any(isinstance(b, Residual) for b in plain.modules())
+    with pytest.raises(ConfigError, match="depth"):
+        build_model("conv-groups", {"depth": 1}, (3, 32, 32), 10)

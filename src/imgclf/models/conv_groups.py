@@ -1,7 +1,8 @@
 """VGG-style conv groups, the shape of the fastest public CIFAR-10 recipes (airbench, Page's ResNet-9).
 
 Each group is conv, 2x2 max-pool, BN, GELU, conv, BN, GELU: pooling right after the
-group's first conv keeps the compute low. With `whiten`, the first layer is a frozen
+group's first conv keeps the compute low. With `depth` 3 or more each group has depth - 1
+convs after its pooling, inside one residual branch (airbench96's deeper groups). With `whiten`, the first layer is a frozen
 2x2 conv whose filters whiten the training images' patches (set from the data before
 training, see PatchWhitening): no BN at full resolution, and the first epochs learn faster.
 """
@@ -80,6 +81,13 @@ def dirac_init(conv: nn.Conv2d) -> None:
     nn.init.dirac_(conv.weight[:n])
 
 
+class Residual(nn.Sequential):
+    """x + layers(x): a residual branch around a stack that keeps the shape."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + super().forward(x)
+
+
 @MODELS.register("conv-groups")
 def conv_groups(
     in_shape: tuple[int, int, int],
@@ -91,6 +99,7 @@ def conv_groups(
     whiten_bias_epochs: Optional[Annotated[int, Range(ge=0)]] = None,  # train its bias this many epochs (default: all)
     bn_scale: bool = True,  # train the BN scales; false keeps them at 1 (airbench), only the shifts train
     dirac: bool = False,  # identity-like init: each group conv's first in-channels filters pass their input through
+    depth: Annotated[int, Range(ge=2, le=8)] = 2,  # convs per group; from 3 on, all but the first in a residual branch
 ) -> nn.Module:
     """A VGG-style net of conv groups; widths (42, 84, 84) give 249,598 parameters for 10 classes.
 
@@ -114,16 +123,22 @@ def conv_groups(
         c = stem or 24
         layers = [nn.Conv2d(in_shape[0], c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.GELU()]
     for w in widths:
-        layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(w), nn.GELU(),
-                   nn.Conv2d(w, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.GELU()]
+        layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(w), nn.GELU()]
+        rest: list[nn.Module] = []
+        for _ in range(depth - 1):
+            rest += [nn.Conv2d(w, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.GELU()]
+        # Two or more convs after the pooling train as one residual branch, so the deeper group
+        # starts (with dirac) near the shallow one; a single conv stays plain, as before.
+        layers += [Residual(*rest)] if depth >= 3 else rest
         c = w
     layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(c, num_classes)]
+    model = nn.Sequential(*layers)
     if dirac:
-        for m in layers:
+        for m in model.modules():
             if type(m) is nn.Conv2d:  # not the frozen whitening layer (a subclass)
                 dirac_init(m)
     if not bn_scale:
-        for m in layers:
+        for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
                 m.weight.requires_grad_(False)  # stays 1: not trained, not counted as trainable
-    return nn.Sequential(*layers)
+    return model
