@@ -2,9 +2,10 @@
 
 Each group is conv, 2x2 max-pool, BN, GELU, conv, BN, GELU: pooling right after the
 group's first conv keeps the compute low. With `depth` 3 or more each group has depth - 1
-convs after its pooling, inside one residual branch (airbench96's deeper groups). With `whiten`, the first layer is a frozen
-2x2 conv whose filters whiten the training images' patches (set from the data before
-training, see PatchWhitening): no BN at full resolution, and the first epochs learn faster.
+convs after its pooling, inside one residual branch (airbench96's deeper groups). With
+`whiten`, the first layer is a frozen 2x2 conv whose filters whiten the training images'
+patches (set from the data before training, see PatchWhitening): no BN at full resolution,
+and the first epochs learn faster.
 """
 from __future__ import annotations
 
