@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/imgclf train --name demo-$$(date +%Y%m%d-%H%M%S) --no-progress
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -p no:cacheprovider tests
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info
