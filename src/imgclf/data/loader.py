@@ -93,11 +93,14 @@ CHUNK_BYTES = 4 << 20
 
 def batches(split: Split, batch_size: int, transform: Transform, device: torch.device, *,
             train: bool, generator: Optional[torch.Generator] = None, epoch: int = 0,
-            seed: int = 0, crop: Optional[int] = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            seed: int = 0, crop: Optional[int] = None, subset: Optional[torch.Tensor] = None,
+            with_index: bool = False) -> Iterator[tuple[torch.Tensor, ...]]:
     """Yield (inputs, labels) batches of a split on `device`; shuffled and augmented when `train`.
 
     `epoch` and `seed` set the flips when the augmentation alternates them; `crop` sets the side
-    of smaller training crops (see Transform.train)."""
+    of smaller training crops (see Transform.train). In training, `subset` (indices into the
+    split) limits the epoch to those images, and `with_index` adds each batch's indices as a
+    third element."""
     n = len(split)
     x, y = split.x, split.y
     if not train:
@@ -105,9 +108,14 @@ def batches(split: Split, batch_size: int, transform: Transform, device: torch.d
             yield transform.eval(x[i : i + batch_size].to(device, non_blocking=True)), \
                 y[i : i + batch_size].to(device, non_blocking=True)
         return
-    order = torch.randperm(n, generator=generator).to(x.device)
+    if subset is None:
+        order = torch.randperm(n, generator=generator).to(x.device)
+    else:
+        subset = subset.to(x.device)
+        order = subset[torch.randperm(len(subset), generator=generator).to(x.device)]
+    m = len(order)
     # A final batch of one image would break batch norm's training statistics: drop it.
-    stop = n - 1 if n % batch_size == 1 and n > 1 else n
+    stop = m - 1 if m % batch_size == 1 and m > 1 else m
     per_image = 4 * x[0].numel()
     chunk = batch_size * max(1, CHUNK_BYTES // (per_image * batch_size))
     flips = A.alternating_flips(order, epoch, seed, n) if transform.aug.alternate_flip else None
@@ -117,7 +125,10 @@ def batches(split: Split, batch_size: int, transform: Transform, device: torch.d
         xa = transform.train(x[idx].to(device, non_blocking=True), generator, flip, size=crop)
         ya = y[idx].to(device, non_blocking=True)
         for j in range(0, len(idx), batch_size):
-            yield xa[j : j + batch_size], ya[j : j + batch_size]
+            if with_index:
+                yield xa[j : j + batch_size], ya[j : j + batch_size], idx[j : j + batch_size]
+            else:
+                yield xa[j : j + batch_size], ya[j : j + batch_size]
 
 
 def num_batches(n: int, batch_size: int, train: bool) -> int:

@@ -28,6 +28,7 @@ from .callbacks import Callback, EarlyStopping, improved, mode_of
 from .checkpoint import save_checkpoint
 from .lookahead import Lookahead
 from .optim import TIME_DRIVEN, build_optimizer, lr_at, set_lr
+from .pruning import LossPruner
 from .precision import autocast, autocast_dtype, grad_scaler
 
 
@@ -48,6 +49,8 @@ def format_record(r: dict, epochs: int) -> str:
         line += f"  val loss {r['val_loss']:.4f} acc {100 * r['val_acc']:6.2f}%"
     if r.get("crop"):
         line += f"  crop {r['crop']}"
+    if r.get("images") is not None:
+        line += f"  images {r['images']:,}"
     return line + f"  lr {r['lr']:.3g}  {r['seconds']:.1f}s"
 
 
@@ -89,6 +92,8 @@ class Trainer:
         self.callbacks: list[Callback] = list(callbacks)
         self._init_from_data()
         self.lookahead = Lookahead(model, cfg.train.lookahead) if cfg.train.lookahead else None
+        self.pruner = (LossPruner(len(splits.train), cfg.train.prune, cfg.train.prune_until, splits.train.x.device)
+                       if cfg.train.prune else None)
         es = cfg.train.early_stopping
         if es.enabled:
             mon = es.monitor or self.monitor
@@ -139,7 +144,8 @@ class Trainer:
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "trainer": {"epoch": self.epoch, "history": self.history, "monitor": self.monitor,
                         "best_value": self.best_value, "best_epoch": self.best_epoch,
-                        "callbacks": [c.state_dict() for c in self.callbacks]},
+                        "callbacks": [c.state_dict() for c in self.callbacks],
+                        **({"pruner": self.pruner.state_dict()} if self.pruner is not None else {})},
             **self.extra_state,
         }
 
@@ -150,6 +156,8 @@ class Trainer:
         t = state["trainer"]
         self.epoch, self.history = int(t["epoch"]), list(t["history"])
         self.best_value, self.best_epoch = t["best_value"], t["best_epoch"]
+        if self.pruner is not None and "pruner" in t:
+            self.pruner.load_state_dict(t["pruner"])
         for cb, s in zip(self.callbacks, t.get("callbacks", [])):
             cb.load_state_dict(s)
         self.best_state = copy.deepcopy(best_model) if best_model is not None else None
@@ -195,7 +203,10 @@ class Trainer:
             if hasattr(m, "set_epoch"):  # layers trained for the first epochs only (whitening bias)
                 m.set_epoch(self.epoch)
         train = self.splits.train
-        steps = num_batches(len(train), cfg.train.batch_size, train=True)
+        now = time.perf_counter()
+        plan = self.pruner.plan(self._progress(self.epoch, now), g) if self.pruner is not None else None
+        subset, weights = plan if plan is not None else (None, None)
+        steps = num_batches(len(train) if subset is None else len(subset), cfg.train.batch_size, train=True)
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen, lr = 0, cfg.optim.lr
@@ -204,16 +215,24 @@ class Trainer:
             from tqdm import tqdm
 
             bar = tqdm(total=steps, leave=False, desc=f"epoch {self.epoch + 1}", file=sys.stderr, unit="batch")
-        now = time.perf_counter()
         crop = self.crop_size(now)
         it = batches(train, cfg.train.batch_size, self.transform, self.device, train=True, generator=g,
-                     epoch=self.epoch, seed=cfg.train.seed, crop=crop)
-        for i, (xb, yb) in enumerate(it):
+                     epoch=self.epoch, seed=cfg.train.seed, crop=crop, subset=subset,
+                     with_index=self.pruner is not None)
+        for i, (xb, yb, *ib) in enumerate(it):
             lr = self._lr(self.epoch + i / steps, now)
             set_lr(self.optimizer, lr)
             with autocast(self.device, self.amp_dtype):
                 out = self.forward(xb)
-            loss = self.loss_fn(out.float(), yb)
+            if self.pruner is None:
+                loss = self.loss_fn(out.float(), yb)
+                shown = loss
+            else:  # per-image losses: recorded for the next epoch's plan, weighted for the kept easy ones
+                per = nn.functional.cross_entropy(out.float(), yb, reduction="none",
+                                                  label_smoothing=cfg.train.label_smoothing)
+                self.pruner.update(ib[0], per.detach())
+                shown = per.mean()
+                loss = per.mul(weights[ib[0]]).mean() if weights is not None else shown
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is None:
                 loss.backward()
@@ -225,7 +244,7 @@ class Trainer:
             if self.lookahead is not None:
                 self.lookahead.step(self._progress(self.epoch + (i + 1) / steps, now))
             # Running sums stay on the device: no host sync per batch.
-            loss_sum += loss.detach() * len(yb)
+            loss_sum += shown.detach() * len(yb)
             correct += (out.detach().argmax(1) == yb).sum()
             seen += len(yb)
             if bar is not None:
@@ -241,7 +260,7 @@ class Trainer:
                 if self.lookahead is not None:
                     self.lookahead.sync(1.0)
                 return {"train_loss": float(loss_sum) / seen, "train_acc": int(correct) / seen, "lr": lr,
-                        **({"crop": crop} if crop else {}), "partial": True}
+                        **({"crop": crop} if crop else {}), **self._images(seen), "partial": True}
         if bar is not None:
             bar.close()
         if self.lookahead is not None:  # end each epoch synced: evaluate and save the slow weights
@@ -253,7 +272,11 @@ class Trainer:
                 f"lower optim.lr (now {cfg.optim.lr:g})"
             )
         return {"train_loss": train_loss, "train_acc": int(correct) / max(seen, 1), "lr": lr,
-                **({"crop": crop} if crop else {})}
+                **({"crop": crop} if crop else {}), **self._images(seen)}
+
+    def _images(self, seen: int) -> dict:
+        """The epoch's count of trained images, recorded when pruning makes it vary."""
+        return {"images": seen} if self.pruner is not None else {}
 
     def validate(self) -> dict:
         """Loss and accuracy on the validation split (empty if there is none)."""
