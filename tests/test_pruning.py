@@ -48,7 +48,7 @@ def test_batches_of_a_subset_carry_their_indices():
 
 
 def test_pruned_training_skips_images_learns_and_resumes_exactly():
-    o = FAST + ["train.prune=0.5", "train.prune_until=0.75"]
+    o = FAST + ["train.prune_data=0.5", "train.prune_data_until=0.75"]
     full = imgclf.train(None, o + ["train.epochs=4"], name="full", echo=False)
     h = full.history
     n = h["images"].iloc[0]
@@ -59,5 +59,5 @@ def test_pruned_training_skips_images_learns_and_resumes_exactly():
     resumed = imgclf.train(resume="part", overrides=["train.epochs=4"], echo=False)
     assert strip_time(resumed.history.to_dict("records")) == strip_time(h.to_dict("records"))
     assert load_checkpoint(resumed.path / "last.pt")["trainer"]["pruner"]["scores"].isfinite().all()
-    with pytest.raises(imgclf.ImgclfError, match="train.prune"):
-        imgclf.train(None, FAST + ["train.prune=1.0"], echo=False)
+    with pytest.raises(imgclf.ImgclfError, match="train.prune_data"):
+        imgclf.train(None, FAST + ["train.prune_data=1.0"], echo=False)

@@ -142,10 +142,11 @@ class TrainConfig:
     # (airbench: 0.95). Unset: off.
     lookahead: Optional[Annotated[float, Range(gt=0.0, lt=1.0)]] = None
     # Dynamic data pruning (InfoBatch): each epoch, each training image whose last loss was below the
-    # mean is skipped with this probability, and the kept ones among them weigh 1 / (1 - prune) in the
-    # loss, so the gradient stays unbiased and epochs get shorter. Unset: off.
-    prune: Optional[Annotated[float, Range(gt=0.0, lt=1.0)]] = None
-    prune_until: Annotated[float, Range(gt=0.0, le=1.0)] = 0.875  # share of the run after which all images train
+    # mean is skipped with this probability, and the kept ones among them weigh 1 / (1 - prune_data) in
+    # the loss, so the gradient stays unbiased and epochs get shorter. Unset: off. (Not the sweeps'
+    # `pruner`, which stops unpromising trials.)
+    prune_data: Optional[Annotated[float, Range(gt=0.0, lt=1.0)]] = None
+    prune_data_until: Annotated[float, Range(gt=0.0, le=1.0)] = 0.875  # share of the run after which all images train
     tensorboard: bool = False  # also write TensorBoard scalars to runs/<name>/tensorboard
 
 

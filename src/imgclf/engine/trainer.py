@@ -92,8 +92,9 @@ class Trainer:
         self.callbacks: list[Callback] = list(callbacks)
         self._init_from_data()
         self.lookahead = Lookahead(model, cfg.train.lookahead) if cfg.train.lookahead else None
-        self.pruner = (LossPruner(len(splits.train), cfg.train.prune, cfg.train.prune_until, splits.train.x.device)
-                       if cfg.train.prune else None)
+        t = cfg.train
+        self.pruner = (LossPruner(len(splits.train), t.prune_data, t.prune_data_until, splits.train.x.device)
+                       if t.prune_data else None)
         es = cfg.train.early_stopping
         if es.enabled:
             mon = es.monitor or self.monitor
