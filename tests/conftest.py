@@ -103,3 +103,8 @@ def tar_folder(src: Path, dest: Path) -> Path:
     with tarfile.open(dest, "w:gz") as tf:
         tf.add(src, arcname=src.name)
     return dest
+
+
+def strip_time(history: list[dict]) -> list[dict]:
+    """Epoch records without their wall-clock fields, for comparing two runs."""
+    return [{k: v for k, v in r.items() if k not in ("seconds", "elapsed")} for r in history]

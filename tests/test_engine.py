@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import imgclf
+from conftest import strip_time
 from imgclf.config import load_config
 from imgclf.engine.callbacks import EarlyStopping, improved
 from imgclf.engine.checkpoint import load_checkpoint
@@ -14,10 +15,6 @@ from imgclf.errors import BudgetError, RunError
 from imgclf.models import build_model
 
 FAST = ["model.spec=c16-p-c32-p-f64", "train.batch_size=64"]
-
-
-def strip_time(history):
-    return [{k: v for k, v in r.items() if k not in ("seconds", "elapsed")} for r in history]
 
 
 def test_short_run_beats_chance_and_writes_the_run_folder():

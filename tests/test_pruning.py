@@ -1,21 +1,18 @@
-"""Dynamic data pruning (train.prune): the plan, the loader's subsets, and training with it."""
+"""Dynamic data pruning (train.prune_data): the plan, the loader's subsets, and training with it."""
 import pytest
 import torch
 
 import imgclf
+from conftest import strip_time
+from imgclf.config import load_config
 from imgclf.data.loader import Transform, batches
 from imgclf.data.splits import Split
-from imgclf.config import load_config
 from imgclf.engine.checkpoint import load_checkpoint
 from imgclf.engine.pruning import LossPruner
 
 # An epoch-count-free schedule, so that a 2-epoch run resumed to 4 matches a 4-epoch run.
 FAST = ["model.spec=c16-p-c32-p-f64", "train.batch_size=64", "schedule.name=exponential", "schedule.gamma=0.8",
         "data.augment.crop_padding=1"]
-
-
-def strip_time(history):
-    return [{k: v for k, v in r.items() if k not in ("seconds", "elapsed")} for r in history]
 
 
 def test_plan_skips_only_images_below_the_mean_loss_and_reweights_the_rest_of_them():

@@ -48,7 +48,8 @@ def cohort_key(cfg) -> Optional[str]:
         return None
     if t["early_stopping"]["enabled"] or t["time_budget"] is not None:
         return None
-    if t["precision"] in ("bf16", "fp16", "native") or t["compile"] or t["lookahead"] or t["prune_data"]:  # fp32, uncompiled, plain SGD
+    # fp32, uncompiled, plain SGD over every image each epoch
+    if t["precision"] in ("bf16", "fp16", "native") or t["compile"] or t["lookahead"] or t["prune_data"]:
         return None
     for key in ("lr", "momentum", "weight_decay"):
         o.pop(key)

@@ -28,8 +28,8 @@ from .callbacks import Callback, EarlyStopping, improved, mode_of
 from .checkpoint import save_checkpoint
 from .lookahead import Lookahead
 from .optim import TIME_DRIVEN, build_optimizer, lr_at, set_lr
-from .pruning import LossPruner
 from .precision import autocast, autocast_dtype, grad_scaler
+from .pruning import LossPruner
 
 
 class TrainingDiverged(ImgclfError):
