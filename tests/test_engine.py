@@ -33,6 +33,14 @@ def test_short_run_beats_chance_and_writes_the_run_folder():
     assert "Mult-Adds" in run.summary
 
 
+def test_a_tuning_run_leaves_the_test_split_unscored():
+    run = imgclf.train(None, FAST + ["train.epochs=2", "train.final_test=false"], name="tune", echo=False)
+    assert run.metrics["test"] is None and run.metrics["best_epoch"] == 2
+    log = (run.path / "train.log").read_text()
+    assert "test split not scored" in log and "top-1" not in log  # no test score to peek at
+    assert run.evaluate("test")["top1"] > 0.3  # scored later, on demand, from the kept weights (chance: 0.1)
+
+
 def test_seeded_runs_are_reproducible():
     a = imgclf.train(None, FAST + ["train.epochs=2", "data.augment.crop_padding=1", "model.dropout=0.2"], echo=False)
     b = imgclf.train(None, FAST + ["train.epochs=2", "data.augment.crop_padding=1", "model.dropout=0.2"], echo=False)

@@ -175,6 +175,18 @@ def test_report_pages_in_a_real_browser(tmp_path):
         assert arr.std() > 10  # the page rendered something, not a blank screen
 
 
+def test_report_of_a_run_without_a_test_score(tmp_path):
+    from imgclf.reporting.report import build_report
+
+    a = imgclf.train(None, ["model.spec=c8-p-f16", "train.epochs=2", "train.final_test=false"], name="tune", echo=False)
+    b = imgclf.train(None, ["model.spec=c8-p-f16", "train.epochs=2"], name="scored", echo=False)
+    page = build_report([a.path, b.path], tmp_path / "rep")["html"].read_text()
+    assert "test split was not scored" in page
+    figs = tmp_path / "rep" / "figures"
+    assert not list((figs / "tune").glob("confusion*")) and list((figs / "scored").glob("confusion*"))
+    assert list((figs / "tune").glob("learning_curves*"))
+
+
 def test_tensorboard_scalars(tmp_path):
     from imgclf.cli.main import main
 

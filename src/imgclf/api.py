@@ -202,9 +202,11 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
     t_end = time.perf_counter()  # training time so far is in the history; add what the test costs
     if trainer.best_state is not None:
         model.load_state_dict(trainer.best_state)  # the test split is scored with the best weights
-    test = evaluate_split(model, splits.test, trainer.transform, device, len(splits.classes),
-                          cfg.train.eval_batch_size, cfg.train.label_smoothing, tta=cfg.train.tta,
-                          amp_dtype=trainer.amp_dtype)
+    test = None
+    if cfg.train.final_test:
+        test = evaluate_split(model, splits.test, trainer.transform, device, len(splits.classes),
+                              cfg.train.eval_batch_size, cfg.train.label_smoothing, tta=cfg.train.tta,
+                              amp_dtype=trainer.amp_dtype)
     best_rec = trainer.history[trainer.best_epoch - 1]
     metrics = {
         "budget_seconds": (trainer.history[-1]["elapsed"] + time.perf_counter() - t_end) if trainer.history else None,
@@ -216,8 +218,12 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
         "device": str(device),
     }
     R.write_json(run_dir / R.METRICS, metrics)
-    log(f"test loss {test['loss']:.4f}  top-1 {100 * test['top1']:.2f}%  top-5 {100 * test['top5']:.2f}%  "
-        f"({test['n']:,} images, {R.kept_phrase(trainer.best_epoch, trainer.monitor)})")
+    if test is not None:
+        log(f"test loss {test['loss']:.4f}  top-1 {100 * test['top1']:.2f}%  top-5 {100 * test['top5']:.2f}%  "
+            f"({test['n']:,} images, {R.kept_phrase(trainer.best_epoch, trainer.monitor)})")
+    else:
+        log(f"test split not scored (train.final_test: false); kept {R.kept_phrase(trainer.best_epoch, trainer.monitor)}"
+            f"; score it once, when the choice is made: imgclf evaluate {run_dir}")
     log(f"saved {run_dir}/ (config.yaml, history.jsonl, metrics.json, summary.txt, best.pt, last.pt)")
     return Run(run_dir)
 

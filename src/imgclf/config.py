@@ -148,6 +148,9 @@ class TrainConfig:
     prune_data: Optional[Annotated[float, Range(gt=0.0, lt=1.0)]] = None
     prune_data_until: Annotated[float, Range(gt=0.0, le=1.0)] = 0.875  # share of the run after which all images train
     tensorboard: bool = False  # also write TensorBoard scalars to runs/<name>/tensorboard
+    # Score the test split once when the run ends. False for tuning runs, which must choose on the
+    # validation split: no test score is printed or saved; `imgclf evaluate RUN` scores it later.
+    final_test: bool = True
 
 
 @dataclass

@@ -345,7 +345,7 @@ class Trainer:
                 # Without it the 2% reserve alone left a 30-minute run 24 s over its budget on 2 Zen 3
                 # cores, where the 6-view test pass takes about a minute.
                 per_image, eval_timed = self._eval_seconds_per_image(), True
-            if per_image is not None:
+            if per_image is not None and cfg.train.final_test:
                 test_s = TTA_VIEWS[cfg.train.tta] * per_image * len(self.splits.test)  # the test pass runs TTA
                 self.reserve = 0.02 * budget + 1.5 * test_s
                 deadline = start + budget - self.reserve

@@ -118,12 +118,13 @@ def misclassified_grid(images, true: Sequence[int], pred: Sequence[int], prob: S
 def compare_runs(runs: Sequence[dict], path) -> Path:
     """Runs side by side: test accuracy against parameters and against multiply-adds, and val curves.
 
-    Each run is a dict with name, params, mult_adds, top1 (0..1) and history.
+    Each run is a dict with name, params, mult_adds, top1 (0..1, or None for a run whose test
+    split was not scored: it shows in the curves only) and history.
     """
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     for r in runs:
-        for ax, key in ((axes[0], "params"), (axes[1], "mult_adds")):
+        for ax, key in ((axes[0], "params"), (axes[1], "mult_adds")) if r["top1"] is not None else ():
             ax.scatter(r[key], 100 * r["top1"], s=40)
             ax.annotate(r["name"], (r[key], 100 * r["top1"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
         h = r.get("history") or []

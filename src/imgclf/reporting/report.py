@@ -41,6 +41,10 @@ def _fmt(v) -> str:
     return "-" if v is None else str(v)
 
 
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.2f}%"
+
+
 def _run_blocks(path: Path, out: Path) -> tuple[list, dict]:
     from ..api import Run
 
@@ -54,20 +58,24 @@ def _run_blocks(path: Path, out: Path) -> tuple[list, dict]:
                         f"multiply-adds per image; {m['epochs_run']} epochs in {m['train_seconds']:.0f} s on "
                         f"{m.get('device', 'cpu')}; {R.kept_phrase(m['best_epoch'], m['monitor'])}."
                         + (f" Stopped: {m['stop_reason']}." if m.get("stop_reason") else "")))
-    blocks.append(("table", ["split", "loss", "top-1", "top-5", "images"],
-                   [["test", f"{test['loss']:.4f}", f"{100 * test['top1']:.2f}%", f"{100 * test['top5']:.2f}%",
-                     f"{test['n']:,}"]]))
+    if test is not None:
+        blocks.append(("table", ["split", "loss", "top-1", "top-5", "images"],
+                       [["test", f"{test['loss']:.4f}", f"{100 * test['top1']:.2f}%", f"{100 * test['top5']:.2f}%",
+                         f"{test['n']:,}"]]))
+    else:
+        blocks.append(("p", "The test split was not scored (a tuning run, train.final_test: false)."))
     figs = out / "figures" / name
     blocks.append(("img", F.learning_curves(hist, figs / "learning_curves", m["best_epoch"], name),
                    "Loss and accuracy per epoch; the dashed line marks the best epoch."))
-    classes = m["classes"]
-    blocks.append(("img", F.confusion_matrix(test["confusion"], classes, figs / "confusion"),
-                   "Confusion matrix on the test split (rows: true class)."))
-    blocks.append(("img", F.per_class_accuracy(test["per_class_accuracy"], classes, figs / "per_class"),
-                   "Accuracy per class on the test split."))
-    mis = _misclassified(run, figs / "misclassified")
-    if mis is not None:
-        blocks.append(("img", mis, "The test images the model got wrong with the highest confidence."))
+    if test is not None:
+        classes = m["classes"]
+        blocks.append(("img", F.confusion_matrix(test["confusion"], classes, figs / "confusion"),
+                       "Confusion matrix on the test split (rows: true class)."))
+        blocks.append(("img", F.per_class_accuracy(test["per_class_accuracy"], classes, figs / "per_class"),
+                       "Accuracy per class on the test split."))
+        mis = _misclassified(run, figs / "misclassified")
+        if mis is not None:
+            blocks.append(("img", mis, "The test images the model got wrong with the highest confidence."))
     blocks.append(("table", ["epoch", "train loss", "train acc", "val loss", "val acc", "lr", "seconds"],
                    [[r["epoch"], _fmt(r["train_loss"]), f"{100 * r['train_acc']:.2f}%",
                      _fmt(r.get("val_loss")), "-" if r.get("val_acc") is None else f"{100 * r['val_acc']:.2f}%",
@@ -76,7 +84,7 @@ def _run_blocks(path: Path, out: Path) -> tuple[list, dict]:
     blocks.append(("pre", (path / R.SUMMARY_TXT).read_text(encoding="utf-8")))
     blocks.append(("h3", "Config"))
     blocks.append(("pre", (path / R.CONFIG).read_text(encoding="utf-8")))
-    info = {"name": name, "params": m["params"], "mult_adds": m["mult_adds"], "top1": test["top1"], "history": hist,
+    info = {"name": name, "params": m["params"], "mult_adds": m["mult_adds"], "top1": test and test["top1"], "history": hist,
             "batch": cfg.train.batch_size, "epoch_s": sum(r["seconds"] for r in hist) / max(len(hist), 1),
             "train_images": m.get("train_images"),
             "config": cfg.to_dict()}
@@ -141,12 +149,13 @@ def _sweep_blocks(path: Path, out: Path, top: int = 5) -> list:
 def _comparison_blocks(infos: list[dict], out: Path) -> list:
     blocks: list = [("h2", "Comparison"),
                      ("table", ["run", "parameters", "mult-adds", "test top-1", "s/epoch"],
-                      [[i["name"], f"{i['params']:,}", f"{i['mult_adds']:,}", f"{100 * i['top1']:.2f}%",
+                      [[i["name"], f"{i['params']:,}", f"{i['mult_adds']:,}", _pct(i["top1"]),
                         f"{i['epoch_s']:.1f}"] for i in infos]),
                      ("img", F.compare_runs(infos, out / "figures" / "comparison"),
                       "Test accuracy against parameters and multiply-adds; validation curves overlaid.")]
     batches = {i["batch"] for i in infos}
-    if len(batches) == len(infos) and len(infos) >= 3 and all(i["train_images"] for i in infos):
+    if (len(batches) == len(infos) and len(infos) >= 3 and all(i["train_images"] for i in infos)
+            and all(i["top1"] is not None for i in infos)):
         # a batch-size study: one run per batch size
         rows = []
         for i in infos:
