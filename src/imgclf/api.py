@@ -222,8 +222,9 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
         log(f"test loss {test['loss']:.4f}  top-1 {100 * test['top1']:.2f}%  top-5 {100 * test['top5']:.2f}%  "
             f"({test['n']:,} images, {R.kept_phrase(trainer.best_epoch, trainer.monitor)})")
     else:
-        log(f"test split not scored (train.final_test: false); kept {R.kept_phrase(trainer.best_epoch, trainer.monitor)}"
-            f"; score it once, when the choice is made: imgclf evaluate {run_dir}")
+        log(f"test split not scored (train.final_test: false); kept "
+            f"{R.kept_phrase(trainer.best_epoch, trainer.monitor)}; score it once, when the choice is made: "
+            f"imgclf evaluate {run_dir}")
     log(f"saved {run_dir}/ (config.yaml, history.jsonl, metrics.json, summary.txt, best.pt, last.pt)")
     return Run(run_dir)
 

@@ -338,14 +338,15 @@ class Trainer:
             tv = time.perf_counter()
             rec.update(self.validate())
             per_image = None
-            if budget and self.splits.val is not None:
+            reserve_test = budget and cfg.train.final_test  # a tuning run keeps no time for a test pass
+            if reserve_test and self.splits.val is not None:
                 per_image = (time.perf_counter() - tv) / max(len(self.splits.val), 1)
-            elif budget and not eval_timed:
+            elif reserve_test and not eval_timed:
                 # No validation pass to time: time one evaluation of training images instead, once.
                 # Without it the 2% reserve alone left a 30-minute run 24 s over its budget on 2 Zen 3
                 # cores, where the 6-view test pass takes about a minute.
                 per_image, eval_timed = self._eval_seconds_per_image(), True
-            if per_image is not None and cfg.train.final_test:
+            if per_image is not None:
                 test_s = TTA_VIEWS[cfg.train.tta] * per_image * len(self.splits.test)  # the test pass runs TTA
                 self.reserve = 0.02 * budget + 1.5 * test_s
                 deadline = start + budget - self.reserve

@@ -42,6 +42,7 @@ def _fmt(v) -> str:
 
 
 def _pct(v) -> str:
+    """A share in 0..1 as a percentage; '-' when there is none."""
     return "-" if v is None else f"{100 * v:.2f}%"
 
 
@@ -60,8 +61,7 @@ def _run_blocks(path: Path, out: Path) -> tuple[list, dict]:
                         + (f" Stopped: {m['stop_reason']}." if m.get("stop_reason") else "")))
     if test is not None:
         blocks.append(("table", ["split", "loss", "top-1", "top-5", "images"],
-                       [["test", f"{test['loss']:.4f}", f"{100 * test['top1']:.2f}%", f"{100 * test['top5']:.2f}%",
-                         f"{test['n']:,}"]]))
+                       [["test", f"{test['loss']:.4f}", _pct(test["top1"]), _pct(test["top5"]), f"{test['n']:,}"]]))
     else:
         blocks.append(("p", "The test split was not scored (a tuning run, train.final_test: false)."))
     figs = out / "figures" / name
@@ -77,14 +77,15 @@ def _run_blocks(path: Path, out: Path) -> tuple[list, dict]:
         if mis is not None:
             blocks.append(("img", mis, "The test images the model got wrong with the highest confidence."))
     blocks.append(("table", ["epoch", "train loss", "train acc", "val loss", "val acc", "lr", "seconds"],
-                   [[r["epoch"], _fmt(r["train_loss"]), f"{100 * r['train_acc']:.2f}%",
-                     _fmt(r.get("val_loss")), "-" if r.get("val_acc") is None else f"{100 * r['val_acc']:.2f}%",
+                   [[r["epoch"], _fmt(r["train_loss"]), _pct(r["train_acc"]),
+                     _fmt(r.get("val_loss")), _pct(r.get("val_acc")),
                      f"{r['lr']:.3g}", f"{r['seconds']:.1f}"] for r in hist]))
     blocks.append(("h3", "Per-layer summary"))
     blocks.append(("pre", (path / R.SUMMARY_TXT).read_text(encoding="utf-8")))
     blocks.append(("h3", "Config"))
     blocks.append(("pre", (path / R.CONFIG).read_text(encoding="utf-8")))
-    info = {"name": name, "params": m["params"], "mult_adds": m["mult_adds"], "top1": test and test["top1"], "history": hist,
+    info = {"name": name, "params": m["params"], "mult_adds": m["mult_adds"], "top1": test["top1"] if test else None,
+            "history": hist,
             "batch": cfg.train.batch_size, "epoch_s": sum(r["seconds"] for r in hist) / max(len(hist), 1),
             "train_images": m.get("train_images"),
             "config": cfg.to_dict()}
