@@ -204,3 +204,23 @@ def test_conv_groups_depth_puts_the_extra_convs_in_a_residual_branch():
     assert not any(isinstance(b, Residual) for b in plain.modules())
     with pytest.raises(ConfigError, match="depth"):
         build_model("conv-groups", {"depth": 1}, (3, 32, 32), 10)
+
+
+def test_conv_groups_squeeze_excite_gates_each_residual_branch():
+    from imgclf.models.conv_groups import Residual, SqueezeExcite
+    opts = {"whiten": True, "dirac": True, "depth": 3, "widths": [24, 64, 76]}
+    m = build_model("conv-groups", {**opts, "se": 8}, (3, 32, 32), 10)
+    gates = [b[-1] for b in m if isinstance(b, Residual)]
+    assert all(isinstance(g, SqueezeExcite) for g in gates) and len(gates) == 3
+    # each gate: w -> w // 8 -> w linear layers with biases, on top of the 252,626 of the plain network
+    extra = sum(2 * w * (w // 8) + w // 8 + w for w in (24, 64, 76))
+    assert summarize(m, (3, 32, 32)).trainable_params == 252_626 + extra == 255_346
+    # a gate scales each channel of each image by one factor in (0, 1)
+    x = torch.randn(2, 64, 7, 7)
+    y = gates[1](x)
+    ratio = y / x
+    assert torch.allclose(ratio, ratio[:, :, :1, :1].expand_as(ratio), atol=1e-5)
+    assert ((ratio > 0) & (ratio < 1)).all()
+    assert m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(ConfigError, match="se"):
+        build_model("conv-groups", {"se": 0}, (3, 32, 32), 10)

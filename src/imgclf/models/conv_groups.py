@@ -82,6 +82,24 @@ def dirac_init(conv: nn.Conv2d) -> None:
     nn.init.dirac_(conv.weight[:n])
 
 
+class SqueezeExcite(nn.Module):
+    """Channel gates from the map's global average (Hu et al. 2018): x * sigmoid(W2 gelu(W1 mean(x))).
+
+    For a group of w channels and `reduction` r it adds 2 w (w // r) + w // r + w parameters,
+    a few thousand here, and almost no compute: the gates depend on the whole image, which
+    3x3 convs at low resolution see only through the final pooling.
+    """
+
+    def __init__(self, channels: int, reduction: int):
+        super().__init__()
+        hidden = max(1, channels // reduction)
+        self.fc1, self.fc2 = nn.Linear(channels, hidden), nn.Linear(hidden, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gates = torch.sigmoid(self.fc2(nn.functional.gelu(self.fc1(x.mean((2, 3))))))
+        return x * gates[:, :, None, None].to(x.dtype)
+
+
 class Residual(nn.Sequential):
     """x + layers(x): a residual branch around a stack that keeps the shape."""
 
@@ -101,6 +119,7 @@ def conv_groups(
     bn_scale: bool = True,  # train the BN scales; false keeps them at 1 (airbench), only the shifts train
     dirac: bool = False,  # identity-like init: each group conv's first in-channels filters pass their input through
     depth: Annotated[int, Range(ge=2, le=8)] = 2,  # convs per group; from 3 on, all but the first in a residual branch
+    se: Optional[Annotated[int, Range(ge=1)]] = None,  # squeeze-excite gates closing each group, this reduction ratio
 ) -> nn.Module:
     """A VGG-style net of conv groups; widths (42, 84, 84) give 249,598 parameters for 10 classes.
 
@@ -128,6 +147,8 @@ def conv_groups(
         rest: list[nn.Module] = []
         for _ in range(depth - 1):
             rest += [nn.Conv2d(w, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.GELU()]
+        if se is not None:
+            rest.append(SqueezeExcite(w, se))  # on the residual branch, before the sum (as in SE-ResNet)
         # Two or more convs after the pooling train as one residual branch, so the deeper group
         # starts (with dirac) near the shallow one; a single conv stays plain, as before.
         layers += [Residual(*rest)] if depth >= 3 else rest
