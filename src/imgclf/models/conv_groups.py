@@ -5,7 +5,7 @@ group's first conv keeps the compute low. With `depth` 3 or more each group has 
 convs after its pooling, inside one residual branch (airbench96's deeper groups). With
 `whiten`, the first layer is a frozen 2x2 conv whose filters whiten the training images'
 patches (set from the data before training, see PatchWhitening): no BN at full resolution,
-and the first epochs learn faster.
+and the first epochs learn faster. With `se`, squeeze-excite channel gates close each group.
 """
 from __future__ import annotations
 
