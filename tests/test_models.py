@@ -224,3 +224,19 @@ def test_conv_groups_squeeze_excite_gates_each_residual_branch():
     assert m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     with pytest.raises(ConfigError, match="se"):
         build_model("conv-groups", {"se": 0}, (3, 32, 32), 10)
+
+
+def test_conv_groups_unpooled_group_keeps_its_resolution_and_parameters():
+    opts = {"whiten": True, "dirac": True, "depth": 3, "widths": [24, 64, 76], "se": 8}
+    pooled = build_model("conv-groups", opts, (3, 32, 32), 10)
+    last = build_model("conv-groups", {**opts, "pool": [True, True, False]}, (3, 32, 32), 10)
+    a, b = summarize(pooled, (3, 32, 32)), summarize(last, (3, 32, 32))
+    assert a.trainable_params == b.trainable_params == 255_346  # pooling has no parameters
+    # 32 -> 31 (2x2 whitening, no padding) -> 15 -> 7; the last group's two 76 -> 76 convs then
+    # run on 7x7 instead of 3x3 maps (BN, GELU and gates add a little more)
+    extra_convs = 2 * 76 * 76 * 9 * (7 * 7 - 3 * 3)
+    assert extra_convs <= b.total_macs - a.total_macs < 1.01 * extra_convs
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in last.modules()) == 2
+    assert last(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(ConfigError, match="model.pool has 2 entries for 3 groups"):
+        build_model("conv-groups", {**opts, "pool": [True, False]}, (3, 32, 32), 10)

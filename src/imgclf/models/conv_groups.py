@@ -5,7 +5,8 @@ group's first conv keeps the compute low. With `depth` 3 or more each group has 
 convs after its pooling, inside one residual branch (airbench96's deeper groups). With
 `whiten`, the first layer is a frozen 2x2 conv whose filters whiten the training images'
 patches (set from the data before training, see PatchWhitening): no BN at full resolution,
-and the first epochs learn faster. With `se`, squeeze-excite channel gates close each group.
+and the first epochs learn faster. With `se`, squeeze-excite channel gates close each group;
+`pool` leaves chosen groups unpooled (full resolution for the same parameters).
 """
 from __future__ import annotations
 
@@ -120,6 +121,7 @@ def conv_groups(
     dirac: bool = False,  # identity-like init: each group conv's first in-channels filters pass their input through
     depth: Annotated[int, Range(ge=2, le=8)] = 2,  # convs per group; from 3 on, all but the first in a residual branch
     se: Optional[Annotated[int, Range(ge=1)]] = None,  # squeeze-excite gates closing each group, this reduction ratio
+    pool: Optional[list[bool]] = None,  # per group: 2x2 max-pool after its first conv (default: every group)
 ) -> nn.Module:
     """A VGG-style net of conv groups; widths (42, 84, 84) give 249,598 parameters for 10 classes.
 
@@ -132,6 +134,10 @@ def conv_groups(
     if whiten_bias_epochs is not None and not whiten:
         raise ConfigError(f"model.whiten_bias_epochs={whiten_bias_epochs} needs model.whiten=true; set it or "
                           f"remove model.whiten_bias_epochs")
+    pools = [True] * len(widths) if pool is None else [bool(p) for p in pool]
+    if len(pools) != len(widths):
+        raise ConfigError(f"model.pool has {len(pools)} entries for {len(widths)} groups (model.widths={widths}); "
+                          f"give one true/false per group")
     if whiten:
         if stem is not None:
             raise ConfigError(f"model.stem={stem} cannot be set with model.whiten=true (the whitening layer has "
@@ -142,8 +148,11 @@ def conv_groups(
     else:
         c = stem or 24
         layers = [nn.Conv2d(in_shape[0], c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.GELU()]
-    for w in widths:
-        layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(w), nn.GELU()]
+    for w, pooled in zip(widths, pools):
+        # An unpooled group keeps its input's resolution: the same parameters see 4x the positions
+        # (4x the group's multiply-adds after its first conv), compute spent for accuracy instead of epochs.
+        layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), *([nn.MaxPool2d(2)] if pooled else []),
+                   nn.BatchNorm2d(w), nn.GELU()]
         rest: list[nn.Module] = []
         for _ in range(depth - 1):
             rest += [nn.Conv2d(w, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.GELU()]
