@@ -149,8 +149,8 @@ def conv_groups(
         c = stem or 24
         layers = [nn.Conv2d(in_shape[0], c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.GELU()]
     for w, pooled in zip(widths, pools):
-        # An unpooled group keeps its input's resolution: the same parameters see 4x the positions
-        # (4x the group's multiply-adds after its first conv), compute spent for accuracy instead of epochs.
+        # An unpooled group keeps its input's resolution: the same parameters see about 4x the positions
+        # (5.4x for 7x7 against 3x3 maps, the group's convs after its first), compute spent for accuracy instead of epochs.
         layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), *([nn.MaxPool2d(2)] if pooled else []),
                    nn.BatchNorm2d(w), nn.GELU()]
         rest: list[nn.Module] = []
