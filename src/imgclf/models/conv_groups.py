@@ -134,7 +134,7 @@ def conv_groups(
     if whiten_bias_epochs is not None and not whiten:
         raise ConfigError(f"model.whiten_bias_epochs={whiten_bias_epochs} needs model.whiten=true; set it or "
                           f"remove model.whiten_bias_epochs")
-    pools = [True] * len(widths) if pool is None else [bool(p) for p in pool]
+    pools = [True] * len(widths) if pool is None else list(pool)  # validated as booleans by the config
     if len(pools) != len(widths):
         raise ConfigError(f"model.pool has {len(pools)} entries for {len(widths)} groups (model.widths={widths}); "
                           f"give one true/false per group")
@@ -149,8 +149,8 @@ def conv_groups(
         c = stem or 24
         layers = [nn.Conv2d(in_shape[0], c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.GELU()]
     for w, pooled in zip(widths, pools):
-        # An unpooled group keeps its input's resolution: the same parameters see about 4x the positions
-        # (5.4x for 7x7 against 3x3 maps, the group's convs after its first), compute spent for accuracy instead of epochs.
+        # An unpooled group keeps its input's resolution: the same parameters run on more positions
+        # (the config's last group: 7x7 maps, not 3x3, 5.4x the multiply-adds of its later convs).
         layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), *([nn.MaxPool2d(2)] if pooled else []),
                    nn.BatchNorm2d(w), nn.GELU()]
         rest: list[nn.Module] = []
