@@ -401,3 +401,45 @@ def test_whitening_bias_trains_for_its_epochs_only_then_the_rest_trains_on():
     assert one["0.bias"].abs().sum() > 0  # trained in epoch 1 (it starts at zero)
     assert torch.equal(one["0.bias"], two["0.bias"])  # frozen in epoch 2: no step, no weight decay
     assert not torch.equal(one["2.weight"], two["2.weight"])  # while the convs went on training
+
+
+def test_sam_takes_the_gradient_uphill_and_puts_the_weights_back():
+    from imgclf.engine.sam import SAM
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3), torch.nn.Linear(3, 2))
+    x, y = torch.randn(16, 4), torch.randint(0, 2, (16,))
+    loss_at = lambda: torch.nn.functional.cross_entropy(model(x), y)  # noqa: E731
+    loss_at().backward()
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    g = [p.grad.clone() for p in model.parameters()]
+    norm = torch.sqrt(sum((t ** 2).sum() for t in g))
+    SAM(model, rho=0.5).second_pass(loss_at)
+    sam_grads = [p.grad.clone() for p in model.parameters()]
+    # The weights and the BN running statistics are as before the second pass.
+    after = model.state_dict()
+    assert all(torch.allclose(after[k].float(), v.float(), atol=1e-6) for k, v in start.items() if "num_batches" not in k)
+    # The gradients are those at w + 0.5 g / ||g||, computed by hand.
+    with torch.no_grad():
+        for p, gi in zip(model.parameters(), g):
+            p.add_(0.5 * gi / norm)
+    model.zero_grad()
+    momentum = model[1].momentum
+    model[1].momentum = 0.0
+    loss_at().backward()
+    model[1].momentum = momentum
+    assert all(torch.allclose(p.grad, s, atol=1e-6) for p, s in zip(model.parameters(), sam_grads))
+    assert not all(torch.allclose(a, b) for a, b in zip(g, sam_grads))
+
+
+def test_sam_from_half_the_run_leaves_the_first_half_alone_and_changes_the_second():
+    o = FAST + ["train.epochs=4", "data.augment.hflip=true"]
+    plain = imgclf.train(None, o, echo=False).history["train_loss"].tolist()
+    sam = imgclf.train(None, o + ["train.sam=0.05", "train.sam_from=0.5"], echo=False)
+    again = imgclf.train(None, o + ["train.sam=0.05", "train.sam_from=0.5"], echo=False)
+    losses = sam.history["train_loss"].tolist()
+    assert losses[:2] == plain[:2] and losses[2:] != plain[2:]
+    assert losses == again.history["train_loss"].tolist()
+    assert sam.metrics["test"]["top1"] > 0.7  # chance is 0.10
+    with pytest.raises(imgclf.ImgclfError, match="train.sam_from"):
+        imgclf.train(None, FAST + ["train.sam=0.05", "train.sam_from=1.5"], echo=False)

@@ -147,6 +147,11 @@ class TrainConfig:
     # `pruner`, which stops unpromising trials.)
     prune_data: Optional[Annotated[float, Range(gt=0.0, lt=1.0)]] = None
     prune_data_until: Annotated[float, Range(gt=0.0, le=1.0)] = 0.875  # share of the run after which all images train
+    # Sharpness-aware minimization (SAM): each step takes its gradient at the weights moved this far
+    # (L2 radius over all trainable weights) up their gradient; a second pass per step, so twice
+    # the compute while it runs. Foret et al. 2021: 0.05 for CIFAR-10. Unset: off.
+    sam: Optional[Annotated[float, Range(gt=0.0)]] = None
+    sam_from: Annotated[float, Range(ge=0.0, lt=1.0)] = 0.0  # share of the run after which SAM steps
     tensorboard: bool = False  # also write TensorBoard scalars to runs/<name>/tensorboard
     # Score the test split once when the run ends. False for tuning runs, which must choose on the
     # validation split: no test score is printed or saved; `imgclf evaluate RUN` scores it later.

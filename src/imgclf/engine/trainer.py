@@ -30,6 +30,7 @@ from .lookahead import Lookahead
 from .optim import TIME_DRIVEN, build_optimizer, lr_at, set_lr
 from .precision import autocast, autocast_dtype, grad_scaler
 from .pruning import LossPruner
+from .sam import SAM
 
 
 class TrainingDiverged(ImgclfError):
@@ -93,6 +94,10 @@ class Trainer:
         self._init_from_data()
         self.lookahead = Lookahead(model, cfg.train.lookahead) if cfg.train.lookahead else None
         t = cfg.train
+        if t.sam and self.scaler is not None:
+            raise ConfigError(f"train.sam={t.sam:g} does not combine with fp16 loss scaling; "
+                              "set train.precision to bf16 or fp32, or remove train.sam")
+        self.sam = SAM(model, t.sam) if t.sam else None
         self.pruner = (LossPruner(len(splits.train), t.prune_data, t.prune_data_until, splits.train.x.device)
                        if t.prune_data else None)
         es = cfg.train.early_stopping
@@ -223,20 +228,16 @@ class Trainer:
         for i, (xb, yb, *ib) in enumerate(it):
             lr = self._lr(self.epoch + i / steps, now)
             set_lr(self.optimizer, lr)
-            with autocast(self.device, self.amp_dtype):
-                out = self.forward(xb)
-            if self.pruner is None:
-                loss = self.loss_fn(out.float(), yb)
-                shown = loss
-            else:  # per-image losses: recorded for the next epoch's plan, weighted for the kept easy ones
-                per = nn.functional.cross_entropy(out.float(), yb, reduction="none",
-                                                  label_smoothing=cfg.train.label_smoothing)
+            out = self._forward(xb)
+            loss, per = self._loss(out, yb, weights, ib)
+            if self.pruner is not None:  # per-image losses, recorded for the next epoch's plan
                 self.pruner.update(ib[0], per.detach())
-                shown = per.mean()
-                loss = per.mul(weights[ib[0]]).mean() if weights is not None else shown
+            shown = per.mean() if per is not None else loss
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is None:
                 loss.backward()
+                if self.sam is not None and self._progress(self.epoch + i / steps, now) >= cfg.train.sam_from:
+                    self.sam.second_pass(lambda: self._loss(self._forward(xb), yb, weights, ib)[0])
                 self.optimizer.step()
             else:
                 self.scaler.scale(loss).backward()
@@ -274,6 +275,19 @@ class Trainer:
             )
         return {"train_loss": train_loss, "train_acc": int(correct) / max(seen, 1), "lr": lr,
                 **({"crop": crop} if crop else {}), **self._images(seen)}
+
+    def _forward(self, xb: torch.Tensor) -> torch.Tensor:
+        with autocast(self.device, self.amp_dtype):
+            return self.forward(xb)
+
+    def _loss(self, out: torch.Tensor, yb: torch.Tensor, weights, ib) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The batch's training loss, and its per-image losses when data pruning weighs them."""
+        if self.pruner is None:
+            return self.loss_fn(out.float(), yb), None
+        per = nn.functional.cross_entropy(out.float(), yb, reduction="none",
+                                          label_smoothing=self.cfg.train.label_smoothing)
+        # the kept easy images weigh more, so the gradient stays unbiased
+        return (per.mul(weights[ib[0]]).mean() if weights is not None else per.mean()), per
 
     def _images(self, seen: int) -> dict:
         """The epoch's count of trained images, recorded when pruning makes it vary."""
