@@ -20,7 +20,7 @@ class SAM:
     """Replace the gradients of `model`'s trainable weights by their SAM counterparts."""
 
     def __init__(self, model: nn.Module, rho: float):
-        self.model, self.rho = model, rho
+        self.rho = rho
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
@@ -28,7 +28,7 @@ class SAM:
     def _ascend(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Move the weights uphill by rho along their gradient; return the moved weights and the moves."""
         ps = [p for p in self.params if p.grad is not None]
-        grads = [p.grad.detach().float() for p in ps]
+        grads = [p.grad.float() for p in ps]  # under no_grad: nothing to detach
         norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
         moves = torch._foreach_mul(grads, self.rho / (norm + 1e-12))  # a tensor: no host sync
         moves = [m.to(p.dtype) for m, p in zip(moves, ps)]
