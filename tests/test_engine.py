@@ -443,3 +443,41 @@ def test_sam_from_half_the_run_leaves_the_first_half_alone_and_changes_the_secon
     assert sam.metrics["test"]["top1"] > 0.7  # chance is 0.10
     with pytest.raises(imgclf.ImgclfError, match="train.sam_from"):
         imgclf.train(None, FAST + ["train.sam=0.05", "train.sam_from=1.5"], echo=False)
+
+
+def test_mutual_loss_pulls_each_peer_toward_the_other_with_its_own_gradient_only():
+    from imgclf.engine.mutual import mutual_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 8, 5, requires_grad=True)
+    y = torch.randint(0, 5, (8,))
+    ce = lambda z: torch.nn.functional.cross_entropy(z, y, label_smoothing=0.1)  # noqa: E731
+    assert torch.allclose(mutual_loss(logits, y, 0.0, 0.1), ce(logits[0]) + ce(logits[1]))
+    mutual_loss(logits, y, 1.0, 0.1).backward()
+    # peer 0's gradient: its own CE's plus (p0 - p1) / batch, with peer 1's prediction held fixed
+    z0 = logits[0].detach().requires_grad_()
+    ce(z0).backward()
+    p = logits.detach().softmax(-1)
+    assert torch.allclose(logits.grad[0], z0.grad + (p[0] - p[1]) / 8, atol=1e-6)
+    # identical peers have nothing to teach each other
+    same = torch.randn(1, 8, 5).expand(2, 8, 5)
+    assert torch.allclose(mutual_loss(same, y, 1.0), 2 * torch.nn.functional.cross_entropy(same[0], y))
+
+
+def test_mutual_learning_trains_resumes_exactly_and_keeps_one_model():
+    o = FAST + ["data.augment.hflip=true", "schedule.name=exponential", "schedule.gamma=0.7", "train.mutual=1"]
+    full = imgclf.train(None, o + ["train.epochs=3"], name="mfull", echo=False)
+    plain = imgclf.train(None, [k for k in o if k != "train.mutual=1"] + ["train.epochs=3"], echo=False)
+    assert full.history["train_loss"].tolist() != plain.history["train_loss"].tolist()
+    assert full.metrics["test"]["top1"] > 0.4  # chance is 0.10; 0.57 for the plain run at 3 epochs
+    assert full.metrics["params"] == plain.metrics["params"]  # the peer is not part of the network
+    ck = load_checkpoint(full.path / "last.pt")
+    assert ck["model"].keys() == ck["peer"].keys()
+    assert not torch.equal(ck["model"]["conv1.weight"], ck["peer"]["conv1.weight"])  # initialised apart
+    evaluated = imgclf.evaluate(full.path, split="test")
+    assert evaluated["top1"] == full.metrics["test"]["top1"]  # the saved run is an ordinary model
+    imgclf.train(None, o + ["train.epochs=1"], name="mpart", echo=False)
+    resumed = imgclf.train(resume="mpart", overrides=["train.epochs=3"], echo=False)
+    assert strip_time(resumed.history.to_dict("records")) == strip_time(full.history.to_dict("records"))
+    with pytest.raises(imgclf.ImgclfError, match="train.prune_data"):
+        imgclf.train(None, o + ["train.prune_data=0.5"], echo=False)

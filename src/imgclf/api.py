@@ -158,6 +158,7 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
     in_shape = model_input_shape(cfg, splits.shape)
     torch.manual_seed(cfg.train.seed)  # the same seed gives the same initial weights
     model = build_model(cfg.model.name, cfg.model.options, in_shape, len(splits.classes))
+    peer = _peer(cfg, in_shape, len(splits.classes), device)
     summ = summarize(model, in_shape)
     _check_budget(cfg, summ.trainable_params)
     if run_dir is None:
@@ -187,7 +188,8 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
         from .reporting.tensorboard import TensorBoardLogger
 
         callbacks.append(TensorBoardLogger(run_dir / "tensorboard", cfg.to_dict()))
-    trainer = Trainer(cfg, model, splits, device, run_dir, log, progress, extra, callbacks=tuple(callbacks))
+    trainer = Trainer(cfg, model, splits, device, run_dir, log, progress, extra, callbacks=tuple(callbacks),
+                      peer=peer)
     if state is not None:
         trainer.load_state_dict(state, best_state)
         log(f"resuming {run_dir} after epoch {trainer.epoch}/{cfg.train.epochs}")
@@ -242,13 +244,21 @@ def fit_in_memory(cfg: ExperimentConfig, callbacks: tuple = (), log: Callable[[s
     in_shape = model_input_shape(cfg, splits.shape)
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model.name, cfg.model.options, in_shape, len(splits.classes))
+    peer = _peer(cfg, in_shape, len(splits.classes), device)
     _check_budget(cfg, sum(p.numel() for p in model.parameters() if p.requires_grad))
     model.to(device)
     if device.type == "cuda":
         splits = _to_device(splits, device)
-    trainer = Trainer(cfg, model, splits, device, None, log, False, callbacks=callbacks)
+    trainer = Trainer(cfg, model, splits, device, None, log, False, callbacks=callbacks, peer=peer)
     trainer.fit()
     return trainer
+
+
+def _peer(cfg: ExperimentConfig, in_shape, num_classes: int, device: torch.device) -> Optional[torch.nn.Module]:
+    """The model's peer for mutual learning (built right after it: the same shape, other initial weights), or None."""
+    if cfg.train.mutual is None:
+        return None
+    return build_model(cfg.model.name, cfg.model.options, in_shape, num_classes).to(device)
 
 
 def _to_device(s: Splits, device: torch.device) -> Splits:

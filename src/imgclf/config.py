@@ -152,6 +152,10 @@ class TrainConfig:
     # the compute while it runs. Foret et al. 2021: 0.05 for CIFAR-10. Unset: off.
     sam: Optional[Annotated[float, Range(gt=0.0)]] = None
     sam_from: Annotated[float, Range(ge=0.0, lt=1.0)] = 0.0  # share of the run after which SAM steps
+    # Deep mutual learning: a peer of the same shape, initialised differently, trains beside the model;
+    # each adds this weight times the KL divergence from the other's predictions to its own loss (Zhang
+    # et al. 2018: 1). Twice the compute; the peer is dropped at the end. Unset: off.
+    mutual: Optional[Annotated[float, Range(gt=0.0)]] = None
     tensorboard: bool = False  # also write TensorBoard scalars to runs/<name>/tensorboard
     # Score the test split once when the run ends. False for tuning runs, which must choose on the
     # validation split: no test score is printed or saved; `imgclf evaluate RUN` scores it later.

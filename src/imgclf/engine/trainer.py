@@ -27,6 +27,7 @@ from ..models.conv_groups import init_from_data
 from .callbacks import Callback, EarlyStopping, improved, mode_of
 from .checkpoint import save_checkpoint
 from .lookahead import Lookahead
+from .mutual import Peers, mutual_loss
 from .optim import TIME_DRIVEN, build_optimizer, lr_at, set_lr
 from .precision import autocast, autocast_dtype, grad_scaler
 from .pruning import LossPruner
@@ -56,26 +57,38 @@ def format_record(r: dict, epochs: int) -> str:
 
 
 class Trainer:
-    """Trains `model` on `splits` as `cfg` says, writing checkpoints and history into `run_dir`."""
+    """Trains `model` on `splits` as `cfg` says, writing checkpoints and history into `run_dir`.
+
+    With `train.mutual` set, `peer` (a model of the same shape, initialised differently) trains
+    beside it (deep mutual learning); validation, checkpoints and the kept weights are `model`'s.
+    """
 
     def __init__(self, cfg, model: nn.Module, splits: Splits, device: torch.device,
                  run_dir: Optional[Path] = None, log: Callable[[str], None] = print, progress: bool = False,
-                 extra_state: Optional[dict] = None, callbacks: tuple = ()):
+                 extra_state: Optional[dict] = None, callbacks: tuple = (), peer: Optional[nn.Module] = None):
+        if (peer is None) != (cfg.train.mutual is None):
+            raise ValueError("pass a peer model exactly when train.mutual is set")
+        if cfg.train.mutual is not None and cfg.train.prune_data:
+            raise ConfigError("train.mutual does not combine with train.prune_data (its per-image losses are one "
+                              "model's); remove one of them")
         if any(isinstance(m, nn.Conv2d) for m in model.modules()):
             # NHWC: CPU and GPU convolutions run faster in it (1,233 -> 1,806 images/s for
             # wide-deep-dropout at batch 128 on 2 Xeon cores); batches arrive NHWC too.
             model = model.to(memory_format=torch.channels_last)
+            peer = peer.to(memory_format=torch.channels_last) if peer is not None else None
         self.cfg, self.model, self.splits, self.device = cfg, model, splits, device
+        self.peer = peer
+        self.net = Peers(model, peer) if peer is not None else model  # what trains: the model, or it and its peer
         self.run_dir, self.log, self.progress = run_dir, log, progress
         self.extra_state = extra_state or {}  # saved into every checkpoint (classes, shapes, stats)
         self.transform = Transform(cfg.data.augment, cfg.data.normalization, splits.mean, splits.std)
         self._check_early_crop()
-        self.optimizer = build_optimizer(model, cfg.optim)
+        self.optimizer = build_optimizer(self.net, cfg.optim)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing)
         self.amp_dtype = autocast_dtype(cfg.train.precision, device)
         self.scaler = grad_scaler(device, self.amp_dtype)
         # The compiled module shares the model's parameters; checkpoints and evaluation use the model.
-        self.forward = torch.compile(model) if cfg.train.compile else model
+        self.forward = torch.compile(self.net) if cfg.train.compile else self.net
         self.num_classes = len(splits.classes)
         self.epoch = 0  # epochs completed
         self.history: list[dict] = []
@@ -92,12 +105,12 @@ class Trainer:
         self.reserve = 0.0  # seconds of the time budget kept back for the final test pass
         self.callbacks: list[Callback] = list(callbacks)
         self._init_from_data()
-        self.lookahead = Lookahead(model, cfg.train.lookahead) if cfg.train.lookahead else None
+        self.lookahead = Lookahead(self.net, cfg.train.lookahead) if cfg.train.lookahead else None
         t = cfg.train
         if t.sam and self.scaler is not None:
             raise ConfigError(f"train.sam={t.sam:g} does not combine with fp16 loss scaling; "
                               "set train.precision to bf16 or fp32, or remove train.sam")
-        self.sam = SAM(model, t.sam) if t.sam else None
+        self.sam = SAM(self.net, t.sam) if t.sam else None
         self.pruner = (LossPruner(len(splits.train), t.prune_data, t.prune_data_until, splits.train.x.device)
                        if t.prune_data else None)
         es = cfg.train.early_stopping
@@ -133,12 +146,12 @@ class Trainer:
     def _init_from_data(self, n: int = 5000) -> None:
         """Set data-initialized layers (patch whitening) from a seeded sample of `n` training images,
         as evaluation sees them. A resumed run then loads its checkpoint's weights over these."""
-        if not any(hasattr(m, "init_from_data") for m in self.model.modules()):
+        if not any(hasattr(m, "init_from_data") for m in self.net.modules()):
             return
         x = self.splits.train.x
         g = torch.Generator().manual_seed(self.cfg.train.seed)
         idx = torch.randperm(len(x), generator=g)[:n].to(x.device)
-        init_from_data(self.model, self.transform.eval(x[idx].to(self.device)))
+        init_from_data(self.net, self.transform.eval(x[idx].to(self.device)))
 
     # -- state ---------------------------------------------------------------------------------
     def stop(self, reason: str) -> None:
@@ -152,12 +165,15 @@ class Trainer:
                         "best_value": self.best_value, "best_epoch": self.best_epoch,
                         "callbacks": [c.state_dict() for c in self.callbacks],
                         **({"pruner": self.pruner.state_dict()} if self.pruner is not None else {})},
+            **({"peer": self.peer.state_dict()} if self.peer is not None else {}),
             **self.extra_state,
         }
 
     def load_state_dict(self, state: dict, best_model: Optional[dict] = None) -> None:
         """Restore from a checkpoint's state (and the best weights, if kept separately)."""
         self.model.load_state_dict(state["model"])
+        if self.peer is not None:
+            self.peer.load_state_dict(state["peer"])
         self.optimizer.load_state_dict(state["optimizer"])
         t = state["trainer"]
         self.epoch, self.history = int(t["epoch"]), list(t["history"])
@@ -204,8 +220,8 @@ class Trainer:
         seed = epoch_seed(cfg.train.seed, self.epoch)
         g = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)  # dropout draws from the global generator
-        self.model.train()
-        for m in self.model.modules():
+        self.net.train()
+        for m in self.net.modules():
             if hasattr(m, "set_epoch"):  # layers trained for the first epochs only (whitening bias)
                 m.set_epoch(self.epoch)
         train = self.splits.train
@@ -232,7 +248,7 @@ class Trainer:
             loss, per = self._loss(out, yb, weights, ib)
             if self.pruner is not None:  # per-image losses, recorded for the next epoch's plan
                 self.pruner.update(ib[0], per.detach())
-            shown = per.mean() if per is not None else loss
+            shown = per.mean() if per is not None else loss / (2 if self.peer is not None else 1)
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is None:
                 loss.backward()
@@ -247,7 +263,7 @@ class Trainer:
                 self.lookahead.step(self._progress(self.epoch + (i + 1) / steps, now))
             # Running sums stay on the device: no host sync per batch.
             loss_sum += shown.detach() * len(yb)
-            correct += (out.detach().argmax(1) == yb).sum()
+            correct += ((out[0] if self.peer is not None else out).detach().argmax(1) == yb).sum()
             seen += len(yb)
             if bar is not None:
                 bar.update(1)
@@ -282,6 +298,9 @@ class Trainer:
 
     def _loss(self, out: torch.Tensor, yb: torch.Tensor, weights, ib) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """The batch's training loss, and its per-image losses when data pruning weighs them."""
+        if self.peer is not None:  # the model's and its peer's losses, summed; shown per model
+            t = self.cfg.train
+            return mutual_loss(out, yb, t.mutual, t.label_smoothing), None
         if self.pruner is None:
             return self.loss_fn(out.float(), yb), None
         per = nn.functional.cross_entropy(out.float(), yb, reduction="none",
