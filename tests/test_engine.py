@@ -481,3 +481,32 @@ def test_mutual_learning_trains_resumes_exactly_and_keeps_one_model():
     assert strip_time(resumed.history.to_dict("records")) == strip_time(full.history.to_dict("records"))
     with pytest.raises(imgclf.ImgclfError, match="train.prune_data"):
         imgclf.train(None, o + ["train.prune_data=0.5"], echo=False)
+
+
+def test_self_distillation_mixes_last_epochs_predictions_into_the_targets():
+    from imgclf.engine.self_distill import SelfDistillation
+
+    torch.manual_seed(0)
+    sd = SelfDistillation(n=6, num_classes=4, alpha=0.5, device=torch.device("cpu"))
+    z, y, idx = torch.randn(3, 4), torch.tensor([0, 1, 3]), torch.tensor([5, 0, 2])
+    ce = torch.nn.functional.cross_entropy(z, y, label_smoothing=0.1)
+    assert torch.allclose(sd.loss(z, y, idx, progress=0.0, label_smoothing=0.1), ce)  # plain LS at the start
+    assert torch.allclose(sd.probs[idx], z.softmax(-1)) and torch.allclose(sd.probs[1], torch.full((4,), 0.25))
+    z2 = torch.randn(3, 4)
+    # at the end: half the (smoothed) label, half last epoch's prediction
+    target = 0.5 * (torch.nn.functional.one_hot(y, 4) * 0.9 + 0.025) + 0.5 * z.softmax(-1)
+    expected = -(target * z2.log_softmax(-1)).sum(-1).mean()
+    assert torch.allclose(sd.loss(z2, y, idx, progress=1.0, label_smoothing=0.1), expected)
+
+
+def test_self_distillation_trains_and_checkpoints_its_predictions():
+    o = FAST + ["data.augment.hflip=true", "train.self_distill=0.8"]
+    run = imgclf.train(None, o + ["train.epochs=3"], echo=False)
+    plain = imgclf.train(None, o[:-1] + ["train.epochs=3"], echo=False)
+    assert run.history["train_loss"].tolist()[1:] != plain.history["train_loss"].tolist()[1:]
+    assert run.metrics["test"]["top1"] > 0.3  # chance is 0.10
+    probs = load_checkpoint(run.path / "last.pt")["trainer"]["distill"]["probs"]  # what a resumed run reads back
+    assert probs.shape == (run.metrics["train_images"], 10)
+    assert torch.allclose(probs.sum(1), torch.ones(len(probs)), atol=1e-4) and probs.max() > 0.5
+    with pytest.raises(imgclf.ImgclfError, match="train.self_distill"):
+        imgclf.train(None, o + ["train.sam=0.05"], echo=False)

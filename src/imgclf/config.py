@@ -156,6 +156,10 @@ class TrainConfig:
     # each adds this weight times the KL divergence from the other's predictions to its own loss (Zhang
     # et al. 2018: 1). Twice the compute; the peer is dropped at the end. Unset: off.
     mutual: Optional[Annotated[float, Range(gt=0.0)]] = None
+    # Progressive self-knowledge distillation (PS-KD): each image's target mixes its label with the model's
+    # own prediction for it in the previous epoch, that share growing linearly to this value at the end
+    # of the run (Kim et al. 2021: 0.8). No extra compute. Unset: off.
+    self_distill: Optional[Annotated[float, Range(gt=0.0, le=1.0)]] = None
     tensorboard: bool = False  # also write TensorBoard scalars to runs/<name>/tensorboard
     # Score the test split once when the run ends. False for tuning runs, which must choose on the
     # validation split: no test score is printed or saved; `imgclf evaluate RUN` scores it later.

@@ -49,7 +49,8 @@ def cohort_key(cfg) -> Optional[str]:
     if t["early_stopping"]["enabled"] or t["time_budget"] is not None:
         return None
     # fp32, uncompiled, plain SGD over every image each epoch
-    if t["precision"] in ("bf16", "fp16", "native") or t["compile"] or t["lookahead"] or t["prune_data"] or t["sam"] or t["mutual"]:
+    if (t["precision"] in ("bf16", "fp16", "native") or t["compile"] or t["lookahead"] or t["prune_data"] or t["sam"]
+            or t["mutual"] or t["self_distill"]):
         return None
     for key in ("lr", "momentum", "weight_decay"):
         o.pop(key)
