@@ -508,5 +508,5 @@ def test_self_distillation_trains_and_checkpoints_its_predictions():
     probs = load_checkpoint(run.path / "last.pt")["trainer"]["distill"]["probs"]  # what a resumed run reads back
     assert probs.shape == (run.metrics["train_images"], 10)
     assert torch.allclose(probs.sum(1), torch.ones(len(probs)), atol=1e-4) and probs.max() > 0.3  # uniform: 0.1
-    with pytest.raises(imgclf.ImgclfError, match="train.self_distill"):
-        imgclf.train(None, o + ["train.sam=0.05"], echo=False)
+    with pytest.raises(imgclf.ImgclfError, match="train.self_distill"):  # refused by the config, before any run folder
+        load_config(None, o + ["train.sam=0.05"])

@@ -320,6 +320,13 @@ def validate(raw: dict) -> ExperimentConfig:
                           f"translate > 0 (the small crops are windows of the shifted image); set one or remove early_crop")
     if a.alternate_flip and not a.hflip:
         raise ConfigError("data.augment.alternate_flip: needs data.augment.hflip=true")
+    t = cfg.train
+    if t.mutual is not None and t.prune_data:
+        raise ConfigError("train.mutual does not combine with train.prune_data (its per-image losses are one "
+                          "model's); remove one of them")
+    if t.self_distill is not None and (t.prune_data or t.mutual is not None or t.sam):
+        raise ConfigError("train.self_distill does not combine with train.prune_data, train.mutual or train.sam; "
+                          "keep one of them")
     return cfg
 
 

@@ -69,12 +69,6 @@ class Trainer:
                  extra_state: Optional[dict] = None, callbacks: tuple = (), peer: Optional[nn.Module] = None):
         if (peer is None) != (cfg.train.mutual is None):
             raise ValueError("pass a peer model exactly when train.mutual is set")
-        if cfg.train.mutual is not None and cfg.train.prune_data:
-            raise ConfigError("train.mutual does not combine with train.prune_data (its per-image losses are one "
-                              "model's); remove one of them")
-        if cfg.train.self_distill is not None and (cfg.train.prune_data or cfg.train.mutual or cfg.train.sam):
-            raise ConfigError("train.self_distill does not combine with train.prune_data, train.mutual or train.sam; "
-                              "keep one of them")
         if any(isinstance(m, nn.Conv2d) for m in model.modules()):
             # NHWC: CPU and GPU convolutions run faster in it (1,233 -> 1,806 images/s for
             # wide-deep-dropout at batch 128 on 2 Xeon cores); batches arrive NHWC too.
