@@ -33,8 +33,7 @@ def mutual_loss(logits: torch.Tensor, y: torch.Tensor, weight: float, label_smoo
     """
     k = logits.shape[0]
     logp = torch.log_softmax(logits.float(), -1)
-    ce = sum(nn.functional.nll_loss(lp, y) * (1 - label_smoothing) - lp.mean(-1).mean() * label_smoothing
-             for lp in logp)
+    ce = sum(nn.functional.cross_entropy(z.float(), y, label_smoothing=label_smoothing) for z in logits)
     p = logp.detach().exp()
     target = (p.sum(0, keepdim=True) - p) / (k - 1)  # for each peer, the mean of the others
     kl = (target * (target.clamp_min(1e-12).log() - logp)).sum(-1).mean(-1).sum()

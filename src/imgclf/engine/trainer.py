@@ -248,19 +248,16 @@ class Trainer:
             lr = self._lr(self.epoch + i / steps, now)
             set_lr(self.optimizer, lr)
             out = self._forward(xb)
-            if self.distill is not None:  # targets mixed with last epoch's predictions
-                loss, per = self.distill.loss(out, yb, ib[0], self._progress(self.epoch + i / steps, now),
-                                              cfg.train.label_smoothing), None
-            else:
-                loss, per = self._loss(out, yb, weights, ib)
+            progress = self._progress(self.epoch + i / steps, now)
+            loss, per = self._loss(out, yb, weights, ib, progress)
             if self.pruner is not None:  # per-image losses, recorded for the next epoch's plan
                 self.pruner.update(ib[0], per.detach())
             shown = per.mean() if per is not None else loss / (2 if self.peer is not None else 1)
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is None:
                 loss.backward()
-                if self.sam is not None and self._progress(self.epoch + i / steps, now) >= cfg.train.sam_from:
-                    self.sam.second_pass(lambda: self._loss(self._forward(xb), yb, weights, ib)[0])
+                if self.sam is not None and progress >= cfg.train.sam_from:
+                    self.sam.second_pass(lambda: self._loss(self._forward(xb), yb, weights, ib, progress)[0])
                 self.optimizer.step()
             else:
                 self.scaler.scale(loss).backward()
@@ -303,15 +300,20 @@ class Trainer:
         with autocast(self.device, self.amp_dtype):
             return self.forward(xb)
 
-    def _loss(self, out: torch.Tensor, yb: torch.Tensor, weights, ib) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """The batch's training loss, and its per-image losses when data pruning weighs them."""
+    def _loss(self, out: torch.Tensor, yb: torch.Tensor, weights, ib,
+              progress: float) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The batch's training loss, and its per-image losses when data pruning weighs them.
+
+        `progress` is the run's share done (0 to 1), which self-distillation's mix follows."""
+        t = self.cfg.train
         if self.peer is not None:  # the model's and its peer's losses, summed; shown per model
-            t = self.cfg.train
             return mutual_loss(out, yb, t.mutual, t.label_smoothing), None
+        if self.distill is not None:  # targets mixed with last epoch's predictions
+            return self.distill.loss(out, yb, ib[0], progress, t.label_smoothing), None
         if self.pruner is None:
             return self.loss_fn(out.float(), yb), None
         per = nn.functional.cross_entropy(out.float(), yb, reduction="none",
-                                          label_smoothing=self.cfg.train.label_smoothing)
+                                          label_smoothing=t.label_smoothing)
         # the kept easy images weigh more, so the gradient stays unbiased
         return (per.mul(weights[ib[0]]).mean() if weights is not None else per.mean()), per
 
