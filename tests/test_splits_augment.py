@@ -120,7 +120,8 @@ def test_cutout_zeros_a_square():
 
 
 @pytest.mark.parametrize("opt", ["crop_padding=4", "crop_size=6", "hflip=true", "translate=2", "rotate=15",
-                                 "brightness=0.3", "contrast=0.3", "noise=0.1", "cutout=3"])
+                                 "brightness=0.3", "contrast=0.3", "noise=0.1", "cutout=3",
+                                 "trivial=0.5"])
 def test_each_augmentation_is_batched_and_reproducible(opt):
     cfg = data_cfg(f"data.augment.{opt}")
     x = toy(32).train_x
@@ -132,6 +133,24 @@ def test_each_augmentation_is_batched_and_reproducible(opt):
     assert a.shape == (32, 3, side, side) and a.dtype == torch.float32
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert t.eval(x).shape == (32, 3, side, side)
+
+
+def test_trivial_augment_gives_each_image_one_op_at_a_bounded_magnitude():
+    x = torch.randint(0, 256, (400, 3, 8, 8), dtype=torch.uint8)
+    assert A.trivial_augment(x, 0.0, torch.Generator()) is x
+    out = A.trivial_augment(x, 1.0, torch.Generator().manual_seed(0))
+    assert out.dtype == torch.uint8 and out.shape == x.shape
+    changed = (out != x).flatten(1).any(1).float().mean().item()
+    # 1 op in 14 is the identity, and a few draw magnitude 0: most images change, not all
+    assert 0.6 < changed < 0.97
+    # the widest solarize inverts every pixel; the widest posterize keeps 2 bits (multiples of 64)
+    assert torch.equal(A._trivial_op(x, "solarize", 1.0), 255 - x)
+    assert (A._trivial_op(x, "posterize", 1.0) % 64 == 0).all()
+    # a 32-pixel shift of an 8-pixel image leaves only the zero fill
+    assert (A._trivial_op(x, "translate_x", 32.0) == 0).all()
+    # weaker strength, smaller changes on average
+    weak = A.trivial_augment(x, 0.1, torch.Generator().manual_seed(0))
+    assert (weak.float() - x.float()).abs().mean() < (out.float() - x.float()).abs().mean()
 
 
 def test_rotation_zero_and_small_angles_keep_centre():

@@ -41,6 +41,10 @@ class AugmentConfig:
     contrast: Annotated[float, Range(ge=0.0, le=1.0)] = 0.0  # scale deviation from the image mean by 1 + U(-c, c)
     noise: NonNeg = 0.0  # std of additive Gaussian noise, in normalized units
     cutout: NonNegInt = 0  # side of a zeroed square, in pixels
+    # TrivialAugment-Wide after the crops and flips: one random op per image (shear, translate,
+    # rotate, colour, posterize, solarize, equalize, ... or none) at a random magnitude up to
+    # this share of torchvision's TrivialAugmentWide ranges; 0 = off, 1 = those ranges.
+    trivial: Annotated[float, Range(ge=0.0, le=1.0)] = 0.0
     # Progressive crops: train on random early_crop x early_crop windows (of the padded image) for
     # the first early_crop_share of the run (of its time budget, or of its epochs), full size after.
     # A net that ends in global pooling takes either size; the small ones cost less per image.

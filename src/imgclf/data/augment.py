@@ -159,6 +159,70 @@ def cutout(x: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
     return x.masked_fill(mask, 0.0)
 
 
+# TrivialAugment-Wide (Müller & Hutter 2021): each image gets one op drawn uniformly from these,
+# at a magnitude drawn uniformly from 0 .. the op's widest value (torchvision's
+# TrivialAugmentWide ranges), times `strength`. Signed ops take either sign with equal odds.
+TRIVIAL_OPS = ("identity", "shear_x", "shear_y", "translate_x", "translate_y", "rotate", "brightness",
+               "color", "contrast", "sharpness", "posterize", "solarize", "autocontrast", "equalize")
+_TRIVIAL_SIGNED = {"shear_x": 0.99, "shear_y": 0.99, "translate_x": 32.0, "translate_y": 32.0, "rotate": 135.0,
+                   "brightness": 0.99, "color": 0.99, "contrast": 0.99, "sharpness": 0.99}
+
+
+def _trivial_op(x: torch.Tensor, op: str, m: float) -> torch.Tensor:
+    """One TrivialAugment op at magnitude `m` (signed where the op is) on a uint8 batch, via torchvision."""
+    from torchvision.transforms.v2 import functional as TF
+
+    nearest = TF.InterpolationMode.NEAREST  # as TrivialAugmentWide: no blur, zero fill
+    if op in ("shear_x", "shear_y"):
+        deg = math.degrees(math.atan(m))
+        return TF.affine(x, angle=0.0, translate=[0, 0], scale=1.0, interpolation=nearest, center=[0, 0],
+                         shear=[deg, 0.0] if op == "shear_x" else [0.0, deg])
+    if op in ("translate_x", "translate_y"):
+        return TF.affine(x, angle=0.0, translate=[int(m), 0] if op == "translate_x" else [0, int(m)],
+                         scale=1.0, shear=[0.0, 0.0], interpolation=nearest)
+    if op == "rotate":
+        return TF.rotate(x, angle=m, interpolation=nearest)
+    if op in ("brightness", "color", "contrast", "sharpness"):
+        fn = {"brightness": TF.adjust_brightness, "color": TF.adjust_saturation,
+              "contrast": TF.adjust_contrast, "sharpness": TF.adjust_sharpness}[op]
+        return fn(x, 1.0 + m)
+    if op == "posterize":
+        return TF.posterize(x, int(round(8 - 6 * m)))  # 8 bits at magnitude 0, 2 at the widest
+    if op == "solarize":
+        return TF.solarize(x, 255.0 * (1.0 - m))  # invert the pixels above the threshold
+    if op == "autocontrast":
+        return TF.autocontrast(x)
+    if op == "equalize":
+        return TF.equalize(x)
+    return x
+
+
+@AUGMENTATIONS.register("trivial")
+def trivial_augment(x: torch.Tensor, strength: float, g: torch.Generator) -> torch.Tensor:
+    """TrivialAugment-Wide on a uint8 batch: one random op per image, magnitudes scaled by `strength` (0..1).
+
+    The images that drew the same op go through it together, at one magnitude for the
+    group (drawn anew for every batch): 14 torchvision calls per batch, not one per image.
+    """
+    if strength <= 0:
+        return x
+    n = x.shape[0]
+    ops = torch.randint(0, len(TRIVIAL_OPS), (n,), generator=g)
+    mags = torch.randint(0, 31, (len(TRIVIAL_OPS),), generator=g).double() / 30 * strength  # 31 bins, as torchvision
+    signs = torch.where(torch.rand(len(TRIVIAL_OPS), generator=g) < 0.5, -1.0, 1.0)
+    out = x.clone()
+    for k, op in enumerate(TRIVIAL_OPS):
+        idx = (ops == k).nonzero().flatten()
+        if op == "identity" or len(idx) == 0:
+            continue
+        m = mags[k].item()
+        if op in _TRIVIAL_SIGNED:
+            m *= _TRIVIAL_SIGNED[op] * signs[k].item()
+        idx = idx.to(x.device)
+        out[idx] = _trivial_op(x[idx], op, m)
+    return out
+
+
 # Order of application; each stage works in the units named.
 UINT8_STAGE = ("crop_padding", "translate", "crop_size", "hflip")
 FLOAT01_STAGE = ("rotate", "brightness", "contrast")

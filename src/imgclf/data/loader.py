@@ -57,6 +57,8 @@ class Transform:
             x = A.random_crop(x, size, g)
         if flip is not None and not self.crop_flip:
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        if self.aug.trivial:
+            x = A.trivial_augment(x, self.aug.trivial, g)  # on the uint8 crops, before any float pass
         if self.fused:
             x = x.float().sub_(self.shift.to(x.device)).mul_(self.scale.to(x.device))
             for name in A.NORMALIZED_STAGE:
