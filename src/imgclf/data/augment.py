@@ -170,7 +170,7 @@ _TRIVIAL_SIGNED = {"shear_x": 0.99, "shear_y": 0.99, "translate_x": 32.0, "trans
 
 def _trivial_op(x: torch.Tensor, op: str, m: float) -> torch.Tensor:
     """One TrivialAugment op at magnitude `m` (signed where the op is) on a uint8 batch, via torchvision."""
-    from torchvision.transforms.v2 import functional as TF
+    from torchvision.transforms.v2 import functional as TF  # on first use: runs without it skip the import
 
     nearest = TF.InterpolationMode.NEAREST  # as TrivialAugmentWide: no blur, zero fill
     if op in ("shear_x", "shear_y"):
