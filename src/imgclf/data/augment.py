@@ -169,7 +169,9 @@ _TRIVIAL_SIGNED = {"shear_x": 0.99, "shear_y": 0.99, "translate_x": 32.0, "trans
 
 
 def _trivial_op(x: torch.Tensor, op: str, m: float) -> torch.Tensor:
-    """One TrivialAugment op at magnitude `m` (signed where the op is) on a uint8 batch, via torchvision."""
+    """One TrivialAugment op on a uint8 batch, via torchvision. `m` is in the op's own units for the
+    signed ops (shear as a slope, shifts in pixels, rotation in degrees, colour ops as factor - 1)
+    and a 0..1 share of the widest setting for posterize and solarize."""
     from torchvision.transforms.v2 import functional as TF  # on first use: runs without it skip the import
 
     nearest = TF.InterpolationMode.NEAREST  # as TrivialAugmentWide: no blur, zero fill
