@@ -339,6 +339,28 @@ def test_early_crops_train_small_then_full_size():
         imgclf.train(None, FAST + ["data.augment.crop_padding=1", "data.augment.early_crop=6"], echo=False)
 
 
+def test_trivial_augment_stops_after_its_share_of_the_run():
+    from imgclf.api import prepare_data
+    from imgclf.data.loader import Transform, batches
+
+    o = ["model.name=conv-groups", "model.widths=[8,16]", "train.batch_size=64", "train.epochs=4",
+         "data.augment.trivial=1.0", "data.augment.trivial_share=0.5"]
+    run = imgclf.train(None, o, echo=False)
+    h = run.history
+    assert h["trivial"].iloc[:2].tolist() == [1.0, 1.0] and h["trivial"].iloc[2:].isna().all()
+    assert "trivial 1" in (run.path / "train.log").read_text()
+    # strong=False gives exactly the batches of the same config without TrivialAugment
+    cfg = load_config(None, o)
+    splits = prepare_data(cfg)
+    t = Transform(cfg.data.augment, cfg.data.normalization, splits.mean, splits.std)
+    plain_cfg = load_config(None, o + ["data.augment.trivial=0"])
+    p = Transform(plain_cfg.data.augment, cfg.data.normalization, splits.mean, splits.std)
+    draw = lambda tr, **kw: next(batches(splits.train, 64, tr, torch.device("cpu"), train=True,
+                                         generator=torch.Generator().manual_seed(3), **kw))[0]
+    assert torch.equal(draw(t, strong=False), draw(p))
+    assert not torch.equal(draw(t), draw(p))
+
+
 def test_norm_biases_train_at_their_own_rate_and_frozen_bn_scales_stay_one():
     from imgclf.engine.optim import build_optimizer, set_lr
 

@@ -45,6 +45,9 @@ class AugmentConfig:
     # rotate, colour, posterize, solarize, equalize, ... or none) at a random magnitude up to
     # this share of torchvision's TrivialAugmentWide ranges; 0 = off, 1 = those ranges.
     trivial: Annotated[float, Range(ge=0.0, le=1.0)] = 0.0
+    # The share of the run (of its time budget, or of its epochs) trained with it; the rest sees
+    # the plain crops and flips again, the view test-time averaging is built on.
+    trivial_share: Annotated[float, Range(ge=0.0, le=1.0)] = 1.0
     # Progressive crops: train on random early_crop x early_crop windows (of the padded image) for
     # the first early_crop_share of the run (of its time budget, or of its epochs), full size after.
     # A net that ends in global pooling takes either size; the small ones cost less per image.

@@ -42,9 +42,10 @@ class Transform:
         return x
 
     def train(self, x: torch.Tensor, g: torch.Generator, flip: Optional[torch.Tensor] = None,
-              size: Optional[int] = None) -> torch.Tensor:
+              size: Optional[int] = None, strong: bool = True) -> torch.Tensor:
         """Augmented, normalized float32 batch for training; `flip` (a mask) replaces the random flips;
-        `size` makes the crops smaller squares of that side (the early epochs' crop)."""
+        `size` makes the crops smaller squares of that side (the early epochs' crop); `strong=False`
+        leaves TrivialAugment out (the run's last epochs, see augment.trivial_share)."""
         stage = A.UINT8_STAGE
         if self.crop_flip:
             x = A.random_crop_padded_flip(x, self.aug.crop_padding, g, flip, size=size)
@@ -57,7 +58,7 @@ class Transform:
             x = A.random_crop(x, size, g)
         if flip is not None and not self.crop_flip:
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
-        if self.aug.trivial:
+        if self.aug.trivial and strong:
             x = A.trivial_augment(x, self.aug.trivial, g)  # on the uint8 crops, before any float pass
         if self.fused:
             x = x.float().sub_(self.shift.to(x.device)).mul_(self.scale.to(x.device))
@@ -96,13 +97,13 @@ CHUNK_BYTES = 4 << 20
 def batches(split: Split, batch_size: int, transform: Transform, device: torch.device, *,
             train: bool, generator: Optional[torch.Generator] = None, epoch: int = 0,
             seed: int = 0, crop: Optional[int] = None, subset: Optional[torch.Tensor] = None,
-            with_index: bool = False) -> Iterator[tuple[torch.Tensor, ...]]:
+            with_index: bool = False, strong: bool = True) -> Iterator[tuple[torch.Tensor, ...]]:
     """Yield (inputs, labels) batches of a split on `device`; shuffled and augmented when `train`.
 
     `epoch` and `seed` set the flips when the augmentation alternates them; `crop` sets the side
     of smaller training crops (see Transform.train). In training, `subset` (indices into the
     split) limits the epoch to those images, and `with_index` adds each batch's indices as a
-    third element."""
+    third element; `strong=False` leaves TrivialAugment out."""
     n = len(split)
     x, y = split.x, split.y
     if not train:
@@ -124,7 +125,8 @@ def batches(split: Split, batch_size: int, transform: Transform, device: torch.d
     for i in range(0, stop, chunk):
         idx = order[i : min(i + chunk, stop)]
         flip = flips[i : i + len(idx)] if flips is not None else None
-        xa = transform.train(x[idx].to(device, non_blocking=True), generator, flip, size=crop)
+        xa = transform.train(x[idx].to(device, non_blocking=True), generator, flip, size=crop,
+                             strong=strong)
         ya = y[idx].to(device, non_blocking=True)
         for j in range(0, len(idx), batch_size):
             if with_index:

@@ -52,6 +52,8 @@ def format_record(r: dict, epochs: int) -> str:
         line += f"  val loss {r['val_loss']:.4f} acc {100 * r['val_acc']:6.2f}%"
     if r.get("crop"):
         line += f"  crop {r['crop']}"
+    if r.get("trivial"):
+        line += f"  trivial {r['trivial']:g}"
     if r.get("images") is not None:
         line += f"  images {r['images']:,}"
     return line + f"  lr {r['lr']:.3g}  {r['seconds']:.1f}s"
@@ -213,6 +215,12 @@ class Trainer:
             return None
         return a.early_crop
 
+    def strong_augment(self, now: float) -> bool:
+        """Whether this epoch's batches get TrivialAugment: while the run's share done is below
+        trivial_share (decided at the epoch's start)."""
+        a = self.cfg.data.augment
+        return bool(a.trivial) and self._progress(self.epoch, now) < a.trivial_share
+
     def train_one_epoch(self, deadline: Optional[float]) -> Optional[dict]:
         """Train one epoch; returns the train metrics, or None if the deadline cut it short.
 
@@ -240,10 +248,12 @@ class Trainer:
             from tqdm import tqdm
 
             bar = tqdm(total=steps, leave=False, desc=f"epoch {self.epoch + 1}", file=sys.stderr, unit="batch")
-        crop = self.crop_size(now)
+        crop, strong = self.crop_size(now), self.strong_augment(now)
+        # this epoch's augmentation, kept in the history and the log line
+        view = {**({"crop": crop} if crop else {}), **({"trivial": cfg.data.augment.trivial} if strong else {})}
         it = batches(train, cfg.train.batch_size, self.transform, self.device, train=True, generator=g,
                      epoch=self.epoch, seed=cfg.train.seed, crop=crop, subset=subset,
-                     with_index=self.pruner is not None or self.distill is not None)
+                     with_index=self.pruner is not None or self.distill is not None, strong=strong)
         for i, (xb, yb, *ib) in enumerate(it):
             lr = self._lr(self.epoch + i / steps, now)
             set_lr(self.optimizer, lr)
@@ -282,7 +292,7 @@ class Trainer:
                 if self.lookahead is not None:
                     self.lookahead.sync(1.0)
                 return {"train_loss": float(loss_sum) / seen, "train_acc": int(correct) / seen, "lr": lr,
-                        **({"crop": crop} if crop else {}), **self._images(seen), "partial": True}
+                        **view, **self._images(seen), "partial": True}
         if bar is not None:
             bar.close()
         if self.lookahead is not None:  # end each epoch synced: evaluate and save the slow weights
@@ -294,7 +304,7 @@ class Trainer:
                 f"lower optim.lr (now {cfg.optim.lr:g})"
             )
         return {"train_loss": train_loss, "train_acc": int(correct) / max(seen, 1), "lr": lr,
-                **({"crop": crop} if crop else {}), **self._images(seen)}
+                **view, **self._images(seen)}
 
     def _forward(self, xb: torch.Tensor) -> torch.Tensor:
         with autocast(self.device, self.amp_dtype):
