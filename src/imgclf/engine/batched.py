@@ -42,7 +42,8 @@ def cohort_key(cfg) -> Optional[str]:
     elif m["name"] != "perceptron":
         return None
     aug = d["data"]["augment"]
-    if any(v for k, v in aug.items() if k != "early_crop_share"):  # a share of no early crop is no augmentation
+    # the shares say how long early_crop / trivial last: alone they augment nothing
+    if any(v for k, v in aug.items() if k not in ("early_crop_share", "trivial_share")):
         return None
     if o["name"] != "sgd" or o["nesterov"] or d["schedule"]["name"] not in EPOCH_FREE_SCHEDULES:
         return None
