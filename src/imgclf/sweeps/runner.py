@@ -484,9 +484,9 @@ def export_results(study, spec: SweepSpec, sweep_dir: Path) -> None:
     from .analysis import trials_frame
 
     df = trials_frame(study, spec)
-    tmp = sweep_dir / ".results.csv.tmp"
-    df.to_csv(tmp, index=False)
-    tmp.replace(sweep_dir / "results.csv")
+    # Workers of one sweep export into the same folder at once: each writes its own unique temp
+    # file (a shared fixed name let one worker's rename take the file from under another's).
+    atomic_write_text(sweep_dir / "results.csv", df.to_csv(index=False))
     atomic_write_text(sweep_dir / "results.json", df.to_json(orient="records", indent=1))
 
 
