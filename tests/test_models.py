@@ -240,3 +240,26 @@ def test_conv_groups_unpooled_group_keeps_its_resolution_and_parameters():
     assert last(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     with pytest.raises(ConfigError, match="model.pool has 2 entries for 3 groups"):
         build_model("conv-groups", {**opts, "pool": [True, False]}, (3, 32, 32), 10)
+
+
+def test_conv_groups_separable_convs_spend_about_a_ninth_of_the_weights():
+    opts = {"whiten": True, "dirac": True, "depth": 3, "se": 8}
+    m = build_model("conv-groups", {**opts, "widths": [32, 128, 264], "separable": True}, (3, 32, 32), 10)
+    convs = [c for c in m.modules() if type(c) is torch.nn.Conv2d]
+    depthwise = [c for c in convs if c.groups > 1]
+    assert len(depthwise) == len(convs) // 2 == 9  # each of the 9 convs is a depthwise-pointwise pair
+    assert all(c.groups == c.in_channels == c.out_channels and c.kernel_size == (3, 3) for c in depthwise)
+    # per 3x3 conv c -> w: 9 c depthwise + c w pointwise weights; BNs 2 w each; gates as before
+    pairs = sum(9 * c + c * w for c, w in [(24, 32), (32, 32), (32, 32), (32, 128), (128, 128), (128, 128),
+                                           (128, 264), (264, 264), (264, 264)])
+    gates = sum(2 * w * (w // 8) + w // 8 + w for w in (32, 128, 264))
+    s = summarize(m, (3, 32, 32))
+    assert s.trainable_params == 24 + pairs + 6 * (32 + 128 + 264) + gates + 2650 == 249_623
+    # the depthwise conv's multiply-adds: 9 per output value, not 9 x channels
+    assert [r.macs for r in s.rows if r.params == 9 * 264] == [9 * 264 * 3 * 3] * 2  # on 3x3 maps
+    # with dirac, a separable w -> w pair starts as the identity, as a full conv does
+    x = torch.randn(2, 128, 7, 7)
+    pair = [p for p in m.modules() if isinstance(p, torch.nn.Sequential) and len(p) == 2
+            and all(type(c) is torch.nn.Conv2d for c in p)][4]
+    assert torch.allclose(pair(x), x, atol=1e-5)
+    assert m(torch.randn(2, 3, 32, 32)).shape == (2, 10)

@@ -74,3 +74,21 @@ def test_muon_trains_and_resumes_exactly():
     assert abs(float(w.norm()) - math.sqrt(8)) < 0.5  # held near its fixed norm
     with pytest.raises(imgclf.ImgclfError, match="optim.muon_lr"):
         imgclf.train(None, o + ["optim.muon_lr=-1"], echo=False)
+
+
+def test_muon_gives_tall_filters_rows_the_step_of_a_square_matrix():
+    # depthwise filters (64, 1, 3, 3) flatten to a tall 64 x 9 matrix: orthogonalized, its
+    # update has norm 3 (sqrt of 9 unit directions); scaled by sqrt(64 / 9) it gets norm 8 =
+    # sqrt(rows), the norm of a square matrix's update: each filter moves as much as in a wide one
+    torch.manual_seed(0)
+    for shape in [(64, 1, 3, 3), (16, 8, 3, 3)]:
+        p = torch.randn(*shape).requires_grad_()
+        p.grad = torch.randn(*shape)
+        before = p.detach().clone()
+        opt = Muon([{"params": [p], "muon": True}], lr=0.1)
+        opt.step()
+        rescaled = before * math.sqrt(shape[0]) / before.norm()
+        step = (rescaled - p.detach()).norm() / 0.1
+        rows, cols = shape[0], math.prod(shape[1:])
+        expected = math.sqrt(min(rows, cols)) * max(1.0, rows / cols) ** 0.5
+        assert abs(step - expected) < 0.25 * expected, (shape, step, expected)

@@ -85,4 +85,9 @@ class Muon(torch.optim.Optimizer):
             d = p.grad.add(buf, alpha=m) if g["nesterov"] else buf
             p.mul_(math.sqrt(p.shape[0]) / p.norm().clamp_min(1e-12))
             update = orthogonalize(d.reshape(len(d), -1).float(), g["ns_steps"])
+            # A tall matrix (more filters than weights per filter: depthwise, or a widening 1x1 conv)
+            # has unit singular values on fewer directions than it has rows; scaling by
+            # sqrt(rows / cols) gives its rows steps the size a square matrix's rows take (as Muon's
+            # reference code does). No conv of a plain 3x3 network is tall, so they are unchanged.
+            update *= max(1.0, update.shape[0] / update.shape[1]) ** 0.5
             p.add_(update.view_as(p).to(p.dtype), alpha=-g["lr"])

@@ -79,8 +79,23 @@ def dirac_init(conv: nn.Conv2d) -> None:
     channels through beside w - c randomly initialised ones: the deep stack starts close
     to a shallow one, which trains faster in the first epochs.
     """
+    if conv.groups > 1:  # depthwise: every filter is its channel's identity
+        nn.init.dirac_(conv.weight, groups=conv.groups)
+        return
     n = min(conv.out_channels, conv.in_channels)
     nn.init.dirac_(conv.weight[:n])
+
+
+def conv3x3(c_in: int, c_out: int, separable: bool) -> nn.Module:
+    """A 3x3 conv c_in -> c_out, or with `separable` a depthwise 3x3 conv then a 1x1 conv.
+
+    The separable pair has 9 c_in + c_in c_out weights instead of 9 c_in c_out: for the same
+    parameters about three times the channels (Xception's pair, no activation between).
+    """
+    if not separable:
+        return nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+    return nn.Sequential(nn.Conv2d(c_in, c_in, 3, padding=1, groups=c_in, bias=False),
+                         nn.Conv2d(c_in, c_out, 1, bias=False))
 
 
 class SqueezeExcite(nn.Module):
@@ -122,6 +137,7 @@ def conv_groups(
     depth: Annotated[int, Range(ge=2, le=8)] = 2,  # convs per group; from 3 on, all but the first in a residual branch
     se: Optional[Annotated[int, Range(ge=1)]] = None,  # squeeze-excite gates closing each group, this reduction ratio
     pool: Optional[list[bool]] = None,  # per group: 2x2 max-pool after its first conv (default: every group)
+    separable: bool = False,  # each 3x3 conv becomes a depthwise 3x3 then a 1x1 conv (about 1/9 the weights)
 ) -> nn.Module:
     """A VGG-style net of conv groups; widths (42, 84, 84) give 249,598 parameters for 10 classes.
 
@@ -151,11 +167,11 @@ def conv_groups(
     for w, pooled in zip(widths, pools):
         # An unpooled group keeps its input's resolution: the same parameters run on more positions
         # (the config's last group: 7x7 maps, not 3x3, 5.4x the multiply-adds of its later convs).
-        layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), *([nn.MaxPool2d(2)] if pooled else []),
+        layers += [conv3x3(c, w, separable), *([nn.MaxPool2d(2)] if pooled else []),
                    nn.BatchNorm2d(w), nn.GELU()]
         rest: list[nn.Module] = []
         for _ in range(depth - 1):
-            rest += [nn.Conv2d(w, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.GELU()]
+            rest += [conv3x3(w, w, separable), nn.BatchNorm2d(w), nn.GELU()]
         if se is not None:
             rest.append(SqueezeExcite(w, se))  # on the residual branch, before the sum (as in SE-ResNet)
         # Two or more convs after the pooling train as one residual branch, so the deeper group
