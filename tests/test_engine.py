@@ -323,6 +323,21 @@ def test_whitening_layer_is_set_from_the_training_images_and_stays_frozen():
     assert torch.allclose(y.T @ y / len(y), torch.eye(4), atol=0.05)
 
 
+def test_an_ensemble_trains_whitens_resumes_and_evaluates_as_one_model():
+    o = ["model.name=conv-groups", "model.whiten=true", "model.widths=[8,16]", "model.members=2",
+         "train.batch_size=64", "data.augment.hflip=true", "schedule.name=exponential", "schedule.gamma=0.7"]
+    full = imgclf.train(None, o + ["train.epochs=3"], name="ens-full", echo=False)
+    assert full.metrics["test"]["top1"] > 0.3 and full.history["train_acc"].iloc[-1] > 0.3  # chance 0.10
+    w = load_checkpoint(full.path / "last.pt")["model"]
+    # both members' whitening filters were set from the data (the same images, so the same filters)
+    assert torch.equal(w["members.0.0.weight"], w["members.1.0.weight"])
+    assert not torch.equal(w["members.0.2.weight"], w["members.1.2.weight"])  # independent initialisations
+    part = imgclf.train(None, o + ["train.epochs=2"], name="ens-part", echo=False)
+    resumed = imgclf.train(resume="ens-part", overrides=["train.epochs=3"], echo=False)
+    assert strip_time(resumed.history.to_dict("records")) == strip_time(full.history.to_dict("records"))
+    assert resumed.evaluate("test")["top1"] == full.metrics["test"]["top1"]
+
+
 def test_early_crops_train_small_then_full_size():
     o = ["model.name=conv-groups", "model.widths=[8,16]", "train.batch_size=64", "train.epochs=4",
          "data.augment.crop_padding=1", "data.augment.hflip=true", "data.augment.early_crop=6",

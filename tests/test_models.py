@@ -263,3 +263,31 @@ def test_conv_groups_separable_convs_spend_about_a_ninth_of_the_weights():
             and all(type(c) is torch.nn.Conv2d for c in p)][4]
     assert torch.allclose(pair(x), x, atol=1e-5)
     assert m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_ensemble_members_train_on_their_own_losses_and_evaluate_as_one():
+    from imgclf.models.ensemble import Ensemble, mean_logits, member_loss
+    opts = {"whiten": True, "dirac": True, "depth": 3, "se": 8, "widths": [16, 45, 54]}
+    one = build_model("conv-groups", opts, (3, 32, 32), 10)
+    m = build_model("conv-groups", {**opts, "members": 2}, (3, 32, 32), 10)
+    assert isinstance(m, Ensemble) and len(m.members) == 2
+    n = summarize(one, (3, 32, 32)).trainable_params
+    assert summarize(m, (3, 32, 32)).trainable_params == 2 * n == 255_812  # the budget counts every member
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 3, 9, 1])
+    m.train()
+    out = m(x)
+    assert out.shape == (4, 10, 2)
+    ce = torch.nn.CrossEntropyLoss(label_smoothing=0.2)
+    parts = [ce(m.members[i](x), y) for i in range(2)]  # BN in training mode: the same batch statistics
+    assert torch.allclose(member_loss(ce, out, y), (parts[0] + parts[1]) / 2, atol=1e-5)
+    member_loss(ce, out, y).backward()  # each member's gradient comes from its own loss only
+    g = m.members[0][-1].weight.grad.clone()
+    m.zero_grad()
+    parts[0].backward()
+    assert torch.allclose(m.members[0][-1].weight.grad / 2, g, atol=1e-5)  # half: the mean of two losses
+    assert torch.equal(mean_logits(out), out.mean(-1)) and mean_logits(out[..., 0]) is not None
+    m.eval()
+    probs = torch.stack([mm(x).softmax(1) for mm in m.members]).mean(0)
+    assert torch.allclose(m(x).exp(), probs, atol=1e-5)  # evaluation: the members' mean probabilities
+    with pytest.raises(ConfigError, match="members"):
+        build_model("conv-groups", {"members": 0}, (3, 32, 32), 10)

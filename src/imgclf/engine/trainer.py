@@ -24,6 +24,7 @@ from ..errors import ConfigError, ImgclfError
 from ..evaluation import evaluate_split
 from ..evaluation.evaluate import TTA_VIEWS
 from ..models.conv_groups import init_from_data
+from ..models.ensemble import mean_logits, member_loss
 from .callbacks import Callback, EarlyStopping, improved, mode_of
 from .checkpoint import save_checkpoint
 from .lookahead import Lookahead
@@ -277,7 +278,7 @@ class Trainer:
                 self.lookahead.step(self._progress(self.epoch + (i + 1) / steps, now))
             # Running sums stay on the device: no host sync per batch.
             loss_sum += shown.detach() * len(yb)
-            correct += ((out[0] if self.peer is not None else out).detach().argmax(1) == yb).sum()
+            correct += (mean_logits(out[0] if self.peer is not None else out).detach().argmax(1) == yb).sum()
             seen += len(yb)
             if bar is not None:
                 bar.update(1)
@@ -321,7 +322,7 @@ class Trainer:
         if self.distill is not None:  # targets mixed with last epoch's predictions
             return self.distill.loss(out, yb, ib[0], progress, t.label_smoothing), None
         if self.pruner is None:
-            return self.loss_fn(out.float(), yb), None
+            return member_loss(self.loss_fn, out.float(), yb), None
         per = nn.functional.cross_entropy(out.float(), yb, reduction="none",
                                           label_smoothing=t.label_smoothing)
         # the kept easy images weigh more, so the gradient stays unbiased
