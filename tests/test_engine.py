@@ -11,7 +11,7 @@ from imgclf.config import load_config
 from imgclf.engine.callbacks import EarlyStopping, improved
 from imgclf.engine.checkpoint import load_checkpoint
 from imgclf.engine.optim import lr_at
-from imgclf.errors import BudgetError, RunError
+from imgclf.errors import BudgetError, ConfigError, RunError
 from imgclf.models import build_model
 
 FAST = ["model.spec=c16-p-c32-p-f64", "train.batch_size=64"]
@@ -336,6 +336,8 @@ def test_an_ensemble_trains_whitens_resumes_and_evaluates_as_one_model():
     resumed = imgclf.train(resume="ens-part", overrides=["train.epochs=3"], echo=False)
     assert strip_time(resumed.history.to_dict("records")) == strip_time(full.history.to_dict("records"))
     assert resumed.evaluate("test")["top1"] == full.metrics["test"]["top1"]
+    with pytest.raises(ConfigError, match="model.members=2 does not combine with train.prune_data"):
+        imgclf.train(None, o + ["train.epochs=1", "train.prune_data=0.3"], echo=False)
 
 
 def test_early_crops_train_small_then_full_size():

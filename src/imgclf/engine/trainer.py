@@ -24,7 +24,7 @@ from ..errors import ConfigError, ImgclfError
 from ..evaluation import evaluate_split
 from ..evaluation.evaluate import TTA_VIEWS
 from ..models.conv_groups import init_from_data
-from ..models.ensemble import mean_logits, member_loss
+from ..models.ensemble import Ensemble, mean_logits, member_loss
 from .callbacks import Callback, EarlyStopping, improved, mode_of
 from .checkpoint import save_checkpoint
 from .lookahead import Lookahead
@@ -72,6 +72,11 @@ class Trainer:
                  extra_state: Optional[dict] = None, callbacks: tuple = (), peer: Optional[nn.Module] = None):
         if (peer is None) != (cfg.train.mutual is None):
             raise ValueError("pass a peer model exactly when train.mutual is set")
+        if isinstance(model, Ensemble):
+            clash = [k for k in ("mutual", "self_distill", "prune_data") if getattr(cfg.train, k)]
+            if clash:  # each reads one (batch, classes) output per image; an ensemble trains on several
+                raise ConfigError(f"model.members={len(model.members)} does not combine with train.{clash[0]}; "
+                                  f"set model.members=1 or remove train.{clash[0]}")
         if any(isinstance(m, nn.Conv2d) for m in model.modules()):
             # NHWC: CPU and GPU convolutions run faster in it (1,233 -> 1,806 images/s for
             # wide-deep-dropout at batch 128 on 2 Xeon cores); batches arrive NHWC too.
