@@ -88,6 +88,7 @@ class Muon(torch.optim.Optimizer):
             # A tall matrix (more filters than weights per filter: depthwise, or a widening 1x1 conv)
             # has unit singular values on fewer directions than it has rows; scaling by
             # sqrt(rows / cols) gives its rows steps the size a square matrix's rows take (as Muon's
-            # reference code does). No conv of a plain 3x3 network is tall, so they are unchanged.
+            # reference code does). A 3x3 conv is tall only on fewer than out / 9 input channels (a
+            # stem on grayscale images): no conv of the 1-hour config is, so its steps are unchanged.
             update *= max(1.0, update.shape[0] / update.shape[1]) ** 0.5
             p.add_(update.view_as(p).to(p.dtype), alpha=-g["lr"])

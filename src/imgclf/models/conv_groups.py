@@ -6,7 +6,9 @@ convs after its pooling, inside one residual branch (airbench96's deeper groups)
 `whiten`, the first layer is a frozen 2x2 conv whose filters whiten the training images'
 patches (set from the data before training, see PatchWhitening): no BN at full resolution,
 and the first epochs learn faster. With `se`, squeeze-excite channel gates close each group;
-`pool` leaves chosen groups unpooled (full resolution for the same parameters).
+`pool` leaves chosen groups unpooled (full resolution for the same parameters); with
+`separable` each 3x3 conv is a depthwise 3x3 conv then a 1x1 conv; with `members` the model
+is an Ensemble of that many such networks (see ensemble.py).
 """
 from __future__ import annotations
 
