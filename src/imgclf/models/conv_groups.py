@@ -149,9 +149,8 @@ def conv_groups(
     its bias: 248,926 trainable parameters (and 288 frozen), 25% more images/s on 2 CPU cores in bf16.
     """
     if members > 1:  # each member is the network these options describe; the budget counts them all
-        return Ensemble([conv_groups(in_shape, num_classes, stem=stem, widths=widths, whiten=whiten,
-                                     whiten_bias_epochs=whiten_bias_epochs, bn_scale=bn_scale, dirac=dirac,
-                                     depth=depth, se=se, pool=pool, separable=separable) for _ in range(members)])
+        options = {k: v for k, v in locals().items() if k not in ("in_shape", "num_classes", "members")}
+        return Ensemble([conv_groups(in_shape, num_classes, **options) for _ in range(members)])
     widths = [int(w) for w in widths]
     if not widths or any(w < 1 for w in widths):
         raise ConfigError(f"model.widths must be a non-empty list of positive channel counts, got {widths}")
