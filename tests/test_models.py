@@ -265,6 +265,43 @@ def test_conv_groups_separable_convs_spend_about_a_ninth_of_the_weights():
     assert m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
+def test_conv_groups_repeat_runs_a_branch_again_on_the_same_weights():
+    from imgclf.models.conv_groups import Residual
+    opts = {"whiten": True, "dirac": True, "depth": 3, "widths": [24, 64, 76], "se": 8}
+    base = build_model("conv-groups", opts, (3, 32, 32), 10)
+    m = build_model("conv-groups", {**opts, "repeat": [1, 2, 1]}, (3, 32, 32), 10)
+    branches = [b for b in m if isinstance(b, Residual)]
+    assert len(branches) == 4  # the middle group's branch twice
+    first, again = branches[1], branches[2]
+    convs = lambda b: [c for c in b if type(c) is torch.nn.Conv2d]
+    assert all(a is b for a, b in zip(convs(first), convs(again)))  # the same conv objects, hence weights
+    assert first[-1] is again[-1]  # and the same gates
+    bns = lambda b: [c for c in b if isinstance(c, torch.nn.BatchNorm2d)]
+    assert not any(a is b for a, b in zip(bns(first), bns(again)))  # but BNs of their own
+    a, b = summarize(base, (3, 32, 32)), summarize(m, (3, 32, 32))
+    # only the repeat's two BNs (2 x 64 each) are new; the per-layer table lists shared weights once
+    assert b.trainable_params == a.trainable_params + 2 * 2 * 64 == 255_602
+    assert sum(r.params for r in b.rows) == b.total_params
+    # a second run of two 64 -> 64 convs on 7x7 maps (BN, GELU and gates add a little more)
+    extra = 2 * 64 * 64 * 9 * 7 * 7
+    assert extra <= b.total_macs - a.total_macs < 1.01 * extra
+    # a checkpoint (state_dict, weights only) restores the shared weights into a fresh model
+    import io
+    with torch.no_grad():
+        convs(first)[0].weight.mul_(0.5)
+    buf = io.BytesIO()
+    torch.save(m.state_dict(), buf)
+    buf.seek(0)
+    fresh = build_model("conv-groups", {**opts, "repeat": [1, 2, 1]}, (3, 32, 32), 10)
+    fresh.load_state_dict(torch.load(buf, weights_only=True))
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.equal(fresh.eval()(x), m.eval()(x))
+    with pytest.raises(ConfigError, match="model.repeat"):
+        build_model("conv-groups", {**opts, "repeat": [1, 2]}, (3, 32, 32), 10)
+    with pytest.raises(ConfigError, match="depth"):
+        build_model("conv-groups", {"widths": [8, 16], "repeat": [1, 2]}, (3, 32, 32), 10)
+
+
 def test_ensemble_members_train_on_their_own_losses_and_evaluate_as_one():
     from imgclf.models.ensemble import Ensemble, mean_logits, member_loss
     opts = {"whiten": True, "dirac": True, "depth": 3, "se": 8, "widths": [16, 45, 54]}

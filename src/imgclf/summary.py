@@ -75,11 +75,13 @@ def summarize(model: nn.Module, input_shape: tuple[int, int, int]) -> Summary:
     """Run one zero image through `model` (on its device) and tabulate every counted layer."""
     s = Summary(input_shape=tuple(input_shape))
     hooks = []
+    counted: set[int] = set()  # a layer run twice (shared weights) lists its parameters once
 
     def hook(name):
         def fn(m, inp, out):
             if isinstance(out, torch.Tensor):
-                own = sum(p.numel() for p in m.parameters(recurse=False))
+                own = 0 if id(m) in counted else sum(p.numel() for p in m.parameters(recurse=False))
+                counted.add(id(m))
                 s.rows.append(LayerRow(name, type(m).__name__, _kernel(m), str([1, *out.shape[1:]]), own, _macs(m, out)))
         return fn
 

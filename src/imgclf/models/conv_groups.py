@@ -7,8 +7,9 @@ convs after its pooling, inside one residual branch (airbench96's deeper groups)
 patches (set from the data before training, see PatchWhitening): no BN at full resolution,
 and the first epochs learn faster. With `se`, squeeze-excite channel gates close each group;
 `pool` leaves chosen groups unpooled (full resolution for the same parameters); with
-`separable` each 3x3 conv is a depthwise 3x3 conv then a 1x1 conv; with `members` the model
-is an Ensemble of that many such networks (see ensemble.py).
+`separable` each 3x3 conv is a depthwise 3x3 conv then a 1x1 conv; with `repeat` a group's
+residual branch runs several times with the same convs (depth without parameters); with
+`members` the model is an Ensemble of that many such networks (see ensemble.py).
 """
 from __future__ import annotations
 
@@ -141,6 +142,7 @@ def conv_groups(
     se: Optional[Annotated[int, Range(ge=1)]] = None,  # squeeze-excite gates closing each group, this reduction ratio
     pool: Optional[list[bool]] = None,  # per group: 2x2 max-pool after its first conv (default: every group)
     separable: Union[bool, list[bool]] = False,  # 3x3 convs as depthwise 3x3 then 1x1 (about 1/9 the weights); or per group
+    repeat: Optional[list[int]] = None,  # per group: runs of its residual branch, sharing the convs (default: 1 each)
     members: Annotated[int, Range(ge=1, le=16)] = 1,  # that many such networks, trained side by side and averaged
 ) -> nn.Module:
     """A VGG-style net of conv groups; widths (42, 84, 84) give 249,598 parameters for 10 classes.
@@ -165,6 +167,13 @@ def conv_groups(
     if len(seps) != len(widths):
         raise ConfigError(f"model.separable has {len(seps)} entries for {len(widths)} groups (model.widths={widths}); "
                           f"give true/false, or one true/false per group")
+    repeats = [1] * len(widths) if repeat is None else [int(r) for r in repeat]
+    if len(repeats) != len(widths) or any(not 1 <= r <= 8 for r in repeats):
+        raise ConfigError(f"model.repeat={list(repeats)} must give one count from 1 to 8 per group "
+                          f"(model.widths={widths}); e.g. {[1] * (len(widths) - 1) + [2]}")
+    if depth < 3 and any(r > 1 for r in repeats):
+        raise ConfigError(f"model.repeat={repeats} repeats the groups' residual branches, which model.depth={depth} "
+                          f"does not have; set model.depth to 3 or more")
     if whiten:
         if stem is not None:
             raise ConfigError(f"model.stem={stem} cannot be set with model.whiten=true (the whitening layer has "
@@ -175,19 +184,25 @@ def conv_groups(
     else:
         c = stem or 24
         layers = [nn.Conv2d(in_shape[0], c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.GELU()]
-    for w, pooled, sep in zip(widths, pools, seps):
+    for w, pooled, sep, reps in zip(widths, pools, seps, repeats):
         # An unpooled group keeps its input's resolution: the same parameters run on more positions
         # (the config's last group: 7x7 maps, not 3x3, 5.4x the multiply-adds of its later convs).
         layers += [conv3x3(c, w, sep), *([nn.MaxPool2d(2)] if pooled else []),
                    nn.BatchNorm2d(w), nn.GELU()]
-        rest: list[nn.Module] = []
-        for _ in range(depth - 1):
-            rest += [conv3x3(w, w, sep), nn.BatchNorm2d(w), nn.GELU()]
-        if se is not None:
-            rest.append(SqueezeExcite(w, se))  # on the residual branch, before the sum (as in SE-ResNet)
-        # Two or more convs after the pooling train as one residual branch, so the deeper group
-        # starts (with dirac) near the shallow one; a single conv stays plain, as before.
-        layers += [Residual(*rest)] if depth >= 3 else rest
+        convs = [conv3x3(w, w, sep) for _ in range(depth - 1)]
+        gates = SqueezeExcite(w, se) if se is not None else None
+        for _ in range(reps):
+            # A repeat reuses the convs (and the gates) but has its own BNs: each run of the branch
+            # sees inputs of another scale, which shared statistics would blur. The parameters are
+            # counted once; each repeat adds (depth - 1) convs of multiply-adds at the group's resolution.
+            rest: list[nn.Module] = []
+            for conv in convs:
+                rest += [conv, nn.BatchNorm2d(w), nn.GELU()]
+            if gates is not None:
+                rest.append(gates)  # on the residual branch, before the sum (as in SE-ResNet)
+            # Two or more convs after the pooling train as one residual branch, so the deeper group
+            # starts (with dirac) near the shallow one; a single conv stays plain, as before.
+            layers += [Residual(*rest)] if depth >= 3 else rest
         c = w
     layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(c, num_classes)]
     model = nn.Sequential(*layers)
