@@ -169,7 +169,7 @@ def conv_groups(
                           f"give true/false, or one true/false per group")
     repeats = [1] * len(widths) if repeat is None else [int(r) for r in repeat]
     if len(repeats) != len(widths) or any(not 1 <= r <= 8 for r in repeats):
-        raise ConfigError(f"model.repeat={list(repeats)} must give one count from 1 to 8 per group "
+        raise ConfigError(f"model.repeat={repeats} must give one count from 1 to 8 per group "
                           f"(model.widths={widths}); e.g. {[1] * (len(widths) - 1) + [2]}")
     if depth < 3 and any(r > 1 for r in repeats):
         raise ConfigError(f"model.repeat={repeats} repeats the groups' residual branches, which model.depth={depth} "
