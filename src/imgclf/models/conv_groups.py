@@ -34,12 +34,23 @@ class PatchWhitening(nn.Conv2d):
     Until `init_from_data` runs the layer is a plain random conv.
     """
 
-    def __init__(self, channels: int, kernel: int = 2, eps: float = 5e-4, bias_epochs: Optional[int] = None):
+    def __init__(self, channels: int, kernel: int = 2, eps: float = 5e-4, bias_epochs: Optional[int] = None,
+                 same_size: bool = False):
         super().__init__(channels, 2 * channels * kernel * kernel, kernel, padding=0, bias=True)
         self.weight.requires_grad_(False)
         nn.init.zeros_(self.bias)
         self.eps = eps  # added to the eigenvalues (normalized units squared): caps the gain of the weakest directions
         self.bias_epochs = bias_epochs
+        # With same_size the right and bottom edges get kernel - 1 zero pixels (the mean colour, in
+        # normalized units), so a 32x32 image gives 32x32 maps, not 31x31: the poolings after then
+        # halve even sizes (32, 16, 8, 4) instead of dropping a row and a column each (31, 15, 7, 3).
+        self.same_size = same_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.same_size:
+            k = self.kernel_size[0]
+            x = nn.functional.pad(x, (0, k - 1, 0, k - 1))
+        return super().forward(x)
 
     def set_epoch(self, epoch: int) -> None:
         """Train the bias in epochs 0 .. bias_epochs - 1 (counted from 0), freeze it after.
@@ -136,6 +147,7 @@ def conv_groups(
     widths: list[int] = (42, 84, 84),  # one group each: conv, 2x2 max-pool, BN, GELU, conv, BN, GELU
     whiten: bool = False,  # first layer: frozen 2x2 patch whitening (2 C 4 = 24 channels for RGB), then GELU
     whiten_bias_epochs: Optional[Annotated[int, Range(ge=0)]] = None,  # train its bias this many epochs (default: all)
+    whiten_same_size: bool = False,  # pad the whitening's input so the maps keep the image's size (32, 16, 8, 4 for CIFAR)
     bn_scale: bool = True,  # train the BN scales; false keeps them at 1 (airbench), only the shifts train
     dirac: bool = False,  # identity-like init: each group conv's first in-channels filters pass their input through
     depth: Annotated[int, Range(ge=2, le=8)] = 2,  # convs per group; from 3 on, all but the first in a residual branch
@@ -159,6 +171,9 @@ def conv_groups(
     if whiten_bias_epochs is not None and not whiten:
         raise ConfigError(f"model.whiten_bias_epochs={whiten_bias_epochs} needs model.whiten=true; set it or "
                           f"remove model.whiten_bias_epochs")
+    if whiten_same_size and not whiten:
+        raise ConfigError("model.whiten_same_size=true needs model.whiten=true; set it or remove "
+                          "model.whiten_same_size")
     pools = [True] * len(widths) if pool is None else list(pool)  # validated as booleans by the config
     if len(pools) != len(widths):
         raise ConfigError(f"model.pool has {len(pools)} entries for {len(widths)} groups (model.widths={widths}); "
@@ -178,7 +193,7 @@ def conv_groups(
         if stem is not None:
             raise ConfigError(f"model.stem={stem} cannot be set with model.whiten=true (the whitening layer has "
                               f"2 x channels x 4 outputs); remove model.stem")
-        first = PatchWhitening(in_shape[0], bias_epochs=whiten_bias_epochs)
+        first = PatchWhitening(in_shape[0], bias_epochs=whiten_bias_epochs, same_size=whiten_same_size)
         layers: list[nn.Module] = [first, nn.GELU()]
         c = first.out_channels
     else:
