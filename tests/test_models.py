@@ -185,6 +185,24 @@ def test_patch_whitening_same_size_keeps_even_map_sizes_through_the_poolings():
         build_model("conv-groups", {"whiten_same_size": True}, (3, 32, 32), 10)
 
 
+def test_conv_groups_branch_kernel_makes_a_groups_branch_convs_1x1():
+    from imgclf.models.conv_groups import Residual
+    m = build_model("conv-groups", {"whiten": True, "dirac": True, "depth": 3, "widths": [24, 64, 158],
+                                    "branch_kernel": [3, 3, 1]}, (3, 32, 32), 10)
+    branches = [b for b in m if isinstance(b, Residual)]
+    kernels = [[c.kernel_size for c in b if type(c) is torch.nn.Conv2d] for b in branches]
+    assert kernels == [[(3, 3)] * 2, [(3, 3)] * 2, [(1, 1)] * 2]
+    # the 158 -> 158 branch convs weigh 158 * 158 each, not 9 times that
+    convs = 24 * 24 * 9 + 2 * 24 * 24 * 9 + 24 * 64 * 9 + 2 * 64 * 64 * 9 + 64 * 158 * 9 + 2 * 158 * 158
+    assert summarize(m, (3, 32, 32)).trainable_params == 24 + convs + 6 * (24 + 64 + 158) + 1590
+    x = torch.randn(2, 158, 3, 3)
+    assert torch.allclose(branches[2][0](x), x, atol=1e-6)  # dirac: a 1x1 conv starts as the identity
+    assert m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    for bad in ([3, 3], [3, 3, 5]):
+        with pytest.raises(ConfigError, match="branch_kernel.*one kernel size, 3 or 1, per group"):
+            build_model("conv-groups", {"depth": 3, "widths": [24, 64, 158], "branch_kernel": bad}, (3, 32, 32), 10)
+
+
 def test_patch_whitening_bias_trains_for_its_epochs_and_then_needs_no_gradient():
     m = build_model("conv-groups", {"whiten": True, "whiten_bias_epochs": 2, "widths": [8]}, (3, 32, 32), 10)
     for epoch, trained in [(0, True), (1, True), (2, False), (5, False)]:

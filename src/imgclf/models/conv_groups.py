@@ -155,6 +155,7 @@ def conv_groups(
     pool: Optional[list[bool]] = None,  # per group: 2x2 max-pool after its first conv (default: every group)
     separable: Union[bool, list[bool]] = False,  # 3x3 convs as depthwise 3x3 then 1x1 (about 1/9 the weights); or per group
     repeat: Optional[list[int]] = None,  # per group: runs of its residual branch, sharing the convs (default: 1 each)
+    branch_kernel: Optional[list[int]] = None,  # per group: kernel of the convs after its pooling, 3 or 1 (default: 3 each)
     members: Annotated[int, Range(ge=1, le=16)] = 1,  # that many such networks, trained side by side and averaged
 ) -> nn.Module:
     """A VGG-style net of conv groups; widths (42, 84, 84) give 249,598 parameters for 10 classes.
@@ -186,6 +187,10 @@ def conv_groups(
     if len(repeats) != len(widths) or any(not 1 <= r <= 8 for r in repeats):
         raise ConfigError(f"model.repeat={repeats} must give one count from 1 to 8 per group "
                           f"(model.widths={widths}); e.g. {[1] * (len(widths) - 1) + [2]}")
+    kernels = [3] * len(widths) if branch_kernel is None else [int(k) for k in branch_kernel]
+    if len(kernels) != len(widths) or any(k not in (1, 3) for k in kernels):
+        raise ConfigError(f"model.branch_kernel={kernels} must give one kernel size, 3 or 1, per group "
+                          f"(model.widths={widths}); e.g. {[3] * (len(widths) - 1) + [1]}")
     if depth < 3 and any(r > 1 for r in repeats):
         raise ConfigError(f"model.repeat={repeats} repeats the groups' residual branches, which model.depth={depth} "
                           f"does not have; set model.depth to 3 or more")
@@ -199,12 +204,14 @@ def conv_groups(
     else:
         c = stem or 24
         layers = [nn.Conv2d(in_shape[0], c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.GELU()]
-    for w, pooled, sep, reps in zip(widths, pools, seps, repeats):
+    for w, pooled, sep, reps, k in zip(widths, pools, seps, repeats, kernels):
         # An unpooled group keeps its input's resolution: the same parameters run on more positions
         # (the config's last group: 7x7 maps, not 3x3, 5.4x the multiply-adds of its later convs).
         layers += [conv3x3(c, w, sep), *([nn.MaxPool2d(2)] if pooled else []),
                    nn.BatchNorm2d(w), nn.GELU()]
-        convs = [conv3x3(w, w, sep) for _ in range(depth - 1)]
+        # On the last group's 3x3 maps a padded 3x3 conv is mostly padding: 1x1 convs there cost a
+        # ninth of the weights, which buys about twice the channels for the same parameters.
+        convs = [conv3x3(w, w, sep) if k == 3 else nn.Conv2d(w, w, 1, bias=False) for _ in range(depth - 1)]
         gates = SqueezeExcite(w, se) if se is not None else None
         for _ in range(reps):
             # A repeat reuses the convs (and the gates) but has its own BNs: each run of the branch
