@@ -9,6 +9,8 @@ and the first epochs learn faster. With `se`, squeeze-excite channel gates close
 `pool` leaves chosen groups unpooled (full resolution for the same parameters); with
 `separable` each 3x3 conv is a depthwise 3x3 conv then a 1x1 conv; with `repeat` a group's
 residual branch runs several times with the same convs (depth without parameters); with
+`branch_kernel` chosen groups have 1x1 convs after their pooling; `whiten_same_size` pads
+the whitening's input so the maps halve evenly (32, 16, 8, 4, not 31, 15, 7, 3); with
 `members` the model is an Ensemble of that many such networks (see ensemble.py).
 """
 from __future__ import annotations
@@ -155,7 +157,8 @@ def conv_groups(
     pool: Optional[list[bool]] = None,  # per group: 2x2 max-pool after its first conv (default: every group)
     separable: Union[bool, list[bool]] = False,  # 3x3 convs as depthwise 3x3 then 1x1 (about 1/9 the weights); or per group
     repeat: Optional[list[int]] = None,  # per group: runs of its residual branch, sharing the convs (default: 1 each)
-    branch_kernel: Optional[list[int]] = None,  # per group: kernel of the convs after its pooling, 3 or 1 (default: 3 each)
+    branch_kernel: Optional[list[int]] = None,  # per group: kernel of the convs after its pooling, 3 or 1 (default: 3 each;
+                                                # a 1 is a plain 1x1 conv, whatever `separable` says)
     members: Annotated[int, Range(ge=1, le=16)] = 1,  # that many such networks, trained side by side and averaged
 ) -> nn.Module:
     """A VGG-style net of conv groups; widths (42, 84, 84) give 249,598 parameters for 10 classes.
