@@ -160,9 +160,9 @@ def test_patch_whitening_decorrelates_the_patches_and_stays_frozen():
 
 def test_patch_whitening_same_size_keeps_even_map_sizes_through_the_poolings():
     opts = {"whiten": True, "depth": 3, "widths": [24, 64, 76]}
-    sizes = {}
+    sizes, models = {}, {}
     for same in (False, True):
-        m = build_model("conv-groups", {**opts, "whiten_same_size": same}, (3, 32, 32), 10)
+        m = models[same] = build_model("conv-groups", {**opts, "whiten_same_size": same}, (3, 32, 32), 10)
         pooled = []
         hooks = [p.register_forward_hook(lambda mod, i, o: pooled.append(o.shape[-1]))
                  for p in m.modules() if isinstance(p, torch.nn.MaxPool2d)]
@@ -174,13 +174,12 @@ def test_patch_whitening_same_size_keeps_even_map_sizes_through_the_poolings():
     # 31 -> 15 -> 7 -> 3 drops a row and a column at each pooling; padded, 32 halves evenly
     assert sizes == {False: (31, [15, 7, 3]), True: (32, [16, 8, 4])}
     x = torch.randn(50, 3, 16, 16)
-    w = build_model("conv-groups", {**opts, "whiten_same_size": True}, (3, 32, 32), 10)[0]
+    w = models[True][0]
     init_from_data(w, x)
     # the padding (zeros: the mean colour) only touches the last row and column
     ref = torch.nn.functional.conv2d(x, w.weight, w.bias)
     assert torch.allclose(w(x)[..., :15, :15], ref)
-    assert summarize(build_model("conv-groups", {**opts, "whiten_same_size": True}, (3, 32, 32), 10),
-                     (3, 32, 32)).trainable_params == 252_626  # same parameters, more positions
+    assert summarize(models[True], (3, 32, 32)).trainable_params == 252_626  # same parameters, more positions
     with pytest.raises(ConfigError, match="whiten_same_size=true needs model.whiten"):
         build_model("conv-groups", {"whiten_same_size": True}, (3, 32, 32), 10)
 
