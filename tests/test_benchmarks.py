@@ -42,3 +42,26 @@ def test_config_speed_quick_mode_compares_variants_side_by_side():
     bad = subprocess.run([sys.executable, script, "--quick", "--variant", "oops=model.widthz=[8]"],
                          capture_output=True, text=True, timeout=300, env=os.environ.copy())
     assert bad.returncode == 2 and "widthz" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_tta_weights_scores_every_view_set_on_the_same_weights(isolated):
+    from imgclf.cli.main import main
+
+    assert main(["train", "--set", "model.spec=c16-p-f32", "--set", "train.epochs=2", "--name", "tta"]) == 0
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "tta_weights.py"),
+                           str(isolated / "runs" / "tta"), "--split", "val", "--json"],
+                          capture_output=True, text=True, timeout=300, env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    [res] = json.loads(proc.stdout)
+    assert res["split"] == "val" and res["n"] > 0
+    rows = {(r["set"], r["average"]): r for r in res["rows"]}
+    assert len(rows) == 18
+    current = rows[("current: centre, 2 diagonal (6 views)", "logits")]
+    # The reference set compared with itself: the same predictions, nothing gained or lost.
+    assert current["gained"] == current["lost"] == 0
+    # ... and the run's own evaluation with the same views scores what the script computed.
+    from imgclf.api import evaluate
+
+    own = evaluate(isolated / "runs" / "tta", split="val", tta="flip-translate")["top1"]
+    assert abs(own - current["top1"]) <= 1.0 / res["n"]
+    assert all(0.0 <= r["top1"] <= 1.0 for r in rows.values())
