@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from imgclf.api import _restore, pick_device, prepare_data  # noqa: E402
 from imgclf.data.loader import batches  # noqa: E402
 from imgclf.engine.precision import autocast, autocast_dtype  # noqa: E402
+from imgclf.errors import ImgclfError  # noqa: E402
 
 SHIFTS = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)]
 CENTER, DIAG = [(0, 0)], [(-1, -1), (1, 1)]
@@ -91,24 +92,29 @@ def score(run_dir: str, split: str) -> dict:
     return {"run": str(run.path), "split": split, "n": len(y), "rows": rows}
 
 
-def main() -> None:
+def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("runs", nargs="+")
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
-    results = [score(r, a.split) for r in a.runs]
+    try:
+        results = [score(r, a.split) for r in a.runs]
+    except ImgclfError as e:  # a missing run, or one without the split: one line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if a.json:
         print(json.dumps(results))
-        return
+        return 0
     for res in results:
         print(f"\n{res['run']} ({res['split']}, {res['n']:,} images)")
-        print(f"| view set | average of | top-1 | gained | lost | net |")
+        print("| view set | average of | top-1 | gained | lost | net |")
         print("| --- | --- | ---: | ---: | ---: | ---: |")
         for r in res["rows"]:
             print(f"| {r['set']} | {r['average']} | {100 * r['top1']:.2f}% | {r['gained']} | {r['lost']} "
                   f"| {r['gained'] - r['lost']:+d} |")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
