@@ -103,11 +103,11 @@ def main(argv=None) -> int:
         sub = Splits(Split(full.train.x[:n], full.train.y[:n]), None, full.test, full.classes, full.mean, full.std)
         torch.manual_seed(0)
         model = build_model("wide-deep-dropout", {}, full.shape, 10).to(dev)
-        trainer = Trainer(cfg, model, sub, dev, None, lambda m: None)
+        trainer = Trainer(cfg, model, sub, dev)
         warm = Splits(Split(full.train.x[: 3 * bs], full.train.y[: 3 * bs]), None, full.test, full.classes, full.mean,
                       full.std)
         trainer.splits = warm
-        trainer.train_one_epoch(None)  # warm-up (allocator, kernels)
+        trainer.train_one_epoch()  # warm-up (allocator, kernels)
         trainer.splits = sub
         # Each measurement starts from the same weights: (b) overfits its one batch, and weights
         # drifting far (or to NaN, or into denormals) would change what the next round measures.
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
             restart()
             sync(dev)
             t = time.perf_counter()
-            trainer.train_one_epoch(None)
+            trainer.train_one_epoch()
             sync(dev)
             return n / (time.perf_counter() - t)
 

@@ -23,7 +23,8 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from imgclf.api import _restore, pick_device, prepare_data  # noqa: E402
+from imgclf.api import pick_device, prepare_data  # noqa: E402
+from imgclf.inference import restore  # noqa: E402
 from imgclf.data.loader import batches  # noqa: E402
 from imgclf.engine.precision import autocast, autocast_dtype  # noqa: E402
 from imgclf.errors import ImgclfError  # noqa: E402
@@ -64,7 +65,7 @@ def view_logits(model: nn.Module, x: torch.Tensor, amp_dtype) -> dict:
 def score(run_dir: str, split: str) -> dict:
     """Top-1 of every view set on one run's split, and its disagreements with the current TTA."""
     device = pick_device("auto")
-    run, cfg, state, model, transform = _restore(run_dir, device)
+    run, cfg, state, model, transform = restore(run_dir, device)
     data = prepare_data(cfg).get(split)
     amp = autocast_dtype(cfg.train.precision, device)
     logits, labels = {}, []

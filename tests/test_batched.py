@@ -22,7 +22,6 @@ def test_cohort_key_groups_what_can_share_a_computation():
     assert cohort_key(load_config(None, BASE + ["train.batch_size=8"])) != cohort_key(a)
     assert cohort_key(load_config(None, BASE + ["train.seed=3"])) != cohort_key(a)
     # how long an augmentation lasts is no augmentation while it is off: still batchable
-    assert cohort_key(load_config(None, BASE + ["data.augment.trivial_share=0.5"])) is not None
     for other in (["schedule.name=cosine"], ["model.hidden=[8,8]"], ["data.augment.hflip=true"], ["data.augment.trivial=0.5"],
                   ["optim.name=adam"], ["model.dropout=0.1"], ["train.early_stopping.enabled=true"],
                   ["train.precision=bf16"], ["train.compile=true"]):

@@ -16,12 +16,15 @@ from typing import Annotated, Any, Literal, Optional
 import yaml
 
 from .errors import ConfigError
-from .validation import Parse, Range, build_dataclass, coerce, parse_duration, unknown_key
+from .validation import Choice, Parse, Range, build_dataclass, coerce, parse_duration, unknown_key
 
 Prob = Annotated[float, Range(ge=0.0, lt=1.0)]
 NonNeg = Annotated[float, Range(ge=0.0)]
 NonNegInt = Annotated[int, Range(ge=0)]
 PosInt = Annotated[int, Range(ge=1)]
+OptimizerName = Annotated[str, Choice("imgclf.engine.optim", "OPTIMIZERS")]
+ScheduleName = Annotated[str, Choice("imgclf.engine.optim", "SCHEDULES")]
+TTAName = Annotated[str, Choice("imgclf.evaluation.evaluate", "TTA")]
 Seconds = Annotated[float, Parse(parse_duration, "a duration such as 90s, 45m or 1.5h"), Range(gt=0.0)]
 
 
@@ -45,9 +48,6 @@ class AugmentConfig:
     # rotate, colour, posterize, solarize, equalize, ... or none) at a random magnitude up to
     # this share of torchvision's TrivialAugmentWide ranges; 0 = off, 1 = those ranges.
     trivial: Annotated[float, Range(ge=0.0, le=1.0)] = 0.0
-    # The share of the run (of its time budget, or of its epochs) trained with it; the rest sees
-    # the plain crops and flips again, the view test-time averaging is built on.
-    trivial_share: Annotated[float, Range(ge=0.0, le=1.0)] = 1.0
     # Progressive crops: train on random early_crop x early_crop windows (of the padded image) for
     # the first early_crop_share of the run (of its time budget, or of its epochs), full size after.
     # A net that ends in global pooling takes either size; the small ones cost less per image.
@@ -83,7 +83,7 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    name: Literal["sgd", "muon", "adam", "adamw", "rmsprop"] = "sgd"
+    name: OptimizerName = "sgd"
     lr: Annotated[float, Range(gt=0.0, le=100.0)] = 0.05
     momentum: Annotated[float, Range(ge=0.0, lt=1.0)] = 0.9  # sgd and rmsprop
     nesterov: bool = False  # sgd and muon, needs momentum > 0
@@ -91,8 +91,6 @@ class OptimConfig:
     betas: Annotated[list[float], Range(ge=0.0, lt=1.0)] = field(default_factory=lambda: [0.9, 0.999])
     eps: Annotated[float, Range(gt=0.0)] = 1e-8
     alpha: Annotated[float, Range(gt=0.0, lt=1.0)] = 0.99  # rmsprop smoothing constant
-    # Factor on the rate of normalization-layer biases (BN shifts); airbench trains them 64x faster.
-    norm_bias_lr_scale: Annotated[float, Range(gt=0.0, le=1000.0)] = 1.0
     # muon: the conv filters' peak rate (a step of this size relative to their fixed norm; it follows
     # the schedule like lr) and their momentum; everything else takes Nesterov SGD at lr and momentum.
     muon_lr: Annotated[float, Range(gt=0.0, le=10.0)] = 0.24  # airbench's, for batch 2,000; 0.08 won at batch 256
@@ -101,7 +99,7 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
-    name: Literal["none", "step", "exponential", "cosine", "onecycle", "linear"] = "cosine"
+    name: ScheduleName = "cosine"
     step_size: PosInt = 30  # step: epochs between decays
     gamma: Annotated[float, Range(gt=0.0, le=1.0)] = 0.1  # step: factor per step; exponential: factor per epoch
     min_lr: NonNeg = 0.0  # cosine: final learning rate
@@ -140,33 +138,10 @@ class TrainConfig:
     precision: Literal["auto", "native", "fp32", "bf16", "fp16"] = "auto"
     # Test-time augmentation of the final test evaluation (and `imgclf evaluate`): average the logits of
     # the image and its mirror (flip), and also of both shifted by one pixel each way (flip-translate).
-    tta: Literal["none", "flip", "flip-translate"] = "none"
+    tta: TTAName = "none"
     # torch.compile the training forward pass. Off by default: on 2 CPU cores it made
     # wide-deep-dropout slower (see benchmarks/RESULTS.md); it can pay on a GPU.
     compile: bool = False
-    # Lookahead on the weights (airbench): every 5 steps the weights restart from a slow average of
-    # themselves whose share grows with the cube of the run's progress, to lookahead ** 5 at the end
-    # (airbench: 0.95). Unset: off.
-    lookahead: Optional[Annotated[float, Range(gt=0.0, lt=1.0)]] = None
-    # Dynamic data pruning (InfoBatch): each epoch, each training image whose last loss was below the
-    # mean is skipped with this probability, and the kept ones among them weigh 1 / (1 - prune_data) in
-    # the loss, so the gradient stays unbiased and epochs get shorter. Unset: off. (Not the sweeps'
-    # `pruner`, which stops unpromising trials.)
-    prune_data: Optional[Annotated[float, Range(gt=0.0, lt=1.0)]] = None
-    prune_data_until: Annotated[float, Range(gt=0.0, le=1.0)] = 0.875  # share of the run after which all images train
-    # Sharpness-aware minimization (SAM): each step takes its gradient at the weights moved this far
-    # (L2 radius over all trainable weights) up their gradient; a second pass per step, so twice
-    # the compute while it runs. Foret et al. 2021: 0.05 for CIFAR-10. Unset: off.
-    sam: Optional[Annotated[float, Range(gt=0.0)]] = None
-    sam_from: Annotated[float, Range(ge=0.0, lt=1.0)] = 0.0  # share of the run after which SAM steps
-    # Deep mutual learning: a peer of the same shape, initialised differently, trains beside the model;
-    # each adds this weight times the KL divergence from the other's predictions to its own loss (Zhang
-    # et al. 2018: 1). Twice the compute; the peer is dropped at the end. Unset: off.
-    mutual: Optional[Annotated[float, Range(gt=0.0)]] = None
-    # Progressive self-knowledge distillation (PS-KD): each image's target mixes its label with the model's
-    # own prediction for it in the previous epoch, that share growing linearly to this value at the end
-    # of the run (Kim et al. 2021: 0.8). No extra compute. Unset: off.
-    self_distill: Optional[Annotated[float, Range(gt=0.0, le=1.0)]] = None
     tensorboard: bool = False  # also write TensorBoard scalars to runs/<name>/tensorboard
     # Score the test split once when the run ends. False for tuning runs, which must choose on the
     # validation split: no test score is printed or saved; `imgclf evaluate RUN` scores it later.
@@ -191,19 +166,38 @@ class ExperimentConfig:
 SECTIONS = [f.name for f in dataclasses.fields(ExperimentConfig)]
 
 
-def _merge(base: dict, update: Any, where: str) -> dict:
-    """Deep-merge `update` into a copy of `base`, refusing keys `base` lacks (except under model)."""
+def merge(base: dict, update: Any, *, strict: bool = False, where: str = "") -> dict:
+    """Deep-merge `update` over a copy of `base`: the one merge of configs, `extends` and sweeps.
+
+    A `model` section naming another model replaces the base's (its options belong to the
+    other builder). With `strict`, keys the base lacks are refused, except model options,
+    which are checked against the builder's signature later.
+    """
     if not isinstance(update, dict):
         raise ConfigError(f"{where or 'config'}: expected a mapping of keys, got {update!r}")
     out = copy.deepcopy(base)
     for key, val in update.items():
-        free = where == "model"  # model options are checked against the builder's signature later
-        if key not in out and not free:
+        if (not where and key == "model" and isinstance(val, dict) and "name" in val
+                and val["name"] != (out.get("model") or {}).get("name")):
+            out[key] = copy.deepcopy(val)
+            continue
+        if strict and key not in out and where != "model":
             raise unknown_key(str(key), list(out), f"{where}." if where else "")
-        if isinstance(out.get(key), dict) and isinstance(val, dict) and not (free and key not in out):
-            out[key] = _merge(out[key], val, f"{where}.{key}" if where else str(key))
+        if isinstance(out.get(key), dict) and isinstance(val, dict):
+            out[key] = merge(out[key], val, strict=strict, where=f"{where}.{key}" if where else str(key))
         else:
-            out[key] = val
+            out[key] = copy.deepcopy(val)
+    return out
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """A config mapping as {'section.key': value} (model options stay one value, under 'model')."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and not (prefix == "" and k == "model"):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
     return out
 
 
@@ -255,29 +249,13 @@ def read_yaml(path: str | os.PathLike) -> dict:
 def from_dict(raw: dict, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
     """Defaults, updated by the mapping `raw`, then by 'key=value' overrides; validated."""
     merged = ExperimentConfig().to_dict()
-    # A YAML that names a model replaces the default model's options instead of merging with them.
+    # A mapping that names a model replaces the default model's options instead of merging with them.
     if isinstance(raw, dict) and isinstance(raw.get("model"), dict) and "name" in raw["model"]:
         merged["model"] = {}
-    merged = _merge(merged, raw, "")
+    merged = merge(merged, raw, strict=True)
     for text in overrides:
-        parts, value = parse_override(text)
-        if parts == ["model", "name"] and value != merged["model"].get("name"):
-            merged["model"] = {}
-        merged = _merge(merged, _nest(parts, value), "")
+        merged = merge(merged, _nest(*parse_override(text)), strict=True)
     return validate(merged)
-
-
-def _raw_merge(base: dict, child: dict) -> dict:
-    """Merge a child YAML mapping over its parent's; a child naming another model replaces the model section."""
-    out = copy.deepcopy(base)
-    for key, val in child.items():
-        if key == "model" and isinstance(val, dict) and "name" in val and val.get("name") != (out.get("model") or {}).get("name"):
-            out[key] = copy.deepcopy(val)
-        elif isinstance(out.get(key), dict) and isinstance(val, dict):
-            out[key] = _raw_merge(out[key], val)
-        else:
-            out[key] = copy.deepcopy(val)
-    return out
 
 
 def read_experiment(path: str | os.PathLike, _seen: tuple = ()) -> dict:
@@ -285,14 +263,18 @@ def read_experiment(path: str | os.PathLike, _seen: tuple = ()) -> dict:
     p = Path(path)
     if p.resolve() in _seen:
         raise ConfigError(f"config file {p}: 'extends' loops back to itself")
-    raw = read_yaml(p)
+    return resolve_extends(read_yaml(p), p.parent, _seen + (p.resolve(),), str(p))
+
+
+def resolve_extends(raw: dict, folder: Path, _seen: tuple = (), where: str = "config") -> dict:
+    """`raw` merged over the experiment its `extends:` names (a path relative to `folder`), if any."""
+    raw = dict(raw)
     parent = raw.pop("extends", None)
     if parent is None:
         return raw
     if not isinstance(parent, str) or not parent.strip():
-        raise ConfigError(f"config file {p}: extends must be the path of another YAML file")
-    base = read_experiment(p.parent / parent, _seen + (p.resolve(),))
-    return _raw_merge(base, raw)
+        raise ConfigError(f"{where}: extends must be the path of another YAML file")
+    return merge(read_experiment(Path(folder) / parent, _seen), raw)
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
@@ -315,8 +297,11 @@ def validate(raw: dict) -> ExperimentConfig:
     DATASETS.get(cfg.data.name)
     if cfg.data.name == "folder" and not cfg.data.path:
         raise ConfigError("data.path: the folder data set needs a path (a folder or a .tar.gz); set data.path=...")
-    if cfg.optim.nesterov and (cfg.optim.name not in ("sgd", "muon") or cfg.optim.momentum <= 0):
-        raise ConfigError("optim.nesterov: needs optim.name=sgd or muon and optim.momentum > 0")
+    from .engine.optim import OPTIMIZERS
+
+    if cfg.optim.nesterov and (not OPTIMIZERS.attr(cfg.optim.name, "nesterov") or cfg.optim.momentum <= 0):
+        raise ConfigError(f"optim.nesterov: needs optim.momentum > 0 and an optimizer with Nesterov momentum "
+                          f"({', '.join(OPTIMIZERS.names(nesterov=True))})")
     if len(cfg.optim.betas) != 2:
         raise ConfigError(f"optim.betas: {cfg.optim.betas!r} must hold exactly two numbers, e.g. [0.9, 0.999]")
     a = cfg.data.augment
@@ -327,13 +312,6 @@ def validate(raw: dict) -> ExperimentConfig:
                           f"translate > 0 (the small crops are windows of the shifted image); set one or remove early_crop")
     if a.alternate_flip and not a.hflip:
         raise ConfigError("data.augment.alternate_flip: needs data.augment.hflip=true")
-    t = cfg.train
-    if t.mutual is not None and t.prune_data:
-        raise ConfigError("train.mutual does not combine with train.prune_data (its per-image losses are one "
-                          "model's); remove one of them")
-    if t.self_distill is not None and (t.prune_data or t.mutual is not None or t.sam):
-        raise ConfigError("train.self_distill does not combine with train.prune_data, train.mutual or train.sam; "
-                          "keep one of them")
     return cfg
 
 

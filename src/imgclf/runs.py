@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional, Sequence
 
+from .atomic import atomic_write_text
 from .errors import RunError
 
 CONFIG, HISTORY, METRICS = "config.yaml", "history.jsonl", "metrics.json"
@@ -17,19 +19,6 @@ BEST, LAST = "best.pt", "last.pt"
 def runs_root(runs_dir: str | os.PathLike | None = None) -> Path:
     """Where runs live: the argument, $IMGCLF_RUNS, or ./runs."""
     return Path(runs_dir or os.environ.get("IMGCLF_RUNS") or "runs").expanduser()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text to a temporary file beside `path`, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_json(path: Path, obj) -> None:
@@ -97,3 +86,50 @@ def kept_phrase(epoch: int, monitor: str) -> str:
     if monitor == "last":
         return f"weights of epoch {epoch}, the last (no validation split)"
     return f"best epoch {epoch} by {monitor}"
+
+
+@dataclass
+class Run:
+    """A run folder: its config, history, metrics and checkpoints."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def config(self):
+        from .config import load_config
+
+        return load_config(self.path / CONFIG)
+
+    @property
+    def history(self):
+        """Per-epoch records as a pandas DataFrame (one row per epoch)."""
+        import pandas as pd
+
+        return pd.DataFrame(read_history(self.path / HISTORY))
+
+    @property
+    def metrics(self) -> dict:
+        return read_json(self.path / METRICS)
+
+    @property
+    def summary(self) -> str:
+        return (self.path / SUMMARY_TXT).read_text(encoding="utf-8")
+
+    def evaluate(self, split: str = "test", tta: Optional[str] = None) -> dict:
+        from .inference import evaluate
+
+        return evaluate(self, split, tta)
+
+    def predict(self, images: Sequence, top: int = 5) -> list[list[tuple[str, float]]]:
+        from .inference import predict
+
+        return predict(self, images, top)
+
+
+def load_run(ref, runs_dir=None) -> Run:
+    """A Run from a folder path or a name under the runs folder."""
+    return Run(resolve_run(ref, runs_dir))

@@ -55,6 +55,20 @@ class Parse:
     hint: str
 
 
+@dataclass(frozen=True)
+class Choice:
+    """A name that must be registered in a registry, imported on first use (`module`, `attr`):
+    the allowed names are read from the registry, never copied into the config."""
+
+    module: str
+    attr: str
+
+    def registry(self):
+        import importlib
+
+        return getattr(importlib.import_module(self.module), self.attr)
+
+
 def parse_duration(text: str) -> float:
     """Parse '90s', '45m', '1.5h' or a plain number of seconds into seconds."""
     t = str(text).strip().lower()
@@ -101,6 +115,8 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
                     raise ConfigError(f"{where}: {value!r} is not valid; expected {m.hint}") from None
         value = coerce(value, base, where)
         for m in meta:
+            if isinstance(m, Choice) and value not in m.registry():
+                raise ConfigError(f"{where}: {value!r} is not allowed; choose one of: {', '.join(m.registry().names())}")
             if isinstance(m, Range) and value is not None:
                 items = value if isinstance(value, list) else [value]
                 for v in items:

@@ -9,8 +9,8 @@ def add_parser(sub) -> None:
     p.add_argument("run", metavar="RUN", help="run folder or name")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--runs-dir", metavar="DIR")
-    p.add_argument("--tta", choices=["none", "flip", "flip-translate"],
-                   help="test-time augmentation (default: the run's train.tta)")
+    p.add_argument("--tta", metavar="MODE", help="test-time augmentation mode "
+                   "(default: the run's train.tta)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=run)
 

@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..errors import ConfigError
-    from ..runs import atomic_write_text
+    from ..atomic import atomic_write_text
     from ..sweeps.analysis import correlations, format_table, load_sweep_study, ranked, trials_frame, write_figures
 
     if args.top < 1:

@@ -148,7 +148,13 @@ def _decode_all(root: Path, channels: int, size: int, on_corrupt: str) -> RawDat
     return RawData(tx, ty, sx, sy, classes, vx, vy)
 
 
-@DATASETS.register("folder")
+def folder_shape(cfg) -> tuple[int, int, int]:
+    """The shape a folder decodes to, known from the config alone (data.channels, data.image_size)."""
+    return (cfg.channels or 3, cfg.image_size or 32, cfg.image_size or 32)
+
+
+# the class count is known only once the folder is listed
+@DATASETS.register("folder", shape=folder_shape, classes=None)
 def folder(cfg) -> RawData:
     """Images from data.path (folder or .tar.gz), resized to data.image_size, data.channels channels."""
     root = Path(cfg.path).expanduser()
@@ -156,7 +162,7 @@ def folder(cfg) -> RawData:
         raise DataError(f"data.path {root} does not exist; point it at an image folder or a .tar.gz")
     if not root.is_dir() and not _is_archive(root):
         raise DataError(f"data.path {root} is neither a folder nor a .tar.gz/.tgz/.tar archive")
-    channels, size = cfg.channels or 3, cfg.image_size or 32
+    channels, size, _ = folder_shape(cfg)
     sources = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
     opts = {"channels": channels, "size": size, "on_corrupt": cfg.on_corrupt}
     return cached("folder", sources, opts, lambda: _decode_all(root, channels, size, cfg.on_corrupt))

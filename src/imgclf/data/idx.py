@@ -103,13 +103,13 @@ def _load(name: str, cfg) -> RawData:
     return cached(name, list(paths.values()), {}, decode)
 
 
-@DATASETS.register("mnist")
+@DATASETS.register("mnist", shape=(1, 28, 28), classes=10)
 def mnist(cfg) -> RawData:
     """MNIST: 60,000 train / 10,000 test grayscale 28x28 digits."""
     return _load("mnist", cfg)
 
 
-@DATASETS.register("fashion-mnist")
+@DATASETS.register("fashion-mnist", shape=(1, 28, 28), classes=10)
 def fashion_mnist(cfg) -> RawData:
     """Fashion-MNIST: 60,000 train / 10,000 test grayscale 28x28 clothing images, 10 classes."""
     return _load("fashion-mnist", cfg)

@@ -42,10 +42,9 @@ class Transform:
         return x
 
     def train(self, x: torch.Tensor, g: torch.Generator, flip: Optional[torch.Tensor] = None,
-              size: Optional[int] = None, strong: bool = True) -> torch.Tensor:
+              size: Optional[int] = None) -> torch.Tensor:
         """Augmented, normalized float32 batch for training; `flip` (a mask) replaces the random flips;
-        `size` makes the crops smaller squares of that side (the early epochs' crop); `strong=False`
-        leaves TrivialAugment out (the run's last epochs, see augment.trivial_share)."""
+        `size` makes the crops smaller squares of that side (the early epochs' crop)."""
         stage = A.UINT8_STAGE
         if self.crop_flip:
             x = A.random_crop_padded_flip(x, self.aug.crop_padding, g, flip, size=size)
@@ -58,7 +57,7 @@ class Transform:
             x = A.random_crop(x, size, g)
         if flip is not None and not self.crop_flip:
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
-        if self.aug.trivial and strong:
+        if self.aug.trivial:
             x = A.trivial_augment(x, self.aug.trivial, g)  # on the uint8 crops, before any float pass
         if self.fused:
             x = x.float().sub_(self.shift.to(x.device)).mul_(self.scale.to(x.device))
@@ -96,14 +95,11 @@ CHUNK_BYTES = 4 << 20
 
 def batches(split: Split, batch_size: int, transform: Transform, device: torch.device, *,
             train: bool, generator: Optional[torch.Generator] = None, epoch: int = 0,
-            seed: int = 0, crop: Optional[int] = None, subset: Optional[torch.Tensor] = None,
-            with_index: bool = False, strong: bool = True) -> Iterator[tuple[torch.Tensor, ...]]:
+            seed: int = 0, crop: Optional[int] = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield (inputs, labels) batches of a split on `device`; shuffled and augmented when `train`.
 
     `epoch` and `seed` set the flips when the augmentation alternates them; `crop` sets the side
-    of smaller training crops (see Transform.train). In training, `subset` (indices into the
-    split) limits the epoch to those images, and `with_index` adds each batch's indices as a
-    third element; `strong=False` leaves TrivialAugment out."""
+    of smaller training crops (see Transform.train)."""
     n = len(split)
     x, y = split.x, split.y
     if not train:
@@ -111,30 +107,27 @@ def batches(split: Split, batch_size: int, transform: Transform, device: torch.d
             yield transform.eval(x[i : i + batch_size].to(device, non_blocking=True)), \
                 y[i : i + batch_size].to(device, non_blocking=True)
         return
-    if subset is None:
-        order = torch.randperm(n, generator=generator).to(x.device)
-    else:
-        subset = subset.to(x.device)
-        order = subset[torch.randperm(len(subset), generator=generator).to(x.device)]
-    m = len(order)
-    # A final batch of one image would break batch norm's training statistics: drop it.
-    stop = m - 1 if m % batch_size == 1 and m > 1 else m
+    order = torch.randperm(n, generator=generator).to(x.device)
+    stop = kept_count(n, batch_size)
     per_image = 4 * x[0].numel()
     chunk = batch_size * max(1, CHUNK_BYTES // (per_image * batch_size))
     flips = A.alternating_flips(order, epoch, seed, n) if transform.aug.alternate_flip else None
     for i in range(0, stop, chunk):
         idx = order[i : min(i + chunk, stop)]
         flip = flips[i : i + len(idx)] if flips is not None else None
-        xa = transform.train(x[idx].to(device, non_blocking=True), generator, flip, size=crop,
-                             strong=strong)
+        xa = transform.train(x[idx].to(device, non_blocking=True), generator, flip, size=crop)
         ya = y[idx].to(device, non_blocking=True)
         for j in range(0, len(idx), batch_size):
-            if with_index:
-                yield xa[j : j + batch_size], ya[j : j + batch_size], idx[j : j + batch_size]
-            else:
-                yield xa[j : j + batch_size], ya[j : j + batch_size]
+            yield xa[j : j + batch_size], ya[j : j + batch_size]
+
+
+def kept_count(n: int, batch_size: int) -> int:
+    """Images an epoch of `n` trains on: a final batch of one image would break batch norm's
+    training statistics, so it is dropped (the one rule every training path follows)."""
+    return n - 1 if n % batch_size == 1 and n > 1 else n
 
 
 def num_batches(n: int, batch_size: int, train: bool) -> int:
-    stop = n - 1 if train and n % batch_size == 1 and n > 1 else n
+    """Batches of an epoch over `n` images (training drops a lone last image, see kept_count)."""
+    stop = kept_count(n, batch_size) if train else n
     return (stop + batch_size - 1) // batch_size

@@ -1,1 +1,1 @@
-"""Training: optimizers, schedules, callbacks, checkpoints and the loop."""
+"""Training: optimizers, schedules, plugins, checkpoints and the loop."""

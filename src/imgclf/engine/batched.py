@@ -18,21 +18,28 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from ..data.loader import Transform
+from ..data.loader import Transform, kept_count
 from ..data.splits import Splits
-from .optim import lr_at
+from ..errors import ImgclfError
+from ..preflight import check_budget, trainable_params
+from .optim import SCHEDULES, lr_at
 from .trainer import epoch_seed
 
-EPOCH_FREE_SCHEDULES = ("none", "step", "exponential")  # the rate never depends on the total epochs
+
+def epoch_free(cfg) -> bool:
+    """Whether the config's run is a plain count of epochs: a schedule that never reads the total
+    epoch count, and no plugin that can end a run early (early stopping, a time budget)."""
+    t = cfg.train
+    return (not SCHEDULES.attr(cfg.schedule.name, "time_driven") and not t.early_stopping.enabled
+            and t.time_budget is None)
 
 
 def cohort_key(cfg) -> Optional[str]:
     """Configs with equal keys can train together; None when this engine cannot train `cfg`.
 
     Eligible: a perceptron or an MLP with one hidden layer and no dropout, plain or momentum
-    SGD (no Nesterov), a schedule that ignores the total epoch count, no augmentation, no
-    early stopping, no time budget, no explicit low precision or compilation. Learning
-    rate, momentum, weight decay, hidden width and epochs may differ within a cohort.
+    SGD (no Nesterov), an epoch-free run (see epoch_free), no augmentation, fp32, uncompiled.
+    Learning rate, momentum, weight decay, hidden width and epochs may differ within a cohort.
     """
     d = cfg.to_dict()
     m, o, t = d["model"], d["optim"], d["train"]
@@ -41,17 +48,12 @@ def cohort_key(cfg) -> Optional[str]:
             return None
     elif m["name"] != "perceptron":
         return None
-    aug = d["data"]["augment"]
-    # the shares say how long early_crop / trivial last: alone they augment nothing
-    if any(v for k, v in aug.items() if k not in ("early_crop_share", "trivial_share")):
+    # early_crop_share says how long early_crop lasts: alone it augments nothing
+    if any(v for k, v in d["data"]["augment"].items() if k != "early_crop_share"):
         return None
-    if o["name"] != "sgd" or o["nesterov"] or d["schedule"]["name"] not in EPOCH_FREE_SCHEDULES:
+    if o["name"] != "sgd" or o["nesterov"] or not epoch_free(cfg):
         return None
-    if t["early_stopping"]["enabled"] or t["time_budget"] is not None:
-        return None
-    # fp32, uncompiled, plain SGD over every image each epoch
-    if (t["precision"] in ("bf16", "fp16", "native") or t["compile"] or t["lookahead"] or t["prune_data"] or t["sam"]
-            or t["mutual"] or t["self_distill"]):
+    if t["precision"] in ("bf16", "fp16", "native") or t["compile"]:
         return None
     for key in ("lr", "momentum", "weight_decay"):
         o.pop(key)
@@ -78,11 +80,9 @@ def log_softmax_last(z: torch.Tensor) -> torch.Tensor:
 
 def sibling_key(cfg) -> Optional[str]:
     """Configs with equal keys differ at most in epochs and can be read off one longest run; None if not."""
+    if not epoch_free(cfg):
+        return None
     d = cfg.to_dict()
-    if d["schedule"]["name"] not in EPOCH_FREE_SCHEDULES:
-        return None
-    if d["train"]["early_stopping"]["enabled"] or d["train"]["time_budget"] is not None:
-        return None
     d["train"].pop("epochs")
     return json.dumps(d, sort_keys=True)
 
@@ -437,6 +437,13 @@ def train_cohort(cfgs: list, splits: Splits, device: torch.device,
     else:
         st = StackedMLP(models, [c.optim.lr for c in cfgs], [c.optim.momentum for c in cfgs],
                         [c.optim.weight_decay for c in cfgs], device)
+    failed: list[Optional[str]] = [None] * len(cfgs)
+    for k, (c, m) in enumerate(zip(cfgs, models)):
+        try:
+            check_budget(c, trainable_params(m))  # the same budget as a one-by-one run
+        except ImgclfError as e:
+            failed[k] = str(e)
+            st.freeze(k)
     tf = Transform(base.data.augment, base.data.normalization, splits.mean, splits.std)
 
     def prep(x):  # whole split normalized once (float32, flattened); the plain layout adds a ones column
@@ -451,9 +458,8 @@ def train_cohort(cfgs: list, splits: Splits, device: torch.device,
     onehot = torch.full((len(ytr), 1, c), eps / c, device=device)
     onehot.scatter_add_(2, ytr.view(-1, 1, 1), torch.full((len(ytr), 1, 1), 1.0 - eps, device=device))
     bs, n = base.train.batch_size, len(ytr)
-    stop = n - 1 if n % bs == 1 and n > 1 else n  # as the one-by-one loader: no lone last image
+    stop = kept_count(n, bs)  # as the one-by-one loader
     histories: list[list[dict]] = [[] for _ in cfgs]
-    failed: list[Optional[str]] = [None] * len(cfgs)
     elapsed = 0.0
     for epoch in range(max(epochs)):
         t0 = time.perf_counter()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ..data.cache import atomic_torch_save
+from ..atomic import atomic_torch_save
 from ..errors import RunError
 
 VERSION = 1

@@ -14,37 +14,25 @@ OPTIMIZERS: Registry[Callable] = Registry("optimizer")
 SCHEDULES: Registry[Callable] = Registry("schedule")
 
 
-_NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
 
-
-def param_groups(model: nn.Module, weight_decay: float, norm_bias_lr_scale: float = 1.0) -> list[dict]:
-    """Weight decay on conv and linear weights only; biases and norm parameters are not decayed.
-
-    Normalization-layer biases get `norm_bias_lr_scale` times the rate (each group's
-    `lr_scale`, applied by `set_lr`): airbench trains them 64x faster than the weights.
-    """
-    norm_biases = {id(m.bias) for m in model.modules() if isinstance(m, _NORMS) and m.bias is not None}
-    decay, no_decay, fast = [], [], []
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on conv and linear weights only; biases and norm parameters are not decayed."""
+    decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
-            if id(p) in norm_biases and norm_bias_lr_scale != 1.0:
-                fast.append(p)
-            else:
-                (decay if p.ndim > 1 else no_decay).append(p)
+            (decay if p.ndim > 1 else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": weight_decay, "lr_scale": 1.0}]
     if no_decay:
         groups.append({"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0})
-    if fast:
-        groups.append({"params": fast, "weight_decay": 0.0, "lr_scale": norm_bias_lr_scale})
     return groups
 
 
-@OPTIMIZERS.register("sgd")
+@OPTIMIZERS.register("sgd", nesterov=True)
 def sgd(groups, c) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov, foreach=True)
 
 
-@OPTIMIZERS.register("muon")
+@OPTIMIZERS.register("muon", nesterov=True)
 def muon(groups, c) -> torch.optim.Optimizer:
     """Muon steps for conv filters (4-D weights) at muon_lr, Nesterov SGD at lr for the rest."""
     filters = [p for g in groups for p in g["params"] if p.ndim == 4]
@@ -73,34 +61,36 @@ def rmsprop(groups, c) -> torch.optim.Optimizer:
 
 def build_optimizer(model: nn.Module, c) -> torch.optim.Optimizer:
     """The optimizer an OptimConfig names, over the model's weight-decay groups."""
-    groups = param_groups(model, c.weight_decay, c.norm_bias_lr_scale)
+    groups = param_groups(model, c.weight_decay)
     opt = OPTIMIZERS.get(c.name)(groups, c)
     set_lr(opt, c.lr)  # the scaled groups start at their own rate
     return opt
 
 
 # A schedule maps progress t (epochs done, fractional) and the total epochs to a factor of optim.lr.
-# Being a pure function of progress, it needs no state to resume and can later be driven by time.
+# Being a pure function of progress, it needs no state to resume. A `time_driven` schedule reads
+# only the share t / total, so with a time budget it follows the elapsed share of the budget
+# instead; the others count epochs and never read the total.
 
 
-@SCHEDULES.register("none")
+@SCHEDULES.register("none", time_driven=False)
 def constant(t: float, total: float, s, lr: float) -> float:
     return 1.0
 
 
-@SCHEDULES.register("step")
+@SCHEDULES.register("step", time_driven=False)
 def step(t: float, total: float, s, lr: float) -> float:
     """Multiply by gamma every step_size epochs."""
     return s.gamma ** math.floor(t / s.step_size + 1e-9)
 
 
-@SCHEDULES.register("exponential")
+@SCHEDULES.register("exponential", time_driven=False)
 def exponential(t: float, total: float, s, lr: float) -> float:
     """Multiply by gamma after every epoch."""
     return s.gamma ** math.floor(t + 1e-9)
 
 
-@SCHEDULES.register("cosine")
+@SCHEDULES.register("cosine", time_driven=True)
 def cosine(t: float, total: float, s, lr: float) -> float:
     """Half a cosine from optim.lr down to min_lr over the run, updated every step."""
     frac = min(max(t / total, 0.0), 1.0)
@@ -108,7 +98,7 @@ def cosine(t: float, total: float, s, lr: float) -> float:
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * frac))
 
 
-@SCHEDULES.register("onecycle")
+@SCHEDULES.register("onecycle", time_driven=True)
 def onecycle(t: float, total: float, s, lr: float) -> float:
     """Rise from peak/25 to the peak (max_lr or optim.lr) over pct_start, then anneal to peak/1e4 (cosine)."""
     peak = (s.max_lr or lr) / lr
@@ -121,7 +111,7 @@ def onecycle(t: float, total: float, s, lr: float) -> float:
     return end + (peak - end) * 0.5 * (1 + math.cos(math.pi * u))
 
 
-@SCHEDULES.register("linear")
+@SCHEDULES.register("linear", time_driven=True)
 def linear(t: float, total: float, s, lr: float) -> float:
     """Rise linearly from 0 over the warmup fraction, then fall linearly to min_lr."""
     frac = min(max(t / total, 0.0), 1.0)
@@ -129,10 +119,6 @@ def linear(t: float, total: float, s, lr: float) -> float:
         return frac / s.warmup
     floor = s.min_lr / lr
     return floor + (1 - floor) * (1 - (frac - s.warmup) / (1 - s.warmup))
-
-
-# With a time budget these follow the elapsed fraction of the budget instead of the epochs.
-TIME_DRIVEN = ("cosine", "onecycle", "linear")
 
 
 def lr_at(t: float, total: float, schedule_cfg, base_lr: float) -> float:

@@ -9,24 +9,40 @@ from torch import nn
 from ..data.loader import Transform, batches
 from ..data.splits import Split
 from ..engine.precision import autocast
+from ..registry import Registry
 from .metrics import confusion_matrix, per_class_accuracy, topk_correct
 
+# Test-time augmentation modes: each maps a normalized batch to the views whose logits are
+# averaged; `views` is the forward passes per image (what a time budget reserves for the test).
+TTA: Registry = Registry("test-time augmentation")
 
-TTA_VIEWS = {"none": 1, "flip": 2, "flip-translate": 6}  # forward passes per image of each mode
+
+@TTA.register("none", views=1)
+def no_tta(x: torch.Tensor) -> list[torch.Tensor]:
+    return [x]
+
+
+@TTA.register("flip", views=2)
+def flip(x: torch.Tensor) -> list[torch.Tensor]:
+    """The image and its mirror."""
+    return [x, x.flip(3)]
+
+
+@TTA.register("flip-translate", views=6)
+def flip_translate(x: torch.Tensor) -> list[torch.Tensor]:
+    """The image, and it shifted one pixel up-left and down-right (edges mirrored: the shifts
+    training crops also produce), each with its mirror."""
+    views = flip(x)
+    padded = nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    h, w = x.shape[2], x.shape[3]
+    for s in (padded[:, :, :h, :w], padded[:, :, 2:, 2:]):
+        views += flip(s)
+    return views
 
 
 def tta_views(x: torch.Tensor, tta: str) -> list[torch.Tensor]:
     """The views of a normalized batch that test-time augmentation averages over."""
-    if tta == "none":
-        return [x]
-    views = [x, x.flip(3)]
-    if tta == "flip-translate":
-        # One pixel up-left and down-right, edges mirrored (the shifts training crops also produce).
-        padded = nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
-        h, w = x.shape[2], x.shape[3]
-        for s in (padded[:, :, :h, :w], padded[:, :, 2:, 2:]):
-            views += [s, s.flip(3)]
-    return views
+    return TTA.get(tta)(x)
 
 
 def predict_logits(model: nn.Module, x: torch.Tensor, tta: str = "none",

@@ -5,24 +5,17 @@ group's first conv keeps the compute low. With `depth` 3 or more each group has 
 convs after its pooling, inside one residual branch (airbench96's deeper groups). With
 `whiten`, the first layer is a frozen 2x2 conv whose filters whiten the training images'
 patches (set from the data before training, see PatchWhitening): no BN at full resolution,
-and the first epochs learn faster. With `se`, squeeze-excite channel gates close each group;
-`pool` leaves chosen groups unpooled (full resolution for the same parameters); with
-`separable` each 3x3 conv is a depthwise 3x3 conv then a 1x1 conv; with `repeat` a group's
-residual branch runs several times with the same convs (depth without parameters); with
-`branch_kernel` chosen groups have 1x1 convs after their pooling; `whiten_same_size` pads
-the whitening's input so the maps halve evenly (32, 16, 8, 4, not 31, 15, 7, 3); with
-`members` the model is an Ensemble of that many such networks (see ensemble.py).
+and the first epochs learn faster. With `se`, squeeze-excite channel gates close each group.
 """
 from __future__ import annotations
 
-from typing import Annotated, Optional, Union
+from typing import Annotated, Optional
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
 from ..validation import Range
-from .ensemble import Ensemble
 from .registry import MODELS
 
 
@@ -36,23 +29,12 @@ class PatchWhitening(nn.Conv2d):
     Until `init_from_data` runs the layer is a plain random conv.
     """
 
-    def __init__(self, channels: int, kernel: int = 2, eps: float = 5e-4, bias_epochs: Optional[int] = None,
-                 same_size: bool = False):
+    def __init__(self, channels: int, kernel: int = 2, eps: float = 5e-4, bias_epochs: Optional[int] = None):
         super().__init__(channels, 2 * channels * kernel * kernel, kernel, padding=0, bias=True)
         self.weight.requires_grad_(False)
         nn.init.zeros_(self.bias)
         self.eps = eps  # added to the eigenvalues (normalized units squared): caps the gain of the weakest directions
         self.bias_epochs = bias_epochs
-        # With same_size the right and bottom edges get kernel - 1 zero pixels (the mean colour, in
-        # normalized units), so a 32x32 image gives 32x32 maps, not 31x31: the poolings after then
-        # halve even sizes (32, 16, 8, 4) instead of dropping a row and a column each (31, 15, 7, 3).
-        self.same_size = same_size
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.same_size:
-            k = self.kernel_size[0]
-            x = nn.functional.pad(x, (0, k - 1, 0, k - 1))
-        return super().forward(x)
 
     def set_epoch(self, epoch: int) -> None:
         """Train the bias in epochs 0 .. bias_epochs - 1 (counted from 0), freeze it after.
@@ -96,23 +78,8 @@ def dirac_init(conv: nn.Conv2d) -> None:
     channels through beside w - c randomly initialised ones: the deep stack starts close
     to a shallow one, which trains faster in the first epochs.
     """
-    if conv.groups > 1:  # depthwise: every filter is its channel's identity
-        nn.init.dirac_(conv.weight, groups=conv.groups)
-        return
     n = min(conv.out_channels, conv.in_channels)
     nn.init.dirac_(conv.weight[:n])
-
-
-def conv3x3(c_in: int, c_out: int, separable: bool) -> nn.Module:
-    """A 3x3 conv c_in -> c_out, or with `separable` a depthwise 3x3 conv then a 1x1 conv.
-
-    The separable pair has 9 c_in + c_in c_out weights instead of 9 c_in c_out: for the same
-    parameters about three times the channels (Xception's pair, no activation between).
-    """
-    if not separable:
-        return nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
-    return nn.Sequential(nn.Conv2d(c_in, c_in, 3, padding=1, groups=c_in, bias=False),
-                         nn.Conv2d(c_in, c_out, 1, bias=False))
 
 
 class SqueezeExcite(nn.Module):
@@ -149,85 +116,41 @@ def conv_groups(
     widths: list[int] = (42, 84, 84),  # one group each: conv, 2x2 max-pool, BN, GELU, conv, BN, GELU
     whiten: bool = False,  # first layer: frozen 2x2 patch whitening (2 C 4 = 24 channels for RGB), then GELU
     whiten_bias_epochs: Optional[Annotated[int, Range(ge=0)]] = None,  # train its bias this many epochs (default: all)
-    whiten_same_size: bool = False,  # pad the whitening's input so the maps keep the image's size (32, 16, 8, 4 for CIFAR)
-    bn_scale: bool = True,  # train the BN scales; false keeps them at 1 (airbench), only the shifts train
     dirac: bool = False,  # identity-like init: each group conv's first in-channels filters pass their input through
     depth: Annotated[int, Range(ge=2, le=8)] = 2,  # convs per group; from 3 on, all but the first in a residual branch
     se: Optional[Annotated[int, Range(ge=1)]] = None,  # squeeze-excite gates closing each group, this reduction ratio
-    pool: Optional[list[bool]] = None,  # per group: 2x2 max-pool after its first conv (default: every group)
-    separable: Union[bool, list[bool]] = False,  # 3x3 convs as depthwise 3x3 then 1x1 (about 1/9 the weights); or per group
-    repeat: Optional[list[int]] = None,  # per group: runs of its residual branch, sharing the convs (default: 1 each)
-    branch_kernel: Optional[list[int]] = None,  # per group: kernel of the convs after its pooling, 3 or 1 (default: 3 each;
-                                                # a 1 is a plain 1x1 conv, whatever `separable` says)
-    members: Annotated[int, Range(ge=1, le=16)] = 1,  # that many such networks, trained side by side and averaged
 ) -> nn.Module:
     """A VGG-style net of conv groups; widths (42, 84, 84) give 249,598 parameters for 10 classes.
 
     With `whiten` the 3x3 stem conv and its BN make way for a PatchWhitening layer and
     its bias: 248,926 trainable parameters (and 288 frozen), 25% more images/s on 2 CPU cores in bf16.
     """
-    if members > 1:  # each member is the network these options describe; the budget counts them all
-        options = {k: v for k, v in locals().items() if k not in ("in_shape", "num_classes", "members")}
-        return Ensemble([conv_groups(in_shape, num_classes, **options) for _ in range(members)])
     widths = [int(w) for w in widths]
     if not widths or any(w < 1 for w in widths):
         raise ConfigError(f"model.widths must be a non-empty list of positive channel counts, got {widths}")
     if whiten_bias_epochs is not None and not whiten:
         raise ConfigError(f"model.whiten_bias_epochs={whiten_bias_epochs} needs model.whiten=true; set it or "
                           f"remove model.whiten_bias_epochs")
-    if whiten_same_size and not whiten:
-        raise ConfigError("model.whiten_same_size=true needs model.whiten=true; set it or remove "
-                          "model.whiten_same_size")
-    pools = [True] * len(widths) if pool is None else list(pool)  # validated as booleans by the config
-    if len(pools) != len(widths):
-        raise ConfigError(f"model.pool has {len(pools)} entries for {len(widths)} groups (model.widths={widths}); "
-                          f"give one true/false per group")
-    seps = [separable] * len(widths) if isinstance(separable, bool) else list(separable)
-    if len(seps) != len(widths):
-        raise ConfigError(f"model.separable has {len(seps)} entries for {len(widths)} groups (model.widths={widths}); "
-                          f"give true/false, or one true/false per group")
-    repeats = [1] * len(widths) if repeat is None else [int(r) for r in repeat]
-    if len(repeats) != len(widths) or any(not 1 <= r <= 8 for r in repeats):
-        raise ConfigError(f"model.repeat={repeats} must give one count from 1 to 8 per group "
-                          f"(model.widths={widths}); e.g. {[1] * (len(widths) - 1) + [2]}")
-    kernels = [3] * len(widths) if branch_kernel is None else [int(k) for k in branch_kernel]
-    if len(kernels) != len(widths) or any(k not in (1, 3) for k in kernels):
-        raise ConfigError(f"model.branch_kernel={kernels} must give one kernel size, 3 or 1, per group "
-                          f"(model.widths={widths}); e.g. {[3] * (len(widths) - 1) + [1]}")
-    if depth < 3 and any(r > 1 for r in repeats):
-        raise ConfigError(f"model.repeat={repeats} repeats the groups' residual branches, which model.depth={depth} "
-                          f"does not have; set model.depth to 3 or more")
     if whiten:
         if stem is not None:
             raise ConfigError(f"model.stem={stem} cannot be set with model.whiten=true (the whitening layer has "
                               f"2 x channels x 4 outputs); remove model.stem")
-        first = PatchWhitening(in_shape[0], bias_epochs=whiten_bias_epochs, same_size=whiten_same_size)
+        first = PatchWhitening(in_shape[0], bias_epochs=whiten_bias_epochs)
         layers: list[nn.Module] = [first, nn.GELU()]
         c = first.out_channels
     else:
         c = stem or 24
         layers = [nn.Conv2d(in_shape[0], c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.GELU()]
-    for w, pooled, sep, reps, k in zip(widths, pools, seps, repeats, kernels):
-        # An unpooled group keeps its input's resolution: the same parameters run on more positions
-        # (the config's last group: 7x7 maps, not 3x3, 5.4x the multiply-adds of its later convs).
-        layers += [conv3x3(c, w, sep), *([nn.MaxPool2d(2)] if pooled else []),
-                   nn.BatchNorm2d(w), nn.GELU()]
-        # On the last group's 3x3 maps a padded 3x3 conv is mostly padding: 1x1 convs there cost a
-        # ninth of the weights, which buys about twice the channels for the same parameters.
-        convs = [conv3x3(w, w, sep) if k == 3 else nn.Conv2d(w, w, 1, bias=False) for _ in range(depth - 1)]
-        gates = SqueezeExcite(w, se) if se is not None else None
-        for _ in range(reps):
-            # A repeat reuses the convs (and the gates) but has its own BNs: each run of the branch
-            # sees inputs of another scale, which shared statistics would blur. The parameters are
-            # counted once; each repeat adds (depth - 1) convs of multiply-adds at the group's resolution.
-            rest: list[nn.Module] = []
-            for conv in convs:
-                rest += [conv, nn.BatchNorm2d(w), nn.GELU()]
-            if gates is not None:
-                rest.append(gates)  # on the residual branch, before the sum (as in SE-ResNet)
-            # Two or more convs after the pooling train as one residual branch, so the deeper group
-            # starts (with dirac) near the shallow one; a single conv stays plain, as before.
-            layers += [Residual(*rest)] if depth >= 3 else rest
+    for w in widths:
+        layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(w), nn.GELU()]
+        rest: list[nn.Module] = []
+        for _ in range(depth - 1):
+            rest += [nn.Conv2d(w, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.GELU()]
+        if se is not None:
+            rest.append(SqueezeExcite(w, se))  # on the residual branch, before the sum (as in SE-ResNet)
+        # Two or more convs after the pooling train as one residual branch, so the deeper group
+        # starts (with dirac) near the shallow one; a single conv stays plain.
+        layers += [Residual(*rest)] if depth >= 3 else rest
         c = w
     layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(c, num_classes)]
     model = nn.Sequential(*layers)
@@ -235,8 +158,4 @@ def conv_groups(
         for m in model.modules():
             if type(m) is nn.Conv2d:  # not the frozen whitening layer (a subclass)
                 dirac_init(m)
-    if not bn_scale:
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.requires_grad_(False)  # stays 1: not trained, not counted as trainable
     return model

@@ -10,6 +10,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..atomic import atomic_write
+
 
 def _plt():
     import matplotlib
@@ -26,8 +28,8 @@ def _save(fig, path) -> Path:
     path = Path(path).with_suffix(".png")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=140)
-    fig.savefig(path.with_suffix(".svg"))
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=140), binary=True)
+    atomic_write(path.with_suffix(".svg"), lambda f: fig.savefig(f, format="svg"), binary=True)
     plt.close(fig)
     return path
 

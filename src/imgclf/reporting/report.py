@@ -47,7 +47,7 @@ def _pct(v) -> str:
 
 
 def _run_blocks(path: Path, out: Path) -> tuple[list, dict]:
-    from ..api import Run
+    from ..runs import Run
 
     run = Run(path)
     m, hist = run.metrics, R.read_history(path / R.HISTORY)
@@ -96,12 +96,13 @@ def _misclassified(run, path: Path, k: int = 12) -> Optional[Path]:
     """The k most confident mistakes on the test split (skipped if the data cannot be read)."""
     import torch
 
-    from ..api import _restore, prepare_data
+    from ..build import prepare_data
+    from ..inference import restore
     from ..data.loader import batches
     from ..errors import ImgclfError
 
     try:
-        run, cfg, state, model, transform = _restore(run, torch.device("cpu"))
+        run, cfg, state, model, transform = restore(run, torch.device("cpu"))
         splits = prepare_data(cfg)
     except ImgclfError:
         return None

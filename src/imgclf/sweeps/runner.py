@@ -21,9 +21,9 @@ from typing import Callable, Optional
 
 import yaml
 
-from ..engine.callbacks import Callback
+from ..engine.plugins import Plugin
 from ..errors import ImgclfError
-from ..runs import atomic_write_text
+from ..atomic import atomic_write_text
 from .space import coarse_values, decode_point, encode_point, grid_points, neighbours, product, suggest
 from .spec import SweepSpec, load_sweep
 from .store import SweepError, open_storage, redact, sweeps_root
@@ -167,8 +167,10 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-class ReportCallback(Callback):
+class ReportCallback(Plugin):
     """Report the objective each epoch (for pruners) and mark the trial alive."""
+
+    name = "sweep_report"
 
     def __init__(self, trial, objective: str, storage, trial_id: int):
         self.trial, self.objective, self.storage, self.trial_id = trial, objective, storage, trial_id
@@ -204,7 +206,7 @@ def run_trial(study, storage, spec: SweepSpec, trial, data_cache: dict, log) -> 
         cfg = spec.config_for(point)
         trial.set_user_attr("config", cfg.to_dict())
         cb = ReportCallback(trial, spec.options.objective, storage, tid)
-        trainer = fit_in_memory(cfg, callbacks=(cb,), splits=_splits(cfg, data_cache))
+        trainer = fit_in_memory(cfg, plugins=(cb,), splits=_splits(cfg, data_cache))
         history = trainer.history
         value = history[-1].get(spec.options.objective)
         trial.set_user_attr("history", history)
@@ -396,14 +398,16 @@ def run_siblings(study, storage, spec: SweepSpec, trials: list, data_cache: dict
     log(f"training {len(trials)} configurations that differ only in epochs as one run of "
         f"{cfgs[longest].train.epochs} epochs, read at {sorted(c.train.epochs for c in cfgs)}")
 
-    class Beat(Callback):
+    class Beat(Plugin):
+        name = "sweep_heartbeat"
+
         def on_epoch_end(self, trainer, record):
             for t in trials:
                 storage.set_trial_user_attr(_tid(storage, study, t), "alive_at", time.time())
 
     error = None
     try:
-        history = fit_in_memory(cfgs[longest], callbacks=(Beat(),), splits=_splits(cfgs[0], data_cache)).history
+        history = fit_in_memory(cfgs[longest], plugins=(Beat(),), splits=_splits(cfgs[0], data_cache)).history
     except ImgclfError as e:
         history, error = [], str(e)
     seconds = time.perf_counter() - t0

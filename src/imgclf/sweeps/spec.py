@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
-from ..config import ExperimentConfig, _raw_merge, from_dict, read_experiment, read_yaml
+from ..config import ExperimentConfig, from_dict, merge, read_experiment, read_yaml, resolve_extends
 from ..errors import ConfigError
 from ..validation import Range, build_dataclass
 from .space import Param, grid_points, parse_space, to_overrides
@@ -41,7 +41,7 @@ class SweepSpec:
 
     def config_for(self, point: dict) -> ExperimentConfig:
         """The validated experiment config of one point of the space."""
-        return from_dict(_raw_merge(self.base, to_overrides(point)))
+        return from_dict(merge(self.base, to_overrides(point)))
 
     def raw(self) -> dict:
         """The sweep as a plain mapping (base resolved), as saved in the sweep folder."""
@@ -75,10 +75,7 @@ def parse_sweep(raw: dict, source: Optional[Path] = None) -> SweepSpec:
     elif not isinstance(base, dict):
         raise ConfigError("base: must be an experiment mapping or the path of an experiment YAML file")
     else:
-        base = copy.deepcopy(base)
-        parent = base.pop("extends", None)
-        if parent is not None:
-            base = _raw_merge(read_experiment((source.parent if source else Path(".")) / parent), base)
+        base = resolve_extends(copy.deepcopy(base), source.parent if source else Path("."), where="base")
     from_dict(base)  # the base alone must be a valid experiment
     space = parse_space(raw.pop("space"))
     options = build_dataclass(SweepOptions, raw, "sweep")

@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
-from ..engine.callbacks import Callback
-from ..errors import ConfigError
+from ...atomic import atomic_write_text
+from ...errors import ConfigError
+from .base import PLUGINS, Context, Plugin
 
 
-class TensorBoardLogger(Callback):
+class TensorBoardLogger(Plugin):
     """Writes each epoch's losses, accuracies, learning rate and seconds to run_dir/tensorboard."""
 
+    name = "tensorboard"
+    order = 80
     KEYS = ("train_loss", "val_loss", "train_acc", "val_acc", "lr", "seconds")
 
     def __init__(self, log_dir: Path, hparams: dict):
@@ -19,7 +23,7 @@ class TensorBoardLogger(Callback):
         except ImportError:
             raise ConfigError("train.tensorboard needs the tensorboard package: pip install 'imgclf[tensorboard]'") from None
         log_dir.mkdir(parents=True, exist_ok=True)
-        (log_dir / "hparams.json").write_text(json.dumps(hparams, indent=2) + "\n")
+        atomic_write_text(log_dir / "hparams.json", json.dumps(hparams, indent=2) + "\n")
         self.writer = SummaryWriter(log_dir=str(log_dir))
 
     def on_epoch_end(self, trainer, record: dict) -> None:
@@ -31,3 +35,10 @@ class TensorBoardLogger(Callback):
 
     def on_fit_end(self, trainer) -> None:
         self.writer.close()
+
+
+@PLUGINS.register("tensorboard")
+def _tensorboard(ctx: Context) -> Optional[Plugin]:
+    if not ctx.cfg.train.tensorboard or ctx.run_dir is None:
+        return None
+    return TensorBoardLogger(ctx.run_dir / "tensorboard", ctx.cfg.to_dict())

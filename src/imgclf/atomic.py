@@ -1,0 +1,37 @@
+"""Atomic writes: every file imgclf writes goes to a unique temporary file beside its target,
+then is renamed over it, so a killed process or two concurrent writers never leave a
+half-written file (the rename is atomic on one file system)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, IO
+
+
+def atomic_write(path: Path, write: Callable[[IO], None], binary: bool = False) -> None:
+    """Call `write` on a unique temporary file beside `path`, flush it to disk, then rename it over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` (UTF-8) to `path` atomically."""
+    atomic_write(path, lambda f: f.write(text))
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    """torch.save `obj` to `path` atomically."""
+    import torch
+
+    atomic_write(path, lambda f: torch.save(obj, f), binary=True)

@@ -1,0 +1,51 @@
+"""One builder of a training run, shared by `imgclf train`, in-memory fitting and sweeps:
+data, a seeded model checked against its budget, plugins and the Trainer."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import torch
+from torch import nn
+
+from .data import load_raw, make_splits
+from .data.splits import Split, Splits
+from .engine.plugins import Context, Plugin, build_plugins
+from .engine.trainer import Trainer
+from .models import build_model
+from .preflight import check_budget, model_input_shape, trainable_params
+
+
+def prepare_data(cfg) -> Splits:
+    """Decode (or read cached) data and make the seeded splits."""
+    return make_splits(load_raw(cfg.data), cfg.data)
+
+
+def seeded_model(cfg, splits: Splits) -> tuple[nn.Module, tuple[int, int, int]]:
+    """The run's model (the same seed gives the same initial weights) and its input shape, within budget."""
+    in_shape = model_input_shape(cfg, splits.shape)
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg.model.name, cfg.model.options, in_shape, len(splits.classes))
+    check_budget(cfg, trainable_params(model))  # exact now that the data told the class count
+    return model, in_shape
+
+
+def to_device(s: Splits, device: torch.device) -> Splits:
+    """The splits' uint8 tensors on `device` (moved once: on a GPU nothing crosses the bus per batch)."""
+    if device.type == "cpu":
+        return s
+
+    def mv(sp):
+        return None if sp is None else Split(sp.x.to(device), sp.y.to(device))
+
+    return Splits(mv(s.train), mv(s.val), mv(s.test), s.classes, s.mean, s.std)
+
+
+def build_trainer(cfg, model: nn.Module, splits: Splits, device: torch.device, *, run_dir: Optional[Path] = None,
+                  log: Callable[[str], None] = lambda m: None, progress: bool = False,
+                  plugins: Sequence[Plugin] = (), extra_state: Optional[dict] = None) -> Trainer:
+    """A Trainer for `model` on `device`, with the plugins the config asks for and the caller's `plugins`."""
+    model.to(device)
+    splits = to_device(splits, device)
+    found = build_plugins(Context(cfg, splits, run_dir, log, progress), plugins)
+    return Trainer(cfg, model, splits, device, found, extra_state)

@@ -1,0 +1,155 @@
+"""Training as the API offers it: into a run folder (`train`), or in memory (`fit_in_memory`, for sweeps)."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import torch
+
+from . import runs as R
+from .build import build_trainer, prepare_data, seeded_model
+from .config import ExperimentConfig, flatten, from_dict, load_config, save_config
+from .engine.checkpoint import load_checkpoint
+from .engine.plugins import Plugin
+from .engine.trainer import Trainer
+from .errors import ConfigError, RunError
+from .evaluation import evaluate_split
+from .preflight import pick_device, preflight
+from .runs import Run
+from .summary import format_summary, summarize
+
+RESUMABLE_KEYS = {"train.epochs", "train.time_budget", "train.device", "train.threads", "data.data_dir"}
+
+
+def _resolve(config, overrides: Sequence[str], resume, runs_dir):
+    """The run's config, its folder when resuming (else None) and the checkpoint states to resume from."""
+    if resume is None:
+        if isinstance(config, ExperimentConfig):
+            return from_dict(config.to_dict(), overrides), None, None, None  # re-validated: it may have been edited
+        return load_config(config, overrides), None, None, None
+    run_dir = R.resolve_run(resume, runs_dir)
+    stored = flatten(load_config(run_dir / R.CONFIG).to_dict())
+    cfg = load_config(run_dir / R.CONFIG, overrides)
+    bad = sorted(k for k, v in flatten(cfg.to_dict()).items() if stored.get(k) != v and k not in RESUMABLE_KEYS)
+    if bad:
+        raise ConfigError(f"{', '.join(bad)} cannot change when resuming; only {', '.join(sorted(RESUMABLE_KEYS))} can")
+    state = best = None
+    if (run_dir / R.LAST).exists():
+        state = load_checkpoint(run_dir / R.LAST)
+        if (run_dir / R.BEST).exists():
+            best = load_checkpoint(run_dir / R.BEST)["model"]
+    return cfg, run_dir, state, best
+
+
+def _logger(run_dir: Path, echo: bool) -> Callable[[str], None]:
+    def log(msg: str) -> None:
+        if echo:
+            print(msg, flush=True)
+        with open(run_dir / R.LOG, "a", encoding="utf-8") as f:
+            f.write(msg + "\n")
+
+    return log
+
+
+def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides: Sequence[str] = (), *,
+          name: Optional[str] = None, runs_dir=None, resume=None, progress: Optional[bool] = None,
+          echo: bool = True, plugins: Sequence[Plugin] = ()) -> Run:
+    """Train an experiment (a config object, a YAML path or None for the default) into a run folder.
+
+    With `resume` (a run name or folder), continue that run from its last checkpoint; only
+    train.epochs, train.time_budget, train.device, train.threads and data.data_dir may be overridden.
+    `plugins` join the ones the config asks for (see engine/plugins).
+    """
+    cfg, run_dir, state, best_state = _resolve(config, overrides, resume, runs_dir)
+    preflight(cfg)  # before anything is decoded or downloaded
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    device = pick_device(cfg.train.device)
+    splits = prepare_data(cfg)
+    model, in_shape = seeded_model(cfg, splits)
+    summ = summarize(model, in_shape)
+    if run_dir is None:
+        run_dir = R.new_run_dir(name, f"{cfg.model.name}-{cfg.data.name}", runs_dir)
+        R.atomic_write_text(run_dir / R.CONFIG, save_config(cfg))
+        title = f"{cfg.model.name} on {cfg.data.name} ({len(splits.classes)} classes)"
+        R.atomic_write_text(run_dir / R.SUMMARY_TXT, format_summary(summ, title) + "\n")
+        R.write_json(run_dir / R.SUMMARY_JSON, summ.to_dict())
+    elif overrides:
+        R.atomic_write_text(run_dir / R.CONFIG, save_config(cfg))
+    log = _logger(run_dir, echo)
+    if resume is None:
+        log(f"run {run_dir}")
+        log(f"data {cfg.data.name}: {len(splits.train):,} train / {len(splits.val) if splits.val else 0:,} val / "
+            f"{len(splits.test):,} test images of {'x'.join(map(str, splits.shape))}, {len(splits.classes)} classes")
+        log(f"model {cfg.model.name}: {summ.trainable_params:,} parameters, {summ.total_macs:,} mult-adds per image; "
+            f"device {device}")
+    extra = {"config": cfg.to_dict(), "classes": splits.classes, "data_shape": list(splits.shape),
+             "input_shape": list(in_shape), "mean": splits.mean.tolist(), "std": splits.std.tolist()}
+    trainer = build_trainer(cfg, model, splits, device, run_dir=run_dir, log=log,
+                            progress=echo and sys.stderr.isatty() if progress is None else progress,
+                            plugins=plugins, extra_state=extra)
+    if state is not None:
+        trainer.load_state_dict(state, best_state)
+        log(f"resuming {run_dir} after epoch {trainer.epoch}/{cfg.train.epochs}")
+    t0 = time.perf_counter()
+    try:
+        trainer.fit()
+    except KeyboardInterrupt:
+        log(f"interrupted after epoch {trainer.epoch}; continue with: imgclf train --resume {run_dir}")
+        raise
+    if trainer.best_epoch is None:
+        raise RunError(f"no epoch completed within train.time_budget={cfg.train.time_budget:g}s; raise the budget")
+    _finish(trainer, run_dir, log, summ, t0)
+    return Run(run_dir)
+
+
+def _finish(trainer: Trainer, run_dir: Path, log, summ, t0: float) -> None:
+    """Score the test split once with the kept weights (unless a tuning run) and write metrics.json."""
+    cfg, splits = trainer.cfg, trainer.splits
+    t_end = time.perf_counter()  # training time so far is in the history; add what the test costs
+    if trainer.best_state is not None:
+        trainer.model.load_state_dict(trainer.best_state)  # the test split is scored with the kept weights
+    test = None
+    if cfg.train.final_test:
+        test = evaluate_split(trainer.model, splits.test, trainer.transform, trainer.device, trainer.num_classes,
+                              cfg.train.eval_batch_size, cfg.train.label_smoothing, tta=cfg.train.tta,
+                              amp_dtype=trainer.amp_dtype)
+    last = trainer.history[-1]
+    metrics = {
+        "budget_seconds": last["elapsed"] + time.perf_counter() - t_end,
+        "test": test, "classes": splits.classes, "best_epoch": trainer.best_epoch, "monitor": trainer.monitor,
+        "best_value": trainer.best_value, "best_record": trainer.history[trainer.best_epoch - 1],
+        "epochs_run": trainer.epoch, "stop_reason": trainer.stop_reason, "train_seconds": last["elapsed"],
+        "session_seconds": time.perf_counter() - t0, "params": summ.trainable_params, "mult_adds": summ.total_macs,
+        "train_images": len(splits.train), "test_reserve_seconds": trainer.notes.get("test_reserve_seconds", 0.0),
+        "device": str(trainer.device),
+    }
+    R.write_json(run_dir / R.METRICS, metrics)
+    kept = R.kept_phrase(trainer.best_epoch, trainer.monitor)
+    if test is not None:
+        log(f"test loss {test['loss']:.4f}  top-1 {100 * test['top1']:.2f}%  top-5 {100 * test['top5']:.2f}%  "
+            f"({test['n']:,} images, {kept})")
+    else:
+        log(f"test split not scored (train.final_test: false); kept {kept}; score it once, when the choice is "
+            f"made: imgclf evaluate {run_dir}")
+    log(f"saved {run_dir}/ (config.yaml, history.jsonl, metrics.json, summary.txt, best.pt, last.pt)")
+
+
+def fit_in_memory(cfg: ExperimentConfig, plugins: Sequence[Plugin] = (), log: Callable[[str], None] = lambda m: None,
+                  splits=None) -> Trainer:
+    """Train `cfg` without a run folder (as sweeps do); returns the Trainer (history, best epoch, model).
+
+    The test split is not touched: sweeps choose on the validation split.
+    """
+    preflight(cfg)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    device = pick_device(cfg.train.device)
+    splits = splits if splits is not None else prepare_data(cfg)
+    model, _ = seeded_model(cfg, splits)
+    trainer = build_trainer(cfg, model, splits, device, log=log, plugins=plugins)
+    trainer.fit()
+    return trainer
