@@ -99,7 +99,7 @@ def test_failed_download_is_one_clear_error(tmp_path, monkeypatch):
 
 
 def test_shared_fashion_mnist_slice_if_present():
-    shared = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "fashion-mnist"
+    shared = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "fashion-mnist"
     if not shared.is_dir():
         pytest.skip("the shared data folder is not beside the repository")
     from imgclf.data.idx import read_idx

@@ -139,5 +139,5 @@ def test_train_cli_end_to_end_in_a_real_process():
     (["results", "no-such-sweep"], ["no-such-sweep"]),
 ])
 def test_more_user_errors(args, words):
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert_one_line_error(run_cli(*args, cwd=root), *words)

@@ -255,10 +255,10 @@ def test_epoch_siblings_are_read_off_one_run(tmp_path, capsys):
 
 
 def test_grid_benchmark_quick_mode_runs():
-    shared = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "fashion-mnist"
+    shared = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "fashion-mnist"
     if not shared.is_dir():
         pytest.skip("the shared Fashion-MNIST files are not beside the repository")
-    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "sweep_grid.py"
+    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "sweep_grid.py"
     proc = subprocess.run([sys.executable, str(bench), "--quick", "--json", "--data-dir", str(shared.parent)],
                           capture_output=True, text=True, timeout=300, env=os.environ.copy())
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -1,0 +1,69 @@
+"""Plugins: one written here runs with no change to imgclf; plugin state travels in checkpoints."""
+import math
+from pathlib import Path
+
+import pytest
+
+import imgclf
+from conftest import strip_time
+from imgclf.engine.checkpoint import load_checkpoint
+from imgclf.engine.optim import lr_at
+from imgclf.engine.plugins import PLUGINS, Plugin
+
+FAST = ["model.spec=c16-p-c32-p-f64", "train.batch_size=64"]
+
+
+class LearningRates(Plugin):
+    """Records the learning rate at each batch end, and how many batches it has seen (its state)."""
+
+    name = "learning_rates"
+
+    def __init__(self):
+        self.lrs: list[float] = []
+        self.batches = 0
+
+    def on_batch_end(self, trainer, step, loss):
+        self.lrs.append(trainer.lr)
+        self.batches += 1
+
+    def state_dict(self):
+        return {"batches": self.batches}
+
+    def load_state_dict(self, state):
+        self.batches = state["batches"]
+
+
+def test_a_plugin_written_in_a_test_file_sees_every_batch_and_is_checkpointed():
+    rec = LearningRates()
+    run = imgclf.train(None, FAST + ["train.epochs=2"], plugins=[rec], echo=False)
+    cfg = run.config
+    steps = math.ceil(1294 / 64)  # digits: 1,294 training images after the validation split
+    assert len(rec.lrs) == 2 * steps
+    expected = [lr_at(e + i / steps, 2, cfg.schedule, cfg.optim.lr) for e in range(2) for i in range(steps)]
+    assert rec.lrs == pytest.approx(expected)  # the cosine schedule, step by step
+    state = load_checkpoint(run.path / "last.pt")["trainer"]["plugins"]
+    assert state["learning_rates"] == {"batches": 2 * steps}
+
+
+def test_plugin_state_is_restored_on_resume_and_the_run_continues_exactly():
+    o = FAST + ["data.augment.hflip=true", "schedule.name=exponential", "schedule.gamma=0.7",
+                "train.early_stopping.enabled=true", "train.early_stopping.patience=50"]
+    full = imgclf.train(None, o + ["train.epochs=3"], name="full", echo=False)
+    imgclf.train(None, o + ["train.epochs=2"], name="part", plugins=[LearningRates()], echo=False)
+    rec = LearningRates()
+    resumed = imgclf.train(resume="part", overrides=["train.epochs=3"], plugins=[rec], echo=False)
+    assert strip_time(resumed.history.to_dict("records")) == strip_time(full.history.to_dict("records"))
+    steps = math.ceil(1294 / 64)
+    assert rec.batches == 3 * steps  # 2 epochs' count from the checkpoint, then one more epoch
+    es = load_checkpoint(resumed.path / "last.pt")["trainer"]["plugins"]["early_stopping"]
+    assert es["best"] is not None  # the early-stopping plugin's state, under its own name
+
+
+def test_the_trainer_names_no_plugin():
+    import imgclf.engine.plugins as P
+
+    source = (Path(imgclf.__file__).parent / "engine" / "trainer.py").read_text()
+    classes = [c.__name__ for m in vars(P).values() if hasattr(m, "__file__") for c in vars(m).values()
+               if isinstance(c, type) and issubclass(c, Plugin) and c is not Plugin]
+    assert classes and not [c for c in classes if c in source]
+    assert not [n for n in PLUGINS.names() if f'"{n}"' in source or f"'{n}'" in source]

@@ -1,0 +1,60 @@
+"""The preflight: a bad config fails in about a second, before anything is decoded, downloaded or written."""
+import pytest
+import torch
+
+import imgclf
+from imgclf.cli.main import main
+
+# CIFAR-10 from a folder that does not hold it, downloads off: any attempt to read data would
+# fail with "not found", so each error below proves its check ran before the data were touched.
+NO_DATA = ["data.name=cifar10", "data.download=false"]
+CONV = ["model.name=conv-groups", "model.widths=[8,16]"]
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (CONV + ["data.augment.crop_padding=4", "data.augment.early_crop=40"], ["early_crop=40", "smaller than", "32"]),
+    (["model.name=cnn", "data.augment.crop_padding=4", "data.augment.early_crop=24"],
+     ["early_crop=24", "cannot take 3x24x24", "global pooling"]),
+    (CONV + ["data.augment.crop_size=40"], ["crop_size", "larger than the 32x32"]),
+    (CONV + ["train.max_params=1000"], ["trainable parameters", "train.max_params"]),
+    (["model.name=cnn", "model.spec=c8-p-p-p-p-p-p-f10"], ["model.spec", "below 1x1"]),
+    (["model.name=mlp", "model.hidden=[4000, 4000]", "train.max_params=1000000"], ["over the budget"]),
+])
+def test_each_kind_of_check_fails_before_any_data_is_read(overrides, words, tmp_path):
+    with pytest.raises(imgclf.ImgclfError) as e:
+        imgclf.train(None, NO_DATA + [f"data.data_dir={tmp_path / 'nothing'}", *overrides], echo=False)
+    msg = str(e.value)
+    assert all(w in msg for w in words), msg
+    assert "\n" not in msg and "not found" not in msg  # one line, and no data file was looked for
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "runs").exists()  # nothing written
+
+
+def test_a_folder_of_unknown_classes_is_budgeted_at_least_at_two(tmp_path):
+    with pytest.raises(imgclf.BudgetError, match="at least"):
+        imgclf.train(None, ["data.name=folder", f"data.path={tmp_path}", "model.name=mlp", "model.hidden=[2000]",
+                            "train.max_params=1000"], echo=False)
+
+
+def test_cuda_asked_for_without_a_gpu_is_refused_before_data(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(imgclf.ConfigError, match="train.device"):
+        imgclf.train(None, NO_DATA + [f"data.data_dir={tmp_path}", "train.device=cuda"], echo=False)
+
+
+def test_cli_exits_2_with_one_line_and_an_empty_cache(tmp_path, capsys):
+    code = main(["train", "--set", "data.name=cifar10", "--data-dir", str(tmp_path / "none"), "--set",
+                 "data.download=false", "--max-params", "1000"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "train.max_params" in err
+    assert not (tmp_path / "cache").exists()
+
+
+def test_every_shipped_config_passes_the_preflight():
+    from pathlib import Path
+
+    from imgclf.config import load_config
+    from imgclf.preflight import preflight
+
+    for path in sorted((Path(__file__).parent.parent / "configs").glob("*.yaml")):
+        preflight(load_config(path))
