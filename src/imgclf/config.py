@@ -22,6 +22,7 @@ Prob = Annotated[float, Range(ge=0.0, lt=1.0)]
 NonNeg = Annotated[float, Range(ge=0.0)]
 NonNegInt = Annotated[int, Range(ge=0)]
 PosInt = Annotated[int, Range(ge=1)]
+Metric = Literal["val_loss", "val_acc", "train_loss", "train_acc"]  # what the epoch records hold
 OptimizerName = Annotated[str, Choice("imgclf.engine.optim", "OPTIMIZERS")]
 ScheduleName = Annotated[str, Choice("imgclf.engine.optim", "SCHEDULES")]
 TTAName = Annotated[str, Choice("imgclf.evaluation.evaluate", "TTA")]
@@ -111,7 +112,7 @@ class ScheduleConfig:
 @dataclass
 class EarlyStoppingConfig:
     enabled: bool = False
-    monitor: Optional[Literal["val_loss", "val_acc", "train_loss", "train_acc"]] = None  # default: train.monitor
+    monitor: Optional[Metric] = None  # default: train.monitor
     patience: PosInt = 10  # epochs without improvement before stopping
     min_delta: NonNeg = 0.0  # smallest change that counts as improvement
     restore_best: bool = True  # load the best weights when stopping
@@ -123,7 +124,7 @@ class TrainConfig:
     batch_size: Annotated[int, Range(ge=1, le=1_000_000)] = 64
     eval_batch_size: PosInt = 1000
     seed: int = 0
-    monitor: Literal["val_loss", "val_acc", "train_loss", "train_acc"] = "val_acc"  # picks the best checkpoint
+    monitor: Metric = "val_acc"  # picks the best checkpoint
     time_budget: Optional[Seconds] = None  # stop cleanly after this wall-clock time
     max_params: Optional[PosInt] = None  # refuse a model with more trainable parameters
     label_smoothing: Prob = 0.0

@@ -4,24 +4,23 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Optional
 
-from ..config import ExperimentConfig, from_dict, merge, read_experiment, read_yaml, resolve_extends
+from ..config import ExperimentConfig, Metric, from_dict, merge, read_experiment, read_yaml, resolve_extends
 from ..errors import ConfigError
-from ..validation import Range, build_dataclass
-from .space import Param, grid_points, parse_space, to_overrides
+from ..validation import Choice, Range, build_dataclass
+from .space import Param, parse_space, to_overrides
 
-OBJECTIVES = {"val_acc": "maximize", "val_loss": "minimize", "train_acc": "maximize", "train_loss": "minimize"}
 
 
 @dataclass
 class SweepOptions:
     """The sweep file's keys besides base and space."""
 
-    strategy: Literal["grid", "random", "hierarchical", "tpe"] = "grid"
+    strategy: Annotated[str, Choice("imgclf.sweeps.strategies", "STRATEGIES")] = "grid"
     trials: Optional[Annotated[int, Range(ge=1)]] = None  # random/tpe: how many; hierarchical: cap per round
-    objective: Literal["val_acc", "val_loss", "train_acc", "train_loss"] = "val_acc"  # read at the last epoch
-    pruner: Literal["none", "median", "hyperband", "successive-halving"] = "none"
+    objective: Metric = "val_acc"  # read at the last epoch
+    pruner: Annotated[str, Choice("imgclf.sweeps.strategies", "PRUNERS")] = "none"
     rounds: Annotated[int, Range(ge=1, le=20)] = 3  # hierarchical: coarse grid + finer rounds
     top_k: Annotated[int, Range(ge=1)] = 3  # hierarchical: refine around this many best
     points: Annotated[int, Range(ge=2, le=20)] = 3  # hierarchical: coarse values per numeric range
@@ -37,7 +36,9 @@ class SweepSpec:
 
     @property
     def direction(self) -> str:
-        return OBJECTIVES[self.options.objective]
+        from ..engine.monitor import mode_of
+
+        return "minimize" if mode_of(self.options.objective) == "min" else "maximize"
 
     def config_for(self, point: dict) -> ExperimentConfig:
         """The validated experiment config of one point of the space."""
@@ -80,11 +81,13 @@ def parse_sweep(raw: dict, source: Optional[Path] = None) -> SweepSpec:
     space = parse_space(raw.pop("space"))
     options = build_dataclass(SweepOptions, raw, "sweep")
     spec = SweepSpec(base, space, options, source)
-    if options.strategy in ("random", "tpe") and options.trials is None:
+    from .strategies import strategy
+
+    plan = strategy(options.strategy)
+    if not plan.queued and options.trials is None:
         raise ConfigError(f"trials: the {options.strategy} strategy needs a number of trials, e.g. trials: 50")
-    if options.strategy == "grid":
-        for pt in grid_points(space):  # catch a bad value in the space before anything trains
-            spec.config_for(pt)
+    for pt in plan.first_points(spec) or ():  # catch a bad value in the space before anything trains
+        spec.config_for(pt)
     return spec
 
 
