@@ -141,7 +141,7 @@ class TrainConfig:
     # the image and its mirror (flip), and also of both shifted by one pixel each way (flip-translate).
     tta: TTAName = "none"
     # torch.compile the training forward pass. Off by default: on 2 CPU cores it made
-    # wide-deep-dropout slower (see benchmarks/RESULTS.md); it can pay on a GPU.
+    # wide-deep-dropout slower (docs/experiments/throughput-cpu.md); it can pay on a GPU.
     compile: bool = False
     tensorboard: bool = False  # also write TensorBoard scalars to runs/<name>/tensorboard
     # Score the test split once when the run ends. False for tuning runs, which must choose on the
