@@ -21,11 +21,20 @@ def test_cohort_key_groups_what_can_share_a_computation():
     assert cohort_key(a) == cohort_key(b) is not None
     assert cohort_key(load_config(None, BASE + ["train.batch_size=8"])) != cohort_key(a)
     assert cohort_key(load_config(None, BASE + ["train.seed=3"])) != cohort_key(a)
-    # how long an augmentation lasts is no augmentation while it is off: still batchable
+    # what this engine cannot train: another schedule, depth, augmentation, optimizer, dropout, plugin, precision
     for other in (["schedule.name=cosine"], ["model.hidden=[8,8]"], ["data.augment.hflip=true"], ["data.augment.trivial=0.5"],
                   ["optim.name=adam"], ["model.dropout=0.1"], ["train.early_stopping.enabled=true"],
                   ["train.precision=bf16"], ["train.compile=true"]):
         assert cohort_key(load_config(None, BASE + other)) is None
+
+
+def test_a_cohort_applies_each_configs_parameter_budget():
+    cfgs = [load_config(None, BASE + ["model.hidden=[16]", "train.max_params=2000"]),  # 1,210 parameters
+            load_config(None, BASE + ["model.hidden=[64]", "train.max_params=2000"])]  # 4,810: over
+    assert cohort_key(cfgs[0]) == cohort_key(cfgs[1]) is not None
+    histories, failed, _ = train_cohort(cfgs, prepare_data(cfgs[0]), torch.device("cpu"))
+    assert failed[0] is None and len(histories[0]) == 3
+    assert "4,810" in failed[1] and "train.max_params" in failed[1] and histories[1] == []
 
 
 @pytest.mark.parametrize("model, extra", [
