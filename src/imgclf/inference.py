@@ -10,9 +10,9 @@ import torch
 from . import runs as R
 from .build import prepare_data
 from .data.loader import Transform
-from .engine.checkpoint import load_checkpoint
+from .engine.checkpoint import check_model, load_checkpoint
 from .engine.precision import autocast_dtype
-from .errors import ConfigError, DataError, RunError
+from .errors import ConfigError, DataError
 from .evaluation import evaluate_split
 from .models import build_model
 from .preflight import pick_device
@@ -26,10 +26,7 @@ def restore(run: Run | str | os.PathLike, device: torch.device):
     state = load_checkpoint(run.path / R.BEST)
     in_shape = tuple(state["input_shape"])
     model = build_model(cfg.model.name, cfg.model.options, in_shape, len(state["classes"]))
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError:
-        raise RunError(f"{run.path / R.BEST} does not match the model in {run.path / R.CONFIG}; was the config edited?") from None
+    check_model(model, state["model"], run.path / R.BEST, run.path / R.CONFIG)
     model.to(device).eval()
     transform = Transform(cfg.data.augment, cfg.data.normalization, torch.tensor(state["mean"]), torch.tensor(state["std"]))
     return run, cfg, state, model, transform

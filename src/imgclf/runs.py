@@ -14,6 +14,7 @@ from .errors import RunError
 CONFIG, HISTORY, METRICS = "config.yaml", "history.jsonl", "metrics.json"
 SUMMARY_TXT, SUMMARY_JSON, LOG = "summary.txt", "summary.json", "train.log"
 BEST, LAST = "best.pt", "last.pt"
+CLAIM = ".claim"  # created exclusively by the process that owns a new run folder
 
 
 def runs_root(runs_dir: str | os.PathLike | None = None) -> Path:
@@ -59,7 +60,10 @@ def resolve_run(ref: str | os.PathLike, runs_dir: str | os.PathLike | None = Non
 
 
 def new_run_dir(name: str | None, default_stem: str, runs_dir: str | os.PathLike | None = None) -> Path:
-    """Create runs/<name>/, refusing to overwrite a run that already has results."""
+    """Create and claim runs/<name>/, refusing a run that exists or that another process is creating.
+
+    The claim is a file created with O_EXCL, which the file system grants to exactly one
+    process: two `imgclf train --name X` started at once never write into the same folder."""
     root = runs_root(runs_dir)
     if name is not None:
         if not name.strip() or "/" in name or name in (".", ".."):
@@ -67,18 +71,36 @@ def new_run_dir(name: str | None, default_stem: str, runs_dir: str | os.PathLike
         path = root / name
         if (path / CONFIG).exists():
             raise RunError(f"run folder {path} already exists; continue it with --resume {name} or choose another --name")
-    else:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = root / f"{default_stem}-{stamp}"
-        i = 1
-        while path.exists():
-            i += 1
-            path = root / f"{default_stem}-{stamp}-{i}"
+        if not _claim(path):
+            raise RunError(f"run folder {path} is being created by another imgclf process (or one that died "
+                           f"before writing its config); choose another --name, or remove {path}")
+        return path
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for i in range(1, 1000):
+        path = root / (f"{default_stem}-{stamp}" + (f"-{i}" if i > 1 else ""))
+        if not path.exists() and _claim(path):
+            return path
+    raise RunError(f"cannot find a free run folder name under {root}; give one with --name")
+
+
+def _claim(path: Path) -> bool:
+    """Create `path` and its claim file; False if another process holds the claim."""
     try:
         path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path / CLAIM, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
     except OSError as e:
         raise RunError(f"cannot create run folder {path} ({e.strerror}); choose a writable --runs-dir") from None
-    return path
+    os.write(fd, f"{os.getpid()}\n".encode())
+    os.close(fd)
+    return True
+
+
+def remove_stale_temps(run_dir: Path) -> None:
+    """Delete temporary files a killed process left mid-write (their targets are whole: see atomic.py)."""
+    for p in Path(run_dir).glob(".*.tmp"):
+        p.unlink(missing_ok=True)
 
 
 def kept_phrase(epoch: int, monitor: str) -> str:

@@ -12,7 +12,7 @@ import torch
 from . import runs as R
 from .build import build_trainer, prepare_data, seeded_model
 from .config import ExperimentConfig, flatten, from_dict, load_config, save_config
-from .engine.checkpoint import load_checkpoint
+from .engine.checkpoint import check_model, load_checkpoint
 from .engine.plugins import Plugin
 from .engine.trainer import Trainer
 from .errors import ConfigError, RunError
@@ -31,6 +31,7 @@ def _resolve(config, overrides: Sequence[str], resume, runs_dir):
             return from_dict(config.to_dict(), overrides), None, None, None  # re-validated: it may have been edited
         return load_config(config, overrides), None, None, None
     run_dir = R.resolve_run(resume, runs_dir)
+    R.remove_stale_temps(run_dir)
     stored = flatten(load_config(run_dir / R.CONFIG).to_dict())
     cfg = load_config(run_dir / R.CONFIG, overrides)
     bad = sorted(k for k, v in flatten(cfg.to_dict()).items() if stored.get(k) != v and k not in RESUMABLE_KEYS)
@@ -42,6 +43,16 @@ def _resolve(config, overrides: Sequence[str], resume, runs_dir):
         if (run_dir / R.BEST).exists():
             best = load_checkpoint(run_dir / R.BEST)["model"]
     return cfg, run_dir, state, best
+
+
+def _check_resumable(cfg, run_dir: Path, state: dict, best: Optional[dict]) -> None:
+    """The checkpoints fit the model the config builds: checked before any data is read."""
+    from .models import build_model
+
+    model = build_model(cfg.model.name, cfg.model.options, tuple(state["input_shape"]), len(state["classes"]))
+    check_model(model, state["model"], run_dir / R.LAST, run_dir / R.CONFIG)
+    if best is not None:
+        check_model(model, best, run_dir / R.BEST, run_dir / R.CONFIG)
 
 
 def _logger(run_dir: Path, echo: bool) -> Callable[[str], None]:
@@ -65,10 +76,15 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
     """
     cfg, run_dir, state, best_state = _resolve(config, overrides, resume, runs_dir)
     preflight(cfg)  # before anything is decoded or downloaded
+    if state is not None:
+        _check_resumable(cfg, run_dir, state, best_state)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     device = pick_device(cfg.train.device)
     splits = prepare_data(cfg)
+    if state is not None and list(splits.classes) != list(state["classes"]):
+        raise RunError(f"{run_dir / R.LAST} was trained on the classes {', '.join(map(str, state['classes']))}, the "
+                       f"data now hold {', '.join(map(str, splits.classes))}; restore the data or train a new run")
     model, in_shape = seeded_model(cfg, splits)
     summ = summarize(model, in_shape)
     if run_dir is None:

@@ -138,10 +138,10 @@ def test_folder_grayscale_and_colour_conversion(tmp_path):
 def test_folder_rgba_composited_on_white(tmp_path):
     from PIL import Image
 
-    d = tmp_path / "imgs" / "a"
-    d.mkdir(parents=True)
-    Image.new("RGBA", (4, 4), (0, 0, 0, 0)).save(d / "clear.png")
-    Image.new("RGBA", (4, 4), (0, 0, 0, 255)).save(d / "black.png")
+    for cls in ("a", "b"):  # two classes: a data set of one is refused
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+    Image.new("RGBA", (4, 4), (0, 0, 0, 0)).save(tmp_path / "imgs" / "a" / "clear.png")
+    Image.new("RGBA", (4, 4), (0, 0, 0, 255)).save(tmp_path / "imgs" / "b" / "black.png")
     raw = load_raw(cfg("data.name=folder", f"data.path={tmp_path / 'imgs'}", "data.image_size=4"))
     assert set(raw.train_x.view(2, -1).max(1).values.tolist()) == {0, 255}
 
@@ -221,11 +221,16 @@ def test_corrupt_cache_is_rebuilt(tmp_path):
 
 
 def test_cifar10_reads_an_image_folder_copy_from_the_data_dir(tmp_path):
-    root = make_image_folder(tmp_path / "cifar10-jpg", splits=("train", "test"), classes=("airplane", "automobile"))
+    names = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+    root = make_image_folder(tmp_path / "cifar10-jpg", splits=("train", "test"), classes=names, per_class=1)
     tar_folder(root, tmp_path / "cifar10-jpg.tar.gz")
     import shutil
 
     shutil.rmtree(root)
     raw = load_raw(cfg("data.name=cifar10", f"data.data_dir={tmp_path}", "data.download=false"))
-    assert raw.classes == ["airplane", "automobile"] and raw.train_x.shape == (8, 3, 32, 32)
-    assert raw.test_x.shape == (8, 3, 32, 32)
+    assert raw.classes == list(names) and raw.train_x.shape == (10, 3, 32, 32)
+    assert raw.test_x.shape == (10, 3, 32, 32)
+    (tmp_path / "cifar10-jpg.tar.gz").unlink()  # a copy of two classes is not CIFAR-10
+    tar_folder(make_image_folder(tmp_path / "cifar10-jpg", classes=names[:2]), tmp_path / "cifar10-jpg.tar.gz")
+    with pytest.raises(DataError, match="2 class names where cifar10 has 10"):
+        load_raw(cfg("data.name=cifar10", f"data.data_dir={tmp_path}", "data.download=false"))

@@ -128,9 +128,8 @@ def _load(name: str, cfg) -> RawData:
         tx, ty = _stack(train, spec["label_key"], str(source))
         sx, sy = _stack(test, spec["label_key"], str(source))
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta.get(spec["names_key"], [])]
-        n_cls = int(max(ty.max(), sy.max())) + 1
-        if len(names) < n_cls:  # the meta file is authoritative unless it lacks a label's name
-            names = [str(i) for i in range(n_cls)]
+        if len(names) != DATASETS.attr(name, "classes"):  # a meta file without names: the labels' numbers
+            names = [str(i) for i in range(DATASETS.attr(name, "classes"))]
         return RawData(tx, ty, sx, sy, names)
 
     return cached(name, [f for f in files if f.exists()], {}, decode)

@@ -67,9 +67,14 @@ def _find(root: Path, stem: str) -> Path | None:
 def _load(name: str, cfg) -> RawData:
     src = SOURCES[name]
     root = data_dir_for(cfg, name)
+    found = {key: _find(root, stem) for key, stem in FILES.items()}
+    present = [p.name for p in found.values() if p is not None]
     paths: dict[str, Path] = {}
     for key, stem in FILES.items():
-        p = _find(root, stem)
+        p = found[key]
+        if p is None and present:  # a partial copy is the user's to complete, not ours to download over
+            raise DataError(f"{name}: {stem}.gz not found in {root}, which holds {', '.join(present)}; "
+                            "put the missing file there (the four IDX files go together)")
         if p is None:
             if not cfg.download:
                 raise DataError(

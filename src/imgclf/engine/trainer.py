@@ -58,7 +58,6 @@ class Trainer:
         # The compiled module shares the model's parameters; checkpoints and evaluation use the model.
         self.forward = torch.compile(model) if cfg.train.compile else model
         self.num_classes = len(splits.classes)
-        self.steps = num_batches(len(splits.train), cfg.train.batch_size, train=True)  # per epoch
         self.pace = EpochPace(cfg)  # how far along the run is; a plugin may pace it by time instead
         self.epoch = 0  # epochs completed
         self.history: list[dict] = []
@@ -77,6 +76,11 @@ class Trainer:
         self.val_seconds = 0.0  # the last validation pass's duration
         self.notes: dict = {}  # figures plugins report into the run's metrics
         self._cut: Optional[bool] = None  # an epoch ended early by a plugin: keep it (True) or drop it
+
+    @property
+    def steps(self) -> int:
+        """Batches per training epoch."""
+        return num_batches(len(self.splits.train), self.cfg.train.batch_size, train=True)
 
     # -- what plugins call ---------------------------------------------------------------------
     def stop(self, reason: str) -> None:
@@ -143,8 +147,9 @@ class Trainer:
         seen = 0
         it = batches(self.splits.train, cfg.train.batch_size, self.transform, self.device, train=True, generator=g,
                      epoch=self.epoch, seed=cfg.train.seed, crop=self.view.get("crop"))
+        steps = self.steps
         for i, (xb, yb) in enumerate(it):
-            self.lr = self.pace.lr(self.epoch + i / self.steps)
+            self.lr = self.pace.lr(self.epoch + i / steps)
             set_lr(self.optimizer, self.lr)
             out, loss = self.step(xb, yb)
             loss_sum += loss.detach() * len(yb)
