@@ -58,3 +58,24 @@ def test_every_shipped_config_passes_the_preflight():
 
     for path in sorted((Path(__file__).parent.parent / "configs").glob("*.yaml")):
         preflight(load_config(path))
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.sampled_from(["mlp", "cnn", "conv-groups", "resnet-cifar"]),
+       st.dictionaries(st.sampled_from(["hidden", "spec", "widths", "depth", "dropout", "blocks", "stem", "se"]),
+                       st.integers(-3, 40) | st.lists(st.integers(-3, 40), max_size=3) | st.text("cpfdb0123456789-.k",
+                                                                                                   max_size=12)
+                       | st.floats(-1, 2), max_size=3))
+def test_any_small_model_options_pass_the_preflight_or_fail_in_one_line(name, options):
+    from imgclf.config import from_dict
+    from imgclf.preflight import preflight
+
+    try:
+        preflight(from_dict({"model": {"name": name, **options}}))
+    except imgclf.ImgclfError as e:
+        assert str(e) and "\n" not in str(e)

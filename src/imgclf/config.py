@@ -289,7 +289,10 @@ def validate(raw: dict) -> ExperimentConfig:
     from .data.registry import DATASETS  # late import: data registers itself on import
     from .models import MODELS, check_model_options
 
-    model_raw = dict(raw.get("model") or {})
+    model_raw = raw.get("model") or {}
+    if not isinstance(model_raw, dict):
+        raise ConfigError(f"model: expected a mapping of name and options (e.g. name: cnn), got {model_raw!r}")
+    model_raw = dict(model_raw)
     model_name = coerce(model_raw.pop("name", None), str, "model.name")
     raw = {**raw, "model": ModelConfig()}
     cfg: ExperimentConfig = build_dataclass(ExperimentConfig, raw, "")

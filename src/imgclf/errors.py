@@ -2,7 +2,14 @@
 
 
 class ImgclfError(Exception):
-    """Base class: a problem with the user's input (config, data, run folder)."""
+    """Base class: a problem with the user's input (config, data, run folder).
+
+    Its text is always one line: control characters that came in with the user's input (a key
+    with a newline in it, a file name) are shown escaped, never printed raw."""
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class ConfigError(ImgclfError):

@@ -87,7 +87,13 @@ def preflight(cfg) -> None:
     pick_device(cfg.train.device)
     shape, classes = known_shape(cfg.data)
     in_shape = model_input_shape(cfg, shape)
-    model = build_model(cfg.model.name, cfg.model.options, in_shape, classes or 2).eval()
+    try:
+        model = build_model(cfg.model.name, cfg.model.options, in_shape, classes or 2).eval()
+    except (ValueError, RuntimeError, TypeError, ZeroDivisionError) as e:  # a builder's own complaint
+        opts = ", ".join(f"{k}={v!r}" for k, v in cfg.model.options.items()) or "its defaults"
+        raise ConfigError(f"model {cfg.model.name} cannot be built with {opts} for {'x'.join(map(str, in_shape))} "
+                          f"inputs ({str(e).splitlines()[0][:100] if str(e) else type(e).__name__}); "
+                          f"check the model options") from None
     check_budget(cfg, trainable_params(model), at_least=classes is None)
     _probe(model, in_shape, f"model {cfg.model.name}", "choose model options that fit the data's image size")
     check_early_crop(cfg, model, in_shape)

@@ -58,6 +58,12 @@ def load_checkpoint(path: Path, map_location="cpu", run: bool = True) -> dict:
         if not isinstance(state.get(key), kind):
             raise RunError(f"{path} lacks {what} ({key!r}), so it is not a complete imgclf run checkpoint; "
                            "train the run again")
+    for key in ("input_shape", "data_shape"):
+        v = state[key]
+        if len(v) != 3 or not all(isinstance(n, int) and 0 < n <= 100_000 for n in v):
+            raise RunError(f"{path}: {key} is {v!r}, not three positive sizes (C, H, W); train the run again")
+    if len(state["classes"]) < 2 or not all(isinstance(c, str) for c in state["classes"]):
+        raise RunError(f"{path}: the class names are damaged ({len(state['classes'])} of them); train the run again")
     missing = [k for k in TRAINER_KEYS if k not in state["trainer"]]
     if missing:
         raise RunError(f"{path}: the training state lacks {', '.join(missing)}; train the run again")
