@@ -199,3 +199,58 @@ def test_tensorboard_scalars(tmp_path):
     assert [e.step for e in acc.Scalars("loss/train_loss")] == [1, 2, 3]
     assert len(acc.Scalars("acc/val_acc")) == 3 and len(acc.Scalars("misc/lr")) == 3
     assert json.loads((logdir / "hparams.json").read_text())["model"]["spec"] == "c8-p-f16"
+
+
+HOSTILE = ["<img src=x onerror=\"document.body.setAttribute('data-pwned','1')\">", "it's \"q\" & <b>b $\\frac{$",
+           "n" * 240]  # a folder name holds anything but '/' and NUL, up to 255 bytes
+
+
+def hostile_run(tmp_path):
+    """A run on a folder whose class names are markup, quotes, TeX, a 240-byte name and bytes that are not UTF-8."""
+    import os
+
+    from conftest import make_image_folder
+
+    root = make_image_folder(tmp_path / "imgs", splits=(), per_class=4, classes=tuple(HOSTILE), size=8)
+    raw = os.fsencode(root) + b"/\xff\xferaw"
+    os.mkdir(raw)
+    for f in sorted((root / HOSTILE[2]).iterdir()):
+        with open(raw + b"/" + os.fsencode(f.name), "wb") as out:
+            out.write(f.read_bytes())
+    return imgclf.train(None, ["data.name=folder", f"data.path={root}", "data.image_size=8", "model.spec=c8-p-f16",
+                               "train.epochs=2", "data.val_fraction=0.25", "data.test_fraction=0.25"],
+                        name="hostile", echo=False)
+
+
+def test_hostile_class_names_are_escaped_in_reports_and_harmless_elsewhere(tmp_path):
+    import html
+    import json
+
+    from imgclf.cli.main import main
+    from imgclf.reporting.report import build_report
+
+    run = hostile_run(tmp_path)
+    classes = run.metrics["classes"]
+    assert set(HOSTILE) <= set(classes) and "\\xff\\xferaw" in classes  # undecodable bytes shown, not lost
+    json.dumps(classes).encode("utf-8")  # valid text everywhere
+    res = build_report([run.path], tmp_path / "rep")
+    page, md = res["html"].read_text(encoding="utf-8"), res["md"].read_text(encoding="utf-8")
+    for text in (page, md):  # the per-class table names every class, as text
+        assert "<img src=x" not in text and "<b>b" not in text
+        assert all(html.escape(c) in text for c in HOSTILE) and "\\xff\\xferaw" in text
+    assert main(["evaluate", "hostile"]) == 0 and main(["predict", "hostile", str(next((tmp_path / "imgs").rglob("*.png")))]) == 0
+
+
+def test_hostile_class_names_run_no_script_in_a_real_browser(tmp_path):
+    from imgclf.reporting.report import build_report
+
+    chrome = _chromium()
+    if chrome is None:
+        pytest.skip("no Chromium: install Debian's chromium package (apt-get install chromium) to run this test")
+    res = build_report([hostile_run(tmp_path).path], tmp_path / "rep")
+    dom, errors, _ = _browse(chrome, res["html"], tmp_path, "hostile")
+    assert not errors, errors
+    import re
+
+    assert not re.search(r"<body[^>]*data-pwned", dom)  # the onerror never ran: the name is text
+    assert "data-pwned" in dom and 'data-broken-images="0"' in dom

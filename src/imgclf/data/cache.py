@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -25,7 +26,8 @@ def cache_key(name: str, sources: list[Path], options: dict) -> str:
     h.update(json.dumps({"v": FORMAT_VERSION, "name": name, "opt": options}, sort_keys=True).encode())
     for p in sorted(sources):
         st = p.stat()
-        h.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+        # the path's own bytes: a name that is not UTF-8 is still a valid key
+        h.update(os.fsencode(p.resolve()) + f"|{st.st_size}|{st.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
 
 

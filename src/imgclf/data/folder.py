@@ -93,6 +93,13 @@ def decode_image(data: bytes | Path, channels: int, size: int) -> np.ndarray:
     return np.ascontiguousarray(arr[None] if channels == 1 else arr.transpose(2, 0, 1))
 
 
+def class_name(folder: str) -> str:
+    """A class name from a folder name, as valid text: bytes that are not UTF-8 (which the file
+    system hands over as surrogates) are shown as \\xNN escapes, unique and printable everywhere
+    (reports, figures, JSON, exported metadata); HTML escaping is the report's job."""
+    return folder.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _split_layout(paths: list[str]) -> tuple[list[str], bool]:
     """Strip one wrapping folder if every path shares it; tell whether the top level names splits."""
     parts = [p.split("/") for p in paths]
@@ -114,9 +121,9 @@ def _decode_all(root: Path, channels: int, size: int, on_corrupt: str) -> RawDat
     for rel, (orig, data) in zip(rels, items):
         q = rel.split("/")
         if split_layout:
-            split, cls = SPLIT_NAMES[q[0].lower()], q[1]
+            split, cls = SPLIT_NAMES[q[0].lower()], class_name(q[1])
         elif len(q) >= 2:
-            split, cls = "train", q[0]
+            split, cls = "train", class_name(q[0])
         else:
             continue  # a stray image directly under the root has no class
         try:

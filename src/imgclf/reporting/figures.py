@@ -19,7 +19,10 @@ def _plt():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "axes.grid": True, "grid.alpha": 0.3})
+    # parse_math off: class names come from folder names, and a '$' in one must print as itself,
+    # not start TeX math (which an unbalanced one turns into a parse error).
+    plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "axes.grid": True, "grid.alpha": 0.3,
+                         "text.parse_math": False})
     return plt
 
 
@@ -54,12 +57,18 @@ def learning_curves(history: Sequence[dict], path, best_epoch: Optional[int] = N
     return _save(fig, path)
 
 
+def _labels(classes: Sequence[str], width: int = 24) -> list[str]:
+    """Class names short enough for an axis: a long folder name would squeeze the plot to nothing."""
+    return [c if len(c) <= width else c[: width - 1] + "\u2026" for c in map(str, classes)]
+
+
 def confusion_matrix(conf, classes: Sequence[str], path, title: str = "") -> Path:
     """The confusion matrix as counts and row-normalized (each true class sums to 100%)."""
     plt = _plt()
     m = np.asarray(conf, dtype=float)
     norm = m / np.maximum(m.sum(1, keepdims=True), 1)
     n = len(classes)
+    classes = _labels(classes)
     size = max(4.5, 0.45 * n + 2)
     fig, axes = plt.subplots(1, 2, figsize=(2 * size, size))
     for ax, data, fmt, label in ((axes[0], m, "{:.0f}", "images"), (axes[1], 100 * norm, "{:.0f}", "% of true class")):
@@ -86,6 +95,7 @@ def per_class_accuracy(accuracy: Sequence[Optional[float]], classes: Sequence[st
     """A bar per class: the share of its test images classified correctly."""
     plt = _plt()
     vals = [100 * (a or 0.0) for a in accuracy]
+    classes = _labels(classes)
     fig, ax = plt.subplots(figsize=(max(5, 0.5 * len(classes) + 2), 3.8))
     bars = ax.bar(range(len(classes)), vals, color="tab:blue")
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
@@ -103,6 +113,7 @@ def misclassified_grid(images, true: Sequence[int], pred: Sequence[int], prob: S
     plt = _plt()
     imgs = np.asarray(images)
     n = len(imgs)
+    classes = _labels(classes, 14)
     rows = max(1, (n + cols - 1) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows), squeeze=False)
     for i, ax in enumerate(axes.flat):

@@ -73,6 +73,10 @@ def _run_blocks(path: Path, out: Path) -> tuple[list, dict]:
                        "Confusion matrix on the test split (rows: true class)."))
         blocks.append(("img", F.per_class_accuracy(test["per_class_accuracy"], classes, figs / "per_class"),
                        "Accuracy per class on the test split."))
+        conf = test["confusion"]
+        blocks.append(("table", ["class", "test images", "accuracy", "most often taken for"],
+                       [[c, f"{sum(conf[i]):,}", _pct(a), _confused(conf, i, classes)]
+                        for i, (c, a) in enumerate(zip(classes, test["per_class_accuracy"]))]))
         mis = _misclassified(run, figs / "misclassified")
         if mis is not None:
             blocks.append(("img", mis, "The test images the model got wrong with the highest confidence."))
@@ -90,6 +94,20 @@ def _run_blocks(path: Path, out: Path) -> tuple[list, dict]:
             "train_images": m.get("train_images"),
             "config": cfg.to_dict()}
     return blocks, info
+
+
+def _confused(conf: list, i: int, classes: list) -> str:
+    """The class that images of class i were most often predicted as, when any were wrong."""
+    wrong = [(n, j) for j, n in enumerate(conf[i]) if j != i and n]
+    if not wrong:
+        return "-"
+    n, j = max(wrong)
+    return f"{classes[j]} ({n:,})"
+
+
+def _md(cell) -> str:
+    """A table cell's text for Markdown: markup escaped (viewers render raw HTML), pipes kept in the cell."""
+    return html.escape(str(cell)).replace("|", "\\|")
 
 
 def _misclassified(run, path: Path, k: int = 12) -> Optional[Path]:
@@ -203,8 +221,8 @@ def _render_md(title: str, blocks: list, out: Path) -> str:
         elif kind == "pre":
             lines += ["```", b[1].rstrip(), "```", ""]
         elif kind == "table":
-            lines += ["| " + " | ".join(map(str, b[1])) + " |", "|" + "---|" * len(b[1])]
-            lines += ["| " + " | ".join(map(str, r)) + " |" for r in b[2]] + [""]
+            lines += ["| " + " | ".join(map(_md, b[1])) + " |", "|" + "---|" * len(b[1])]
+            lines += ["| " + " | ".join(map(_md, r)) + " |" for r in b[2]] + [""]
         elif kind == "img":
             lines += [f"![{b[2]}]({Path(b[1]).relative_to(out).as_posix()})", "", f"*{b[2]}*", ""]
     return "\n".join(lines)
