@@ -3,16 +3,36 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import pickle
 import struct
 import tarfile
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
+# The suite checks CPU semantics (exact resumes, equal runs): a GPU, when the machine has one, is
+# hidden from it before torch loads, and tests/engine/test_device.py trains on it in a process of
+# its own. IMGCLF_TEST_THREADS sets the torch threads of the suite and of the processes it starts
+# (default 2: more threads on tiny batches cost more than they give).
+os.environ["IMGCLF_TEST_VISIBLE_DEVICES"] = os.environ.get("CUDA_VISIBLE_DEVICES", "*all*")
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
+THREADS = int(os.environ.get("IMGCLF_TEST_THREADS", "2"))
+os.environ["OMP_NUM_THREADS"] = str(THREADS)
 
-torch.set_num_threads(2)
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(THREADS)
+EPS32 = float(torch.finfo(torch.float32).eps)  # 1.19e-7
+
+
+def f32_rtol(steps: int, terms: int) -> float:
+    """Relative tolerance between two float32 computations that differ only in summation order.
+
+    A sum of `terms` float32 numbers is exact to within terms x eps of its magnitude in any order
+    (Higham's worst-case bound), and a training run compounds one such sum per step: `steps` x
+    `terms` x eps. How many threads split a reduction changes its order, never this bound."""
+    return steps * terms * EPS32
 
 
 @pytest.fixture(autouse=True)

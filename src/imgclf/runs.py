@@ -26,13 +26,22 @@ def write_json(path: Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
-def read_json(path: Path):
+def read_json(path: Path, required: tuple = ()):
+    """A JSON file, with one-line errors for a missing, damaged or foreign file (`required`: its top-level keys)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RunError(f"{path} not found; has this run finished training?") from None
     except (OSError, ValueError) as e:
-        raise RunError(f"{path} is unreadable or not valid JSON ({e})") from None
+        raise RunError(f"{path} is unreadable or not valid JSON ({e}); train the run again") from None
+    missing = [k for k in required if not isinstance(data, dict) or k not in data]
+    if missing:
+        raise RunError(f"{path} lacks {', '.join(missing)}, so it is not an imgclf run's file; train the run again")
+    return data
+
+
+HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "lr", "seconds")  # every epoch record holds these
+METRICS_KEYS = ("test", "classes", "best_epoch", "monitor", "epochs_run", "params", "mult_adds", "train_seconds")
 
 
 def read_history(path: Path) -> list[dict]:
@@ -40,12 +49,20 @@ def read_history(path: Path) -> list[dict]:
     if not path.exists():
         return []
     out = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, ValueError) as e:
+        raise RunError(f"{path} is unreadable ({e}); the history file is corrupt") from None
+    for i, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
-                out.append(json.loads(line))
+                rec = json.loads(line)
             except ValueError:
                 raise RunError(f"{path} line {i} is not valid JSON; the history file is corrupt") from None
+            if not isinstance(rec, dict) or any(k not in rec for k in HISTORY_KEYS):
+                raise RunError(f"{path} line {i} is not an epoch record (it needs {', '.join(HISTORY_KEYS)}); "
+                               "the history file is corrupt")
+            out.append(rec)
     return out
 
 
@@ -135,7 +152,7 @@ class Run:
 
     @property
     def metrics(self) -> dict:
-        return read_json(self.path / METRICS)
+        return read_json(self.path / METRICS, METRICS_KEYS)
 
     @property
     def summary(self) -> str:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import imgclf
-from conftest import strip_time
+from conftest import f32_rtol, strip_time
 from imgclf.config import load_config
 from imgclf.engine.monitor import improved
 from imgclf.engine.plugins.early_stopping import EarlyStopping
@@ -300,7 +300,7 @@ def test_compile_trains_the_same_model():
     plain = imgclf.train(None, opts, echo=False)
     compiled = imgclf.train(None, opts + ["train.compile=true"], echo=False)
     for a, b in zip(plain.history.to_dict("records"), compiled.history.to_dict("records")):
-        assert math.isclose(a["train_loss"], b["train_loss"], rel_tol=1e-4)
+        assert math.isclose(a["train_loss"], b["train_loss"], rel_tol=f32_rtol(2 * 11, 64))  # compiled: reordered
         assert math.isclose(a["val_acc"], b["val_acc"], abs_tol=0.01)
     assert "_orig_mod" not in "".join(load_checkpoint(compiled.path / "best.pt")["model"])  # plain keys
 

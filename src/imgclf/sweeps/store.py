@@ -46,7 +46,12 @@ def open_storage(sweep_dir: Path, url: Optional[str] = None):
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
     path = str(sweep_dir / JOURNAL)
-    return optuna.storages.JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+    try:  # the journal is replayed here: a damaged one fails now, not inside a worker
+        return optuna.storages.JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+    except Exception as e:  # Optuna raises its own classes and JSON errors for a damaged journal
+        msg = str(e).strip().splitlines()[0][:150] if str(e).strip() else type(e).__name__
+        raise SweepError(f"the sweep journal {path} is damaged ({msg}); restore it from a copy, or start the sweep "
+                         f"again under another --name") from None
 
 
 def redact(url: str) -> str:
