@@ -1,0 +1,90 @@
+"""A sweep's Optuna study: created (with its first points enqueued) or joined, and its queue."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+from ..errors import ImgclfError
+from .space import encode_point
+from .spec import SweepSpec
+from .store import SweepError, open_storage
+from .strategies import PRUNERS, strategy
+
+
+def open_study(spec: SweepSpec, name: str, sweep_dir: Path, storage_url: Optional[str]):
+    """Create the study (and enqueue the first grid) or join the existing one."""
+    import optuna
+
+    storage = open_storage(sweep_dir, storage_url)
+    try:
+        study = optuna.create_study(storage=storage, study_name=name, direction=spec.direction,
+                                    sampler=strategy(spec.options.strategy).sampler(spec),
+                                    pruner=PRUNERS.get(spec.options.pruner)())
+        created = True
+    except optuna.exceptions.DuplicatedStudyError:
+        study = _load(name, storage, spec)
+        created = False
+    if created:
+        study.set_user_attr("sweep", json.loads(json.dumps(spec.raw(), default=str)))
+        first = strategy(spec.options.strategy).first_points(spec)
+        if first is not None:
+            enqueue(study, spec, first, round_=0)
+        study.set_user_attr("queued", True)
+    else:
+        saved = study.user_attrs.get("sweep")
+        if saved is not None and saved.get("space") != json.loads(json.dumps(spec.raw()["space"], default=str)):
+            raise SweepError(f"sweep {name!r} already exists with a different space; use another --name")
+        deadline = time.time() + 120
+        while not study.user_attrs.get("queued") and time.time() < deadline:
+            time.sleep(0.5)  # the creating worker is still enqueuing the grid
+            study = _load(name, storage, spec)
+    return study, storage
+
+
+def group_key(spec: SweepSpec, point: dict) -> str:
+    """What a point can train with: 'batch:' a cohort of models trained as one computation
+    (engine.batched), 'epochs:' siblings that differ only in epochs, read off one longest
+    run; '' when it trains alone."""
+    from ..engine.batched import cohort_key, sibling_key
+
+    try:
+        cfg = spec.config_for(point)
+    except ImgclfError:
+        return ""
+    key = cohort_key(cfg)
+    if key:
+        return "batch:" + key
+    key = sibling_key(cfg)
+    return "epochs:" + key if key else ""
+
+
+def _batch_size(key: str) -> int:
+    return json.loads(key.split(":", 1)[1])["train"]["batch_size"] if key else 0
+
+
+def enqueue(study, spec: SweepSpec, points: list[dict], round_: int) -> int:
+    """Enqueue points as waiting trials, members of one cohort adjacent, so that a worker can take them together."""
+    def order(pt):
+        # Cohorts with small batches first: they take longest, and running the longest first
+        # balances several workers best. Within a cohort, siblings differing in epochs are adjacent.
+        key = group_key(spec, pt)
+        batch = _batch_size(key)
+        rest = json.dumps({k: v for k, v in pt.items() if k != "train.epochs"}, sort_keys=True)
+        return batch, key, rest, pt.get("train.epochs", 0)
+
+    n = 0
+    for pt in sorted(points, key=order):
+        study.enqueue_trial(encode_point(spec.space, pt), user_attrs={"round": round_}, skip_if_exists=round_ > 0)
+        n += 1
+    return n
+
+
+
+
+def _load(name: str, storage, spec: SweepSpec):
+    import optuna
+
+    return optuna.load_study(study_name=name, storage=storage, sampler=strategy(spec.options.strategy).sampler(spec),
+                             pruner=PRUNERS.get(spec.options.pruner)())

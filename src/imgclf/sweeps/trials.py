@@ -1,0 +1,212 @@
+"""Running a sweep's trials: one configuration alone, siblings that differ only in epochs read
+off one run, or a cohort trained as one batched computation (engine/batched.py). Every
+finished trial keeps its full resolved config, per-epoch history, final metrics, status,
+reason and seconds as user attributes."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+import traceback
+from typing import Optional
+
+from ..engine.plugins import Plugin
+from ..errors import ImgclfError
+from .space import suggest
+from .spec import SweepSpec
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def tid(storage, study, trial) -> int:
+    """The storage's id of a trial of `study`."""
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), trial.number)
+
+
+class ReportObjective(Plugin):
+    """Report the objective each epoch (for pruners) and mark the trial alive."""
+
+    name = "sweep_report"
+
+    def __init__(self, trial, objective: str, storage, trial_id: int):
+        self.trial, self.objective, self.storage, self.trial_id = trial, objective, storage, trial_id
+        self.history: list[dict] = []
+
+    def on_epoch_end(self, trainer, record: dict) -> None:
+        import optuna
+
+        self.history = trainer.history
+        self.storage.set_trial_user_attr(self.trial_id, "alive_at", time.time())
+        value = record.get(self.objective)
+        if value is not None:
+            self.trial.report(float(value), record["epoch"])
+            if self.trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {record['epoch']}")
+
+
+def run_trial(study, storage, spec: SweepSpec, trial, data_cache: dict, log) -> str:
+    """Train one configuration and tell the study how it went; returns its status."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from ..training import fit_in_memory
+
+    t0 = time.perf_counter()
+    trial_id = tid(storage, study, trial)
+    point = suggest(trial, spec.space)
+    trial.set_user_attr("worker", WORKER)
+    trial.set_user_attr("alive_at", time.time())
+    trial.set_user_attr("point", json.loads(json.dumps(point)))
+    label = ", ".join(f"{k}={v}" for k, v in point.items())
+    try:
+        cfg = spec.config_for(point)
+        trial.set_user_attr("config", cfg.to_dict())
+        cb = ReportObjective(trial, spec.options.objective, storage, trial_id)
+        trainer = fit_in_memory(cfg, plugins=(cb,), splits=_splits(cfg, data_cache))
+        history = trainer.history
+        value = history[-1].get(spec.options.objective)
+        trial.set_user_attr("history", history)
+        trial.set_user_attr("metrics", {"final": history[-1], "best_epoch": trainer.best_epoch,
+                                        "best_value": trainer.best_value, "stop_reason": trainer.stop_reason})
+        trial.set_user_attr("seconds", time.perf_counter() - t0)
+        if value is None:
+            raise ImgclfError(f"objective {spec.options.objective} is not available (no validation split?)")
+        study.tell(trial, float(value))
+        log(f"trial {trial.number}: {label} -> {spec.options.objective} {value:.4f} ({time.perf_counter() - t0:.1f}s)")
+        return "complete"
+    except optuna.TrialPruned as e:
+        trial.set_user_attr("history", cb.history)
+        trial.set_user_attr("reason", str(e))
+        trial.set_user_attr("seconds", time.perf_counter() - t0)
+        study.tell(trial, state=TrialState.PRUNED)
+        log(f"trial {trial.number}: {label} -> pruned ({e})")
+        return "pruned"
+    except Exception as e:  # a failing configuration is recorded and the sweep goes on
+        reason = str(e) if isinstance(e, ImgclfError) else f"{type(e).__name__}: {e}"
+        if not isinstance(e, ImgclfError):
+            traceback.print_exc(file=sys.stderr)
+        trial.set_user_attr("reason", reason[:1000])
+        trial.set_user_attr("seconds", time.perf_counter() - t0)
+        study.tell(trial, state=TrialState.FAIL)
+        log(f"trial {trial.number}: {label} -> failed: {reason}")
+        return "failed"
+
+
+def _splits(cfg, data_cache: dict):
+    from ..build import prepare_data
+
+    key = json.dumps(cfg.to_dict()["data"], sort_keys=True)
+    if key not in data_cache:
+        data_cache.clear()  # keep one data set in memory
+        data_cache[key] = prepare_data(cfg)
+    return data_cache[key]
+
+
+def _take(spec: SweepSpec, trials: list) -> tuple[list[dict], list]:
+    """Each trial's point and config, recorded on the trial with this worker's name."""
+    points = [suggest(t, spec.space) for t in trials]
+    cfgs = [spec.config_for(p) for p in points]
+    for t, p, cfg in zip(trials, points, cfgs):
+        t.set_user_attr("worker", WORKER)
+        t.set_user_attr("point", json.loads(json.dumps(p)))
+        t.set_user_attr("config", cfg.to_dict())
+    return points, cfgs
+
+
+def run_siblings(study, storage, spec: SweepSpec, trials: list, data_cache: dict, log) -> list[str]:
+    """Trials that differ only in epochs: one run to the longest, each read at its own epoch count."""
+    from ..training import fit_in_memory
+
+    t0 = time.perf_counter()
+    points, cfgs = _take(spec, trials)
+    longest = max(range(len(cfgs)), key=lambda i: cfgs[i].train.epochs)
+    log(f"training {len(trials)} configurations that differ only in epochs as one run of "
+        f"{cfgs[longest].train.epochs} epochs, read at {sorted(c.train.epochs for c in cfgs)}")
+
+    class Beat(Plugin):
+        name = "sweep_heartbeat"
+
+        def on_epoch_end(self, trainer, record):
+            for t in trials:
+                storage.set_trial_user_attr(tid(storage, study, t), "alive_at", time.time())
+
+    error = None
+    try:
+        history = fit_in_memory(cfgs[longest], plugins=(Beat(),), splits=_splits(cfgs[0], data_cache)).history
+    except ImgclfError as e:
+        history, error = [], str(e)
+    seconds = time.perf_counter() - t0
+    return [_tell(study, spec, t, p, cfg, history[: cfg.train.epochs], error, seconds * cfg.train.epochs /
+                  cfgs[longest].train.epochs, log, "") for t, p, cfg in zip(trials, points, cfgs)]
+
+
+def _tell(study, spec: SweepSpec, t, point: dict, cfg, hist: list[dict], error: Optional[str], seconds: float,
+          log, tag: str) -> str:
+    """Record one trial read off a shared run: complete at its own epoch count, or failed."""
+    from optuna.trial import TrialState
+
+    label = ", ".join(f"{k}={v}" for k, v in point.items())
+    t.set_user_attr("history", hist)
+    t.set_user_attr("seconds", seconds)
+    value = hist[-1].get(spec.options.objective) if len(hist) == cfg.train.epochs and hist else None
+    if value is None:
+        reason = error or ("training stopped early" if len(hist) < cfg.train.epochs else
+                           f"objective {spec.options.objective} is not available (no validation split?)")
+        t.set_user_attr("reason", reason)
+        study.tell(t, state=TrialState.FAIL)
+        log(f"trial {t.number}: {label} -> failed: {reason}")
+        return "failed"
+    t.set_user_attr("metrics", {"final": hist[-1], "best_epoch": None, "best_value": None, "stop_reason": None})
+    study.tell(t, float(value))
+    log(f"trial {t.number}: {label} -> {spec.options.objective} {value:.4f}{tag}")
+    return "complete"
+
+
+def run_cohort(study, storage, spec: SweepSpec, trials: list, data_cache: dict, log) -> list[str]:
+    """Train trials of one cohort as one batched computation; siblings that differ only in epochs share a model."""
+    from ..preflight import pick_device
+    from ..engine.batched import train_cohort
+
+    t0 = time.perf_counter()
+    points, cfgs = _take(spec, trials)
+    models: dict[str, int] = {}
+    model_cfgs = []
+    which = []
+    for cfg in cfgs:
+        d = cfg.to_dict()
+        d["train"].pop("epochs")
+        k = json.dumps(d, sort_keys=True)
+        if k not in models:
+            models[k] = len(model_cfgs)
+            model_cfgs.append(cfg)
+        i = models[k]
+        if cfg.train.epochs > model_cfgs[i].train.epochs:
+            model_cfgs[i] = cfg
+        which.append(i)
+    longest = max(c.train.epochs for c in cfgs)
+    log(f"training {len(trials)} configurations together as one batched computation: {len(model_cfgs)} models, "
+        f"batch {cfgs[0].train.batch_size}, up to {longest} epochs (results read at each configuration's own epochs)")
+    for t in trials:
+        t.set_user_attr("batched", len(model_cfgs))
+    last_beat = [time.time()]
+
+    def on_epoch(epoch, records):
+        if time.time() - last_beat[0] > 20:  # mark the trials alive, not too often
+            last_beat[0] = time.time()
+            for t in trials:
+                storage.set_trial_user_attr(tid(storage, study, t), "alive_at", time.time())
+
+    if cfgs[0].train.threads:
+        import torch
+
+        torch.set_num_threads(cfgs[0].train.threads)
+    histories, failed, _ = train_cohort(model_cfgs, _splits(cfgs[0], data_cache), pick_device(cfgs[0].train.device),
+                                        on_epoch)
+    seconds = (time.perf_counter() - t0) / len(model_cfgs)
+    return [_tell(study, spec, t, p, cfg, histories[i][: cfg.train.epochs], failed[i],
+                  seconds * cfg.train.epochs / model_cfgs[i].train.epochs, log, " (batched)")
+            for t, p, cfg, i in zip(trials, points, cfgs, which)]
+
+
