@@ -10,6 +10,7 @@ from torch import nn
 
 from .data import load_raw, make_splits
 from .data.splits import Split, Splits
+from .distributed import World, shard_batches
 from .engine.plugins import Context, Plugin, build_plugins
 from .engine.trainer import Trainer
 from .models import build_model
@@ -43,9 +44,28 @@ def to_device(s: Splits, device: torch.device) -> Splits:
 
 def build_trainer(cfg, model: nn.Module, splits: Splits, device: torch.device, *, run_dir: Optional[Path] = None,
                   log: Callable[[str], None] = lambda m: None, progress: bool = False,
-                  plugins: Sequence[Plugin] = (), extra_state: Optional[dict] = None) -> Trainer:
-    """A Trainer for `model` on `device`, with the plugins the config asks for and the caller's `plugins`."""
+                  plugins: Sequence[Plugin] = (), extra_state: Optional[dict] = None,
+                  world: World = World()) -> Trainer:
+    """A Trainer for `model` on `device`, with the plugins the config asks for and the caller's `plugins`.
+
+    In a data-parallel `world` of several processes only rank 0 writes (run folder, log), the
+    model trains wrapped in DistributedDataParallel, and each process takes its shard of every batch."""
+    if world.size > 1 and cfg.train.sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device)
     splits = to_device(splits, device)
+    if not world.main:
+        run_dir, log, progress = None, (lambda m: None), False
     found = build_plugins(Context(cfg, splits, run_dir, log, progress), plugins)
-    return Trainer(cfg, model, splits, device, found, extra_state)
+    trainer = Trainer(cfg, model, splits, device, found, extra_state)
+    if world.size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # A layer that stops training mid-run (a whitening bias frozen after some epochs) leaves
+        # a parameter without a gradient, which DDP must be told to expect.
+        changing = any(hasattr(m, "set_epoch") for m in model.modules())
+        ddp = DistributedDataParallel(trainer.model, device_ids=[device.index] if device.type == "cuda" else None,
+                                      find_unused_parameters=changing)
+        trainer.forward = torch.compile(ddp) if cfg.train.compile else ddp
+        trainer.feed = lambda it: shard_batches(it, world)
+    return trainer

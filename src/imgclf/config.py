@@ -144,6 +144,9 @@ class TrainConfig:
     # wide-deep-dropout slower (docs/experiments/throughput-cpu.md); it can pay on a GPU.
     compile: bool = False
     tensorboard: bool = False  # also write TensorBoard scalars to runs/<name>/tensorboard
+    # Under torchrun: batch norm over the global batch, its statistics gathered from every GPU
+    # (SyncBatchNorm, CUDA only); off, each process normalizes with the statistics of its shard.
+    sync_bn: bool = False
     # Score the test split once when the run ends. False for tuning runs, which must choose on the
     # validation split: no test score is printed or saved; `imgclf evaluate RUN` scores it later.
     final_test: bool = True

@@ -8,6 +8,7 @@ smaller training crop, and the parameter budget.
 """
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import torch
@@ -17,11 +18,13 @@ from .errors import BudgetError, ConfigError
 
 
 def pick_device(name: str) -> torch.device:
-    """'auto' means the GPU when there is one."""
+    """'auto' means the GPU when there is one; under torchrun, each process's own GPU (LOCAL_RANK)."""
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device: cuda was asked for but no CUDA GPU is available; use train.device=auto")
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
     return torch.device(name)
 
 
@@ -84,7 +87,10 @@ def preflight(cfg) -> None:
     """Run every check that needs no image; raise a one-line ImgclfError for the first that fails."""
     from .models import build_model
 
-    pick_device(cfg.train.device)
+    device = pick_device(cfg.train.device)
+    if cfg.train.sync_bn and device.type != "cuda":
+        raise ConfigError("train.sync_bn: PyTorch's SyncBatchNorm runs on CUDA GPUs only; remove it to train on "
+                          "CPUs (each process then normalizes with its own batch's statistics)")
     shape, classes = known_shape(cfg.data)
     in_shape = model_input_shape(cfg, shape)
     try:

@@ -11,6 +11,7 @@ import torch
 
 from . import runs as R
 from .build import build_trainer, prepare_data, seeded_model
+from .distributed import join, leave, main_first
 from .config import ExperimentConfig, flatten, from_dict, load_config, save_config
 from .engine.checkpoint import check_model, load_checkpoint
 from .engine.plugins import Plugin
@@ -81,12 +82,16 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     device = pick_device(cfg.train.device)
-    splits = prepare_data(cfg)
+    world = join(device)  # under torchrun: this process's rank among the run's processes
+    with main_first():  # rank 0 decodes and caches the data, the others read its cache
+        splits = prepare_data(cfg)
     if state is not None and list(splits.classes) != list(state["classes"]):
         raise RunError(f"{run_dir / R.LAST} was trained on the classes {', '.join(map(str, state['classes']))}, the "
                        f"data now hold {', '.join(map(str, splits.classes))}; restore the data or train a new run")
     model, in_shape = seeded_model(cfg, splits)
     summ = summarize(model, in_shape)
+    if not world.main:  # only rank 0 writes; the others train and score their shards
+        return _train_quietly(cfg, model, splits, device, world, state, best_state, plugins, summ, in_shape)
     if run_dir is None:
         run_dir = R.new_run_dir(name, f"{cfg.model.name}-{cfg.data.name}", runs_dir)
         R.atomic_write_text(run_dir / R.CONFIG, save_config(cfg))
@@ -97,16 +102,14 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
         R.atomic_write_text(run_dir / R.CONFIG, save_config(cfg))
     log = _logger(run_dir, echo)
     if resume is None:
-        log(f"run {run_dir}")
+        log(f"run {run_dir}" + (f" ({world.size} processes, data-parallel)" if world.size > 1 else ""))
         log(f"data {cfg.data.name}: {len(splits.train):,} train / {len(splits.val) if splits.val else 0:,} val / "
             f"{len(splits.test):,} test images of {'x'.join(map(str, splits.shape))}, {len(splits.classes)} classes")
         log(f"model {cfg.model.name}: {summ.trainable_params:,} parameters, {summ.total_macs:,} mult-adds per image; "
             f"device {device}")
-    extra = {"config": cfg.to_dict(), "classes": splits.classes, "data_shape": list(splits.shape),
-             "input_shape": list(in_shape), "mean": splits.mean.tolist(), "std": splits.std.tolist()}
     trainer = build_trainer(cfg, model, splits, device, run_dir=run_dir, log=log,
                             progress=echo and sys.stderr.isatty() if progress is None else progress,
-                            plugins=plugins, extra_state=extra)
+                            plugins=plugins, extra_state=_extra(cfg, splits, in_shape), world=world)
     if state is not None:
         trainer.load_state_dict(state, best_state)
         log(f"resuming {run_dir} after epoch {trainer.epoch}/{cfg.train.epochs}")
@@ -119,7 +122,30 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
     if trainer.best_epoch is None:
         raise RunError(f"no epoch completed within train.time_budget={cfg.train.time_budget:g}s; raise the budget")
     _finish(trainer, run_dir, log, summ, t0)
+    trainer.forward = None  # DistributedDataParallel goes before the process group it uses
+    leave()
     return Run(run_dir)
+
+
+def _extra(cfg, splits, in_shape) -> dict:
+    """What every checkpoint holds beside the weights: what inference needs to use them."""
+    return {"config": cfg.to_dict(), "classes": splits.classes, "data_shape": list(splits.shape),
+            "input_shape": list(in_shape), "mean": splits.mean.tolist(), "std": splits.std.tolist()}
+
+
+def _train_quietly(cfg, model, splits, device, world, state, best_state, plugins, summ, in_shape) -> None:
+    """A rank other than 0 of a data-parallel run: the same training and scoring, nothing written."""
+    trainer = build_trainer(cfg, model, splits, device, plugins=plugins, extra_state=_extra(cfg, splits, in_shape),
+                            world=world)
+    if state is not None:
+        trainer.load_state_dict(state, best_state)
+    trainer.fit()
+    if trainer.best_epoch is None:
+        raise RunError(f"no epoch completed within train.time_budget={cfg.train.time_budget:g}s; raise the budget")
+    _finish(trainer, None, lambda m: None, summ, time.perf_counter())
+    trainer.forward = None  # DistributedDataParallel goes before the process group it uses
+    leave()
+    return None
 
 
 def _finish(trainer: Trainer, run_dir: Path, log, summ, t0: float) -> None:
@@ -143,6 +169,8 @@ def _finish(trainer: Trainer, run_dir: Path, log, summ, t0: float) -> None:
         "train_images": len(splits.train), "test_reserve_seconds": trainer.notes.get("test_reserve_seconds", 0.0),
         "device": str(trainer.device),
     }
+    if run_dir is None:  # a rank other than 0: it took part in scoring the test split
+        return
     R.write_json(run_dir / R.METRICS, metrics)
     kept = R.kept_phrase(trainer.best_epoch, trainer.monitor)
     if test is not None:

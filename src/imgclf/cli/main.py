@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..errors import ImgclfError
@@ -24,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ImgclfError as e:
-        print(f"imgclf: error: {e}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every process fails alike: say it once
+            print(f"imgclf: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("imgclf: interrupted; a training run continues with: imgclf train --resume RUN", file=sys.stderr)

@@ -5,8 +5,7 @@ the elapsed share of the budget instead (see plugins/time_budget.py).
 """
 from __future__ import annotations
 
-import time
-
+from ..distributed import now
 from .optim import lr_at
 
 
@@ -26,14 +25,13 @@ class EpochPace:
 
 
 class TimePace:
-    """Progress counted in seconds between `start` and `end` (perf_counter times); `t` is ignored."""
+    """Progress counted in seconds between `start` and `end` (rank 0's perf_counter times); `t` is ignored."""
 
     def __init__(self, cfg, start: float, end: float):
         self.cfg, self.start, self.end = cfg, start, end
 
     def lr(self, t: float) -> float:
-        return lr_at(time.perf_counter() - self.start, max(self.end - self.start, 1e-9), self.cfg.schedule,
-                     self.cfg.optim.lr)
+        return lr_at(now() - self.start, max(self.end - self.start, 1e-9), self.cfg.schedule, self.cfg.optim.lr)
 
     def share(self, t: float) -> float:
-        return (time.perf_counter() - self.start) / max(self.end - self.start, 1e-9)
+        return (now() - self.start) / max(self.end - self.start, 1e-9)

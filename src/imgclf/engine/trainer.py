@@ -18,6 +18,7 @@ from torch import nn
 
 from ..data.loader import Transform, batches, num_batches
 from ..data.splits import Splits
+from ..distributed import all_sum, same_buffers, whole_batches
 from ..errors import ImgclfError
 from ..evaluation import evaluate_split
 from .monitor import improved, mode_of
@@ -57,6 +58,9 @@ class Trainer:
         self.scaler = grad_scaler(device, self.amp_dtype)
         # The compiled module shares the model's parameters; checkpoints and evaluation use the model.
         self.forward = torch.compile(model) if cfg.train.compile else model
+        # The data step: batches whole at loss weight 1; under torchrun, each process's shard
+        # (see distributed.py, which also wraps `forward` in DistributedDataParallel).
+        self.feed = whole_batches
         self.num_classes = len(splits.classes)
         self.pace = EpochPace(cfg)  # how far along the run is; a plugin may pace it by time instead
         self.epoch = 0  # epochs completed
@@ -119,17 +123,17 @@ class Trainer:
         self.best_state = copy.deepcopy(best_model) if best_model is not None else None
 
     # -- phases --------------------------------------------------------------------------------
-    def step(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimizer step on a batch; returns the logits and the loss."""
+    def step(self, xb: torch.Tensor, yb: torch.Tensor, weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step on a batch, its loss counted `weight` times; returns the logits and the loss."""
         with autocast(self.device, self.amp_dtype):
             out = self.forward(xb)
         loss = self.loss_fn(out.float(), yb)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is None:
-            loss.backward()
+            (loss * weight).backward()
             self.optimizer.step()
         else:  # fp16: scale the loss so small gradients do not underflow
-            self.scaler.scale(loss).backward()
+            self.scaler.scale(loss * weight).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
         return out, loss
@@ -145,13 +149,13 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
-        it = batches(self.splits.train, cfg.train.batch_size, self.transform, self.device, train=True, generator=g,
-                     epoch=self.epoch, seed=cfg.train.seed, crop=self.view.get("crop"))
+        it = self.feed(batches(self.splits.train, cfg.train.batch_size, self.transform, self.device, train=True,
+                               generator=g, epoch=self.epoch, seed=cfg.train.seed, crop=self.view.get("crop")))
         steps = self.steps
-        for i, (xb, yb) in enumerate(it):
+        for i, (xb, yb, weight) in enumerate(it):
             self.lr = self.pace.lr(self.epoch + i / steps)
             set_lr(self.optimizer, self.lr)
-            out, loss = self.step(xb, yb)
+            out, loss = self.step(xb, yb, weight)
             loss_sum += loss.detach() * len(yb)
             correct += (out.detach().argmax(1) == yb).sum()
             seen += len(yb)
@@ -161,11 +165,15 @@ class Trainer:
         keep, self._cut = self._cut, None
         if keep is False:
             return None
-        train_loss = float(loss_sum) / max(seen, 1)
+        same_buffers(self.model)
+        # summed over the processes of a data-parallel run (float64: counts stay exact)
+        total = all_sum(torch.stack([loss_sum.double(), correct.double(), loss_sum.new_tensor(seen).double()]))
+        train_loss = float(total[0] / total[2].clamp_min(1))
         if not math.isfinite(train_loss):
             raise TrainingDiverged(f"training diverged: the loss is {train_loss} in epoch {self.epoch + 1}; "
                                    f"lower optim.lr (now {cfg.optim.lr:g})")
-        return {"train_loss": train_loss, "train_acc": int(correct) / max(seen, 1), "lr": self.lr, **self.view}
+        return {"train_loss": train_loss, "train_acc": float(total[1] / total[2].clamp_min(1)), "lr": self.lr,
+                **self.view}
 
     def validate(self) -> dict:
         """Loss and accuracy on the validation split (None if there is none)."""

@@ -62,6 +62,11 @@ def evaluate_split(model: nn.Module, split: Split, transform: Transform, device:
 
     `tta` averages the logits over mirrored (and shifted) views; `amp_dtype` runs the model under autocast.
     """
+    from ..distributed import all_sum, shard_range, world
+
+    w = world()  # under torchrun each process scores its own part: every image exactly once
+    a, b = shard_range(len(split), w)
+    part = split if w.size == 1 else Split(split.x[a:b], split.y[a:b])
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=device)
@@ -70,7 +75,7 @@ def evaluate_split(model: nn.Module, split: Split, transform: Transform, device:
     conf = torch.zeros(num_classes, num_classes, device=device, dtype=torch.long)
     # Sums stay on the device; one sync at the end instead of one per batch.
     with torch.inference_mode():
-        for xb, yb in batches(split, batch_size, transform, device, train=False):
+        for xb, yb in batches(part, batch_size, transform, device, train=False):
             logits = predict_logits(model, xb, tta, amp_dtype)
             loss_sum += nn.functional.cross_entropy(logits, yb, reduction="sum", label_smoothing=label_smoothing)
             hits = topk_correct(logits, yb, (1, 5))
@@ -79,6 +84,8 @@ def evaluate_split(model: nn.Module, split: Split, transform: Transform, device:
             if full:
                 conf += confusion_matrix(logits.argmax(1), yb, num_classes)
     model.train(was_training)
+    for t in (loss_sum, top1, top5, conf):
+        all_sum(t)
     n = max(len(split), 1)
     out = {"loss": float(loss_sum) / n, "top1": int(top1) / n, "top5": int(top5) / n, "n": len(split)}
     if full:

@@ -13,6 +13,7 @@ import time
 from typing import Optional
 
 from ...data.splits import Split
+from ...distributed import agreed, now
 from ...evaluation import evaluate_split
 from ..optim import SCHEDULES
 from ..pace import TimePace
@@ -33,6 +34,7 @@ class TimeBudget(Plugin):
         self.eval_timed = False  # without a validation split, an evaluation is timed once per session
 
     def _set_deadline(self, trainer) -> None:
+        self.reserve = agreed(self.reserve)  # under torchrun, rank 0's estimate: every rank stops at one step
         self.deadline = self.start + self.budget - self.reserve
         if self.timed:
             trainer.pace = TimePace(trainer.cfg, self.start, self.deadline)
@@ -40,11 +42,11 @@ class TimeBudget(Plugin):
 
     def on_fit_start(self, trainer) -> None:
         used = trainer.history[-1]["elapsed"] if trainer.history else 0.0
-        self.start = time.perf_counter() - used
+        self.start = now() - used  # now(): rank 0's clock under torchrun
         self._set_deadline(trainer)
 
     def on_batch_end(self, trainer, step, loss) -> None:
-        if time.perf_counter() <= self.deadline:
+        if now() <= self.deadline:
             return
         b = self.budget
         if self.timed:
@@ -69,7 +71,7 @@ class TimeBudget(Plugin):
             test_s = self.test_views * per_image * len(trainer.splits.test)
             self.reserve = 0.02 * self.budget + 1.5 * test_s
             self._set_deadline(trainer)
-        if time.perf_counter() > self.deadline and trainer.epoch < trainer.cfg.train.epochs:
+        if now() > self.deadline and trainer.epoch < trainer.cfg.train.epochs:
             b, e = self.budget, trainer.epoch
             trainer.stop(f"time budget of {b:g}s: the schedule annealed over the budget; ended after epoch {e}"
                          if self.timed else f"time budget of {b:g}s reached after epoch {e}")
