@@ -87,3 +87,12 @@ def test_a_killed_two_process_run_resumes_and_ends_as_an_uninterrupted_one(tmp_p
     r, s = imgclf.load_run("killed"), imgclf.load_run("straight")
     assert strip_time(r.history.to_dict("records")) == strip_time(s.history.to_dict("records"))
     assert r.metrics["test"] == s.metrics["test"]
+
+
+def test_a_time_budget_stops_every_process_at_the_same_step(tmp_path):
+    budget = ["model.name=mlp", "model.hidden=[64]", "train.epochs=1000", "train.time_budget=4s",
+              "data.val_fraction=0", "schedule.name=linear"]
+    two = torchrun("train", "--name", "timed", "--no-progress", *sets(budget))
+    assert two.returncode == 0, two.stderr[-3000:]  # a process that stepped on alone would hang its peer
+    m = imgclf.load_run("timed").metrics
+    assert 1 <= m["epochs_run"] < 1000 and "time budget" in m["stop_reason"] and m["test"]["n"] == 359
