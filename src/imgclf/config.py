@@ -66,8 +66,10 @@ class DataConfig:
     test_fraction: Annotated[float, Range(gt=0.0, lt=1.0)] = 0.2  # only for data sets without a test split
     split_seed: int = 0
     normalization: Literal["dataset", "none", "per-image"] = "dataset"
-    image_size: Optional[Annotated[int, Range(ge=4, le=1024)]] = None  # `folder`: resize to this side (default 32)
-    channels: Optional[Literal[1, 3]] = None  # `folder`: 1 (grayscale) or 3 (RGB); default 3
+    # Every data set: images resized to this side (`folder`: decoded at it, default 32) and converted
+    # to 1 (gray) or 3 (RGB) channels (`folder` default 3); elsewhere on the device, batch by batch.
+    image_size: Optional[Annotated[int, Range(ge=4, le=1024)]] = None
+    channels: Optional[Literal[1, 3]] = None
     on_corrupt: Literal["error", "skip"] = "error"  # `folder`: what to do with an unreadable image
     max_train: Optional[PosInt] = None  # use a seeded random N of the training images (after the val split)
     max_test: Optional[PosInt] = None  # use a seeded random N of the test (and validation) images

@@ -28,7 +28,8 @@ def restore(run: Run | str | os.PathLike, device: torch.device):
     model = build_model(cfg.model.name, cfg.model.options, in_shape, len(state["classes"]))
     check_model(model, state["model"], run.path / R.BEST, run.path / R.CONFIG)
     model.to(device).eval()
-    transform = Transform(cfg.data.augment, cfg.data.normalization, torch.tensor(state["mean"]), torch.tensor(state["std"]))
+    transform = Transform(cfg.data.augment, cfg.data.normalization, torch.tensor(state["mean"]),
+                          torch.tensor(state["std"]), tuple(state["data_shape"]))
     return run, cfg, state, model, transform
 
 

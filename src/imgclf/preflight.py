@@ -29,11 +29,15 @@ def pick_device(name: str) -> torch.device:
 
 
 def known_shape(data_cfg) -> tuple[tuple[int, int, int], Optional[int]]:
-    """The (C, H, W) of a data set's images and its class count (None when only the data tell), from the config alone."""
+    """The (C, H, W) the model sees a data set's images at (data.channels and data.image_size applied) and
+    its class count (None when only the data tell), from the config alone."""
     from .data import DATASETS
 
+    from .data.adapt import target_shape
+
     shape = DATASETS.attr(data_cfg.name, "shape")
-    return tuple(shape(data_cfg) if callable(shape) else shape), DATASETS.attr(data_cfg.name, "classes")
+    shape = tuple(shape(data_cfg) if callable(shape) else shape)
+    return target_shape(data_cfg, shape), DATASETS.attr(data_cfg.name, "classes")
 
 
 def model_input_shape(cfg, data_shape: tuple[int, int, int]) -> tuple[int, int, int]:

@@ -104,7 +104,9 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
     if resume is None:
         log(f"run {run_dir}" + (f" ({world.size} processes, data-parallel)" if world.size > 1 else ""))
         log(f"data {cfg.data.name}: {len(splits.train):,} train / {len(splits.val) if splits.val else 0:,} val / "
-            f"{len(splits.test):,} test images of {'x'.join(map(str, splits.shape))}, {len(splits.classes)} classes")
+            f"{len(splits.test):,} test images of {'x'.join(map(str, splits.shape))}"
+            + (f" (adapted from {'x'.join(map(str, splits.train.x.shape[1:]))} on the device)"
+               if tuple(splits.train.x.shape[1:]) != splits.shape else "") + f", {len(splits.classes)} classes")
         log(f"model {cfg.model.name}: {summ.trainable_params:,} parameters, {summ.total_macs:,} mult-adds per image; "
             f"device {device}")
     trainer = build_trainer(cfg, model, splits, device, run_dir=run_dir, log=log,

@@ -7,19 +7,23 @@ crosses the bus but a few random numbers per batch.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Iterator, Optional
 
 import torch
 
 from . import augment as A
+from .adapt import adapt
 from .splits import Split
 
 
 class Transform:
     """uint8 batch -> normalized float batch, with training augmentation or the evaluation view."""
 
-    def __init__(self, aug_cfg, normalization: str, mean: torch.Tensor, std: torch.Tensor):
+    def __init__(self, aug_cfg, normalization: str, mean: torch.Tensor, std: torch.Tensor,
+                 shape: Optional[tuple[int, int, int]] = None):
         self.aug = aug_cfg
+        self.shape = shape  # the (C, H, W) batches are adapted to first (data.channels, data.image_size)
         self.normalization = normalization
         self.mean = mean.view(1, -1, 1, 1)
         self.std = std.view(1, -1, 1, 1)
@@ -45,6 +49,7 @@ class Transform:
               size: Optional[int] = None) -> torch.Tensor:
         """Augmented, normalized float32 batch for training; `flip` (a mask) replaces the random flips;
         `size` makes the crops smaller squares of that side (the early epochs' crop)."""
+        x = adapt(x, self.shape)
         stage = A.UINT8_STAGE
         if self.crop_flip:
             x = A.random_crop_padded_flip(x, self.aug.crop_padding, g, flip, size=size)
@@ -74,6 +79,7 @@ class Transform:
 
     def eval(self, x: torch.Tensor) -> torch.Tensor:
         """Normalized float32 batch for evaluation (center crop when training crops)."""
+        x = adapt(x, self.shape)
         if self.aug.crop_size:
             x = A.center_crop(x, self.aug.crop_size)
         if x.shape[1] > 1:  # NHWC, the layout the convolutions prefer (see Trainer)
@@ -109,7 +115,7 @@ def batches(split: Split, batch_size: int, transform: Transform, device: torch.d
         return
     order = torch.randperm(n, generator=generator).to(x.device)
     stop = kept_count(n, batch_size)
-    per_image = 4 * x[0].numel()
+    per_image = 4 * (math.prod(transform.shape) if transform.shape else x[0].numel())  # float32 bytes, adapted
     chunk = batch_size * max(1, CHUNK_BYTES // (per_image * batch_size))
     flips = A.alternating_flips(order, epoch, seed, n) if transform.aug.alternate_flip else None
     for i in range(0, stop, chunk):

@@ -7,6 +7,7 @@ from typing import Optional
 import torch
 
 from ..errors import ConfigError, DataError
+from .adapt import convert_channels, target_shape
 from .registry import RawData
 
 
@@ -29,10 +30,12 @@ class Splits:
     classes: list[str]
     mean: torch.Tensor  # per channel, in 0..1 units, from the train split only
     std: torch.Tensor
+    view: Optional[tuple[int, int, int]] = None  # the (C, H, W) batches are adapted to (data/adapt.py)
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.train.x.shape[1:])  # type: ignore[return-value]
+        """The shape the model sees images at: the adapted one, else as decoded."""
+        return tuple(self.view or self.train.x.shape[1:])  # type: ignore[return-value]
 
     def get(self, name: str) -> Split:
         """The split named 'train', 'val' or 'test'."""
@@ -66,13 +69,14 @@ def _subset(split: Split, n: int, seed: int) -> Split:
     return _carve(split.x, split.y, n / len(split), seed)[1]
 
 
-def channel_stats(x: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std of uint8 images in 0..1 units, accumulated in float64 chunks."""
-    c = x.shape[1]
+def channel_stats(x: torch.Tensor, channels: Optional[int] = None,
+                  chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of uint8 images in 0..1 units (converted to `channels`), in float64 chunks."""
+    c = channels or x.shape[1]
     s = torch.zeros(c, dtype=torch.float64)
     s2 = torch.zeros(c, dtype=torch.float64)
     for i in range(0, len(x), chunk):
-        b = x[i : i + chunk].to(torch.float64) / 255.0
+        b = convert_channels(x[i : i + chunk], c).to(torch.float64) / 255.0
         s += b.sum(dim=(0, 2, 3))
         s2 += (b * b).sum(dim=(0, 2, 3))
     n = len(x) * x.shape[2] * x.shape[3]
@@ -103,5 +107,7 @@ def make_splits(raw: RawData, cfg) -> Splits:
         test = _subset(test, cfg.max_test, cfg.split_seed + 3)
         if val is not None:
             val = _subset(val, cfg.max_test, cfg.split_seed + 4)
-    mean, std = channel_stats(train.x)
-    return Splits(train, val, test, list(raw.classes), mean, std)
+    view = target_shape(cfg, tuple(train.x.shape[1:]))
+    # Statistics of the adapted channels (a resize hardly moves them; a gray conversion does).
+    mean, std = channel_stats(train.x, view[0])
+    return Splits(train, val, test, list(raw.classes), mean, std, view)

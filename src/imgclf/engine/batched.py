@@ -444,7 +444,7 @@ def train_cohort(cfgs: list, splits: Splits, device: torch.device,
         except ImgclfError as e:
             failed[k] = str(e)
             st.freeze(k)
-    tf = Transform(base.data.augment, base.data.normalization, splits.mean, splits.std)
+    tf = Transform(base.data.augment, base.data.normalization, splits.mean, splits.std, splits.shape)
 
     def prep(x):  # whole split normalized once (float32, flattened); the plain layout adds a ones column
         x = tf.eval(x.to(device)).flatten(1)

@@ -51,7 +51,7 @@ class Trainer:
         self.cfg, self.model, self.splits, self.device = cfg, model, splits, device
         self.plugins = sorted(plugins, key=lambda p: p.order)
         self.extra_state = extra_state or {}
-        self.transform = Transform(cfg.data.augment, cfg.data.normalization, splits.mean, splits.std)
+        self.transform = Transform(cfg.data.augment, cfg.data.normalization, splits.mean, splits.std, splits.shape)
         self.optimizer = build_optimizer(model, cfg.optim)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing)
         self.amp_dtype = autocast_dtype(cfg.train.precision, device)
