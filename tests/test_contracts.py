@@ -26,6 +26,8 @@ from imgclf.summary import summarize
 @pytest.mark.parametrize("name", MODELS.names())
 @pytest.mark.parametrize("shape", [(3, 32, 32), (1, 28, 28)])
 def test_every_model_trains_is_seeded_and_saves(name, shape, tmp_path):
+    side = max(shape[1], MODELS.attr(name, "min_side", 1))  # the smallest image the model declares it takes
+    shape = (shape[0], side, side)
     torch.manual_seed(0)
     m = build_model(name, {}, shape, 7)
     torch.manual_seed(0)

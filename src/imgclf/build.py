@@ -14,6 +14,7 @@ from .distributed import World, shard_batches
 from .engine.plugins import Context, Plugin, build_plugins
 from .engine.trainer import Trainer
 from .models import build_model
+from .models.pretrained import apply_strategy, check_trainable, pretrain
 from .preflight import check_budget, model_input_shape, trainable_params
 
 
@@ -22,11 +23,25 @@ def prepare_data(cfg) -> Splits:
     return make_splits(load_raw(cfg.data), cfg.data)
 
 
-def seeded_model(cfg, splits: Splits) -> tuple[nn.Module, tuple[int, int, int]]:
+def configured_model(cfg, in_shape: tuple[int, int, int], classes: int, weights: bool = True,
+                     log: Callable[[str], None] = lambda m: None) -> nn.Module:
+    """The config's model: built, its pretrained weights loaded (with `weights`; their SHA-256 recorded
+    in cfg.model.pretrained_sha256) and its layers frozen as model.strategy says."""
+    model = build_model(cfg.model.name, cfg.model.options, in_shape, classes)
+    check_trainable(model, cfg)
+    if weights:
+        digest = pretrain(model, cfg, log)
+        if digest:
+            cfg.model.pretrained_sha256 = digest
+    return apply_strategy(model, cfg)
+
+
+def seeded_model(cfg, splits: Splits, weights: bool = True,
+                 log: Callable[[str], None] = lambda m: None) -> tuple[nn.Module, tuple[int, int, int]]:
     """The run's model (the same seed gives the same initial weights) and its input shape, within budget."""
     in_shape = model_input_shape(cfg, splits.shape)
     torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg.model.name, cfg.model.options, in_shape, len(splits.classes))
+    model = configured_model(cfg, in_shape, len(splits.classes), weights, log)
     check_budget(cfg, trainable_params(model))  # exact now that the data told the class count
     return model, in_shape
 

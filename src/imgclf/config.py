@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
@@ -78,10 +79,23 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """A registered model and its builder's keyword options (checked against its signature)."""
+    """A registered model, its builder's keyword options (checked against its signature) and, for
+    transfer learning, where its first weights come from and which layers train (models/pretrained.py)."""
 
     name: str = "cnn"
     options: dict = field(default_factory=lambda: {"spec": "c32-p-c64-p-f128-d0.25"})
+    pretrained: Optional[str] = None  # imagenet, a weights file, or an imgclf run or checkpoint
+    pretrained_sha256: Optional[str] = None  # recorded when the weights load; a mismatch on a rerun is refused
+    # scratch: random weights; finetune: every layer trains from the pretrained ones (the default with
+    # model.pretrained); freeze: only the parameters named by model.trainable train
+    strategy: Optional[Literal["scratch", "finetune", "freeze"]] = None
+    trainable: Optional[str] = None  # freeze: comma-separated parameter prefixes that train, e.g. layer4,fc
+    # freeze: frozen batch-norm layers keep their statistics and affine (frozen), normalize with each
+    # batch's statistics (batch), or train as usual (train)
+    frozen_bn: Literal["frozen", "batch", "train"] = "frozen"
+
+
+TRANSFER_KEYS = ("pretrained", "pretrained_sha256", "strategy", "trainable", "frozen_bn")
 
 
 @dataclass
@@ -165,7 +179,9 @@ class ExperimentConfig:
     def to_dict(self) -> dict:
         """A plain nested dict (the model section flattened), as written to config.yaml."""
         d = dataclasses.asdict(self)
-        d["model"] = {"name": self.model.name, **self.model.options}
+        default = ModelConfig()
+        transfer = {k: getattr(self.model, k) for k in TRANSFER_KEYS if getattr(self.model, k) != getattr(default, k)}
+        d["model"] = {"name": self.model.name, **transfer, **self.model.options}
         return d
 
 
@@ -299,10 +315,19 @@ def validate(raw: dict) -> ExperimentConfig:
         raise ConfigError(f"model: expected a mapping of name and options (e.g. name: cnn), got {model_raw!r}")
     model_raw = dict(model_raw)
     model_name = coerce(model_raw.pop("name", None), str, "model.name")
+    hints = typing.get_type_hints(ModelConfig, include_extras=True)
+    transfer = {k: coerce(model_raw.pop(k), hints[k], f"model.{k}") for k in TRANSFER_KEYS if k in model_raw}
     raw = {**raw, "model": ModelConfig()}
     cfg: ExperimentConfig = build_dataclass(ExperimentConfig, raw, "")
     MODELS.get(model_name)
-    cfg.model = ModelConfig(name=model_name, options=check_model_options(model_name, model_raw))
+    cfg.model = ModelConfig(name=model_name, options=check_model_options(model_name, model_raw), **transfer)
+    m = cfg.model
+    if m.pretrained not in (None, "none") and m.strategy == "scratch":
+        raise ConfigError("model.strategy=scratch re-initialises the weights: drop model.pretrained, or choose "
+                          "model.strategy=finetune or freeze")
+    if m.trainable and m.strategy != "freeze":
+        raise ConfigError("model.trainable names what trains under model.strategy=freeze; set it, or drop "
+                          "model.trainable")
     DATASETS.get(cfg.data.name)
     if cfg.data.name == "folder" and not cfg.data.path:
         raise ConfigError("data.path: the folder data set needs a path (a folder or a .tar.gz); set data.path=...")

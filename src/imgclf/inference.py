@@ -14,7 +14,7 @@ from .engine.checkpoint import check_model, load_checkpoint
 from .engine.precision import autocast_dtype
 from .errors import ConfigError, DataError
 from .evaluation import evaluate_split
-from .models import build_model
+from .build import configured_model
 from .preflight import pick_device
 from .runs import Run, load_run
 
@@ -25,7 +25,7 @@ def restore(run: Run | str | os.PathLike, device: torch.device):
     cfg = run.config
     state = load_checkpoint(run.path / R.BEST)
     in_shape = tuple(state["input_shape"])
-    model = build_model(cfg.model.name, cfg.model.options, in_shape, len(state["classes"]))
+    model = configured_model(cfg, in_shape, len(state["classes"]), weights=False)
     check_model(model, state["model"], run.path / R.BEST, run.path / R.CONFIG)
     model.to(device).eval()
     transform = Transform(cfg.data.augment, cfg.data.normalization, torch.tensor(state["mean"]),

@@ -97,6 +97,10 @@ def preflight(cfg) -> None:
                           "CPUs (each process then normalizes with its own batch's statistics)")
     shape, classes = known_shape(cfg.data)
     in_shape = model_input_shape(cfg, shape)
+    if cfg.model.pretrained not in (None, "none"):  # found (or fetched) now, not after decoding
+        from .models.pretrained import weights_file
+
+        weights_file(cfg.model.pretrained, cfg.model.name, cfg.data.download)
     try:
         model = build_model(cfg.model.name, cfg.model.options, in_shape, classes or 2).eval()
     except (ValueError, RuntimeError, TypeError, ZeroDivisionError) as e:  # a builder's own complaint
@@ -104,8 +108,13 @@ def preflight(cfg) -> None:
         raise ConfigError(f"model {cfg.model.name} cannot be built with {opts} for {'x'.join(map(str, in_shape))} "
                           f"inputs ({str(e).splitlines()[0][:100] if str(e) else type(e).__name__}); "
                           f"check the model options") from None
+    from .models.pretrained import apply_strategy, check_trainable
+
+    check_trainable(model, cfg)
+    model = apply_strategy(model, cfg)
     check_budget(cfg, trainable_params(model), at_least=classes is None)
-    _probe(model, in_shape, f"model {cfg.model.name}", "choose model options that fit the data's image size")
+    _probe(model, in_shape, f"model {cfg.model.name}",
+           "choose model options that fit, or resize the images with data.image_size")
     check_early_crop(cfg, model, in_shape)
     if cfg.train.tensorboard:
         try:

@@ -48,9 +48,9 @@ def _resolve(config, overrides: Sequence[str], resume, runs_dir):
 
 def _check_resumable(cfg, run_dir: Path, state: dict, best: Optional[dict]) -> None:
     """The checkpoints fit the model the config builds: checked before any data is read."""
-    from .models import build_model
+    from .build import configured_model
 
-    model = build_model(cfg.model.name, cfg.model.options, tuple(state["input_shape"]), len(state["classes"]))
+    model = configured_model(cfg, tuple(state["input_shape"]), len(state["classes"]), weights=False)
     check_model(model, state["model"], run_dir / R.LAST, run_dir / R.CONFIG)
     if best is not None:
         check_model(model, best, run_dir / R.BEST, run_dir / R.CONFIG)
@@ -88,7 +88,8 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
     if state is not None and list(splits.classes) != list(state["classes"]):
         raise RunError(f"{run_dir / R.LAST} was trained on the classes {', '.join(map(str, state['classes']))}, the "
                        f"data now hold {', '.join(map(str, splits.classes))}; restore the data or train a new run")
-    model, in_shape = seeded_model(cfg, splits)
+    loaded: list[str] = []  # what loading pretrained weights said, logged once the run folder exists
+    model, in_shape = seeded_model(cfg, splits, weights=state is None, log=loaded.append)
     summ = summarize(model, in_shape)
     if not world.main:  # only rank 0 writes; the others train and score their shards
         return _train_quietly(cfg, model, splits, device, world, state, best_state, plugins, summ, in_shape)
@@ -109,6 +110,11 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
                if tuple(splits.train.x.shape[1:]) != splits.shape else "") + f", {len(splits.classes)} classes")
         log(f"model {cfg.model.name}: {summ.trainable_params:,} parameters, {summ.total_macs:,} mult-adds per image; "
             f"device {device}")
+        frozen = summ.total_params - summ.trainable_params
+        for line in loaded + ([f"frozen: {frozen:,} parameters (model.strategy=freeze; trainable: "
+                               f"{cfg.model.trainable}; batch norm {cfg.model.frozen_bn})"] if frozen and
+                              cfg.model.strategy == "freeze" else []):
+            log(line)
     trainer = build_trainer(cfg, model, splits, device, run_dir=run_dir, log=log,
                             progress=echo and sys.stderr.isatty() if progress is None else progress,
                             plugins=plugins, extra_state=_extra(cfg, splits, in_shape), world=world)
@@ -195,7 +201,7 @@ def fit_in_memory(cfg: ExperimentConfig, plugins: Sequence[Plugin] = (), log: Ca
         torch.set_num_threads(cfg.train.threads)
     device = pick_device(cfg.train.device)
     splits = splits if splits is not None else prepare_data(cfg)
-    model, _ = seeded_model(cfg, splits)
+    model, _ = seeded_model(cfg, splits, log=log)
     trainer = build_trainer(cfg, model, splits, device, log=log, plugins=plugins)
     trainer.fit()
     return trainer

@@ -9,7 +9,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..validation import coerce, unknown_key
 from .registry import MODELS
-from . import mlp, cnn, resnet, resnet_cifar, conv_groups  # noqa: F401,E402  (register the builders)
+from . import mlp, cnn, backbones, resnet_cifar, conv_groups  # noqa: F401,E402  (register the builders)
 
 __all__ = ["MODELS", "build_model", "check_model_options", "model_options"]
 

@@ -1,0 +1,112 @@
+"""Transfer learning: weights from a file, torch's cache or a run; the first conv adapted; freezing."""
+import pytest
+import torch
+
+import imgclf
+from imgclf.cli.main import main
+from imgclf.engine.checkpoint import load_checkpoint
+from imgclf.errors import ConfigError
+from imgclf.models import MODELS, build_model
+
+FAST = ["model.name=resnet18", "model.small_input=true", "train.epochs=1", "train.batch_size=128",
+        "data.max_train=256", "data.max_test=64"]
+
+
+@pytest.fixture
+def tv_weights(tmp_path):
+    """A torchvision ResNet-18 state_dict with known values, saved as torchvision ships them."""
+    from torchvision.models import resnet18
+
+    torch.manual_seed(123)
+    state = resnet18(num_classes=1000).state_dict()
+    torch.save(state, tmp_path / "r18.pth")
+    return state, tmp_path / "r18.pth"
+
+
+def test_a_state_dict_file_loads_with_the_first_conv_summed_for_one_channel(tv_weights, tmp_path):
+    state, path = tv_weights
+    run = imgclf.train(None, ["model.name=resnet18", f"model.pretrained={path}", "train.epochs=1",
+                              "train.batch_size=128", "optim.lr=1e-9", "schedule.name=none", "optim.momentum=0",
+                              "optim.weight_decay=0"], name="t", echo=False)
+    w = load_checkpoint(run.path / "last.pt")["model"]
+    assert torch.allclose(w["conv1.weight"], state["conv1.weight"].sum(1, keepdim=True), atol=1e-6)
+    assert w["fc.weight"].shape == (10, 512)  # a new head for the data's 10 classes
+    assert torch.allclose(w["layer1.0.conv1.weight"], state["layer1.0.conv1.weight"], atol=1e-6)
+    cfg = run.config
+    import hashlib
+
+    assert cfg.model.pretrained_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()  # which weights it was
+    log = (run.path / "train.log").read_text()
+    assert "conv1.weight adapted to 1 channel(s)" in log and "new: fc.weight, fc.bias" in log
+
+
+def test_n_channels_repeat_and_rescale():
+    from imgclf.models.pretrained import adapt_first_conv
+
+    w = torch.randn(4, 3, 3, 3)
+    five = adapt_first_conv(w, 5)
+    assert five.shape == (4, 5, 3, 3) and torch.allclose(five[:, 3], w[:, 0] * 3 / 5)
+    assert torch.allclose(five.sum(1), w.sum(1) * 3 / 5 + (w[:, 0] + w[:, 1]) * 3 / 5)
+
+
+def test_imagenet_weights_come_from_torchs_cache_or_one_line_offline(tv_weights, tmp_path, monkeypatch, capsys):
+    from imgclf.models.pretrained import imagenet_file
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    path, url = imagenet_file("resnet18")
+    assert str(path).startswith(str(tmp_path / "torch")) and path.name == "resnet18-f37072fd.pth"
+    code = main(["train", "--set", "model.name=resnet18", "--set", "model.pretrained=imagenet",
+                 "--set", "data.download=false"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and str(path) in err and url in err
+    path.parent.mkdir(parents=True)
+    path.write_bytes(tv_weights[1].read_bytes())  # in the cache: it loads, no network
+    run = imgclf.train(None, FAST + ["model.pretrained=imagenet"], echo=False)
+    assert run.config.model.pretrained_sha256
+
+
+def test_a_run_pretrains_another(tmp_path):
+    src = imgclf.train(None, FAST, name="src", echo=False)
+    dst = imgclf.train(None, FAST + [f"model.pretrained={src.path}", "data.max_train=128"], name="dst",
+                       echo=False)
+    a, b = (load_checkpoint(r.path / "best.pt")["model"] for r in (src, dst))
+    assert not torch.equal(a["layer1.0.conv1.weight"], b["layer1.0.conv1.weight"])  # trained on from there
+    assert "pretrained weights" in (dst.path / "train.log").read_text()
+
+
+@pytest.mark.parametrize("policy", ["frozen", "batch", "train"])
+def test_freeze_trains_only_what_it_names_and_each_bn_policy_does_what_it_says(tv_weights, policy):
+    _, path = tv_weights
+    run = imgclf.train(None, FAST + [f"model.pretrained={path}", "model.strategy=freeze",
+                                     "model.trainable=layer4,fc", f"model.frozen_bn={policy}"], echo=False)
+    before = load_checkpoint(run.path / "last.pt")["model"]
+    more = imgclf.train(resume=run.path, overrides=["train.epochs=2"], echo=False)
+    after = load_checkpoint(more.path / "last.pt")["model"]
+    assert not torch.equal(before["layer4.1.conv2.weight"], after["layer4.1.conv2.weight"])  # trains
+    assert not torch.equal(before["fc.weight"], after["fc.weight"])
+    assert torch.equal(before["layer1.0.conv1.weight"], after["layer1.0.conv1.weight"])  # frozen: bit-identical
+    stats_fixed = torch.equal(before["layer1.0.bn1.running_mean"], after["layer1.0.bn1.running_mean"])
+    affine_fixed = torch.equal(before["layer1.0.bn1.weight"], after["layer1.0.bn1.weight"])
+    assert stats_fixed == (policy != "train") and affine_fixed == (policy != "train")
+    assert torch.equal(before["layer4.0.bn1.weight"], after["layer4.0.bn1.weight"]) is False  # layer4's BN trains
+
+
+def test_bad_transfer_settings_are_one_line_before_any_data():
+    for overrides, words in ((["model.strategy=freeze"], "needs model.trainable"),
+                             (["model.strategy=freeze", "model.trainable=layer9"], "layer9 names no parameter"),
+                             (["model.pretrained=/nowhere.pth"], "/nowhere.pth not found"),
+                             (["model.pretrained=imagenet", "model.strategy=scratch"], "drop model.pretrained")):
+        with pytest.raises(ConfigError, match=words):
+            imgclf.train(None, ["model.name=resnet18", "data.name=cifar10", "data.data_dir=/nowhere",
+                                "data.download=false", *overrides], echo=False)
+
+
+def test_every_backbone_is_registered_with_its_input_adapted():
+    backbones = MODELS.names(backbone=True)
+    assert {"resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_b0", "convnext_tiny",
+            "regnet_y_400mf"} <= set(backbones)
+    for name in backbones:
+        m = build_model(name, {}, (1, 32, 32), 7)
+        assert m(torch.zeros(2, 1, 32, 32)).shape == (2, 7)
+        full = build_model(name, {}, (3, 224, 224), 1000)  # the count `imgclf models` shows
+        assert sum(p.numel() for p in full.parameters()) == MODELS.attr(name, "params")
