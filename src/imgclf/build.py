@@ -19,8 +19,17 @@ from .preflight import check_budget, model_input_shape, trainable_params
 
 
 def prepare_data(cfg) -> Splits:
-    """Decode (or read cached) data and make the seeded splits."""
-    return make_splits(load_raw(cfg.data), cfg.data)
+    """Decode (or read cached) data and make the seeded splits; with data.normalization=weights, the
+    pretrained weights' statistics replace the train split's."""
+    splits = make_splits(load_raw(cfg.data), cfg.data)
+    if cfg.data.normalization == "weights":
+        from dataclasses import replace
+
+        from .models.pretrained import weights_stats
+
+        mean, std = weights_stats(cfg, splits.shape[0])
+        splits = replace(splits, mean=mean, std=std)
+    return splits
 
 
 def configured_model(cfg, in_shape: tuple[int, int, int], classes: int, weights: bool = True,

@@ -66,7 +66,9 @@ class DataConfig:
     val_fraction: Prob = 0.1  # carved from train with a seeded split
     test_fraction: Annotated[float, Range(gt=0.0, lt=1.0)] = 0.2  # only for data sets without a test split
     split_seed: int = 0
-    normalization: Literal["dataset", "none", "per-image"] = "dataset"
+    # dataset: the train split's per-channel mean and std; weights: the pretrained weights' own
+    # (ImageNet's), the default with model.pretrained=imagenet; none; per-image standardization
+    normalization: Optional[Literal["dataset", "weights", "none", "per-image"]] = None
     # Every data set: images resized to this side (`folder`: decoded at it, default 32) and converted
     # to 1 (gray) or 3 (RGB) channels (`folder` default 3); elsewhere on the device, batch by batch.
     image_size: Optional[Annotated[int, Range(ge=4, le=1024)]] = None
@@ -112,6 +114,11 @@ class OptimConfig:
     # the schedule like lr) and their momentum; everything else takes Nesterov SGD at lr and momentum.
     muon_lr: Annotated[float, Range(gt=0.0, le=10.0)] = 0.24  # airbench's, for batch 2,000; 0.08 won at batch 256
     muon_momentum: Annotated[float, Range(ge=0.0, lt=1.0)] = 0.6
+    # Per-group rates, with every schedule: a factor on the rate of the parameters under each name
+    # prefix (the longest match wins), e.g. {fc: 10, conv1: 0.1}; and layer_decay, a factor per
+    # top-level layer counted back from the last (1 for the head, decay for the layer before, ...).
+    lr_scales: dict[str, Annotated[float, Range(ge=0.0, le=1000.0)]] = field(default_factory=dict)
+    layer_decay: Optional[Annotated[float, Range(gt=0.0, le=1.0)]] = None
 
 
 @dataclass
@@ -188,6 +195,11 @@ class ExperimentConfig:
 SECTIONS = [f.name for f in dataclasses.fields(ExperimentConfig)]
 
 
+# Mappings whose keys the user chooses: a model's builder options (checked against its signature
+# later) and the per-prefix rate factors.
+FREE_KEYS = ("model", "optim.lr_scales")
+
+
 def merge(base: dict, update: Any, *, strict: bool = False, where: str = "") -> dict:
     """Deep-merge `update` over a copy of `base`: the one merge of configs, `extends` and sweeps.
 
@@ -203,7 +215,7 @@ def merge(base: dict, update: Any, *, strict: bool = False, where: str = "") -> 
                 and val["name"] != (out.get("model") or {}).get("name")):
             out[key] = copy.deepcopy(val)
             continue
-        if strict and key not in out and where != "model":
+        if strict and key not in out and where not in FREE_KEYS:
             raise unknown_key(str(key), list(out), f"{where}." if where else "")
         if isinstance(out.get(key), dict) and isinstance(val, dict):
             out[key] = merge(out[key], val, strict=strict, where=f"{where}.{key}" if where else str(key))
@@ -325,6 +337,11 @@ def validate(raw: dict) -> ExperimentConfig:
     if m.pretrained not in (None, "none") and m.strategy == "scratch":
         raise ConfigError("model.strategy=scratch re-initialises the weights: drop model.pretrained, or choose "
                           "model.strategy=finetune or freeze")
+    if cfg.data.normalization is None:
+        cfg.data.normalization = "weights" if m.pretrained == "imagenet" else "dataset"
+    if cfg.data.normalization == "weights" and m.pretrained in (None, "none"):
+        raise ConfigError("data.normalization=weights uses the pretrained weights' statistics: set model.pretrained, "
+                          "or choose data.normalization=dataset")
     if m.trainable and m.strategy != "freeze":
         raise ConfigError("model.trainable names what trains under model.strategy=freeze; set it, or drop "
                           "model.trainable")

@@ -14,6 +14,7 @@ from .build import build_trainer, prepare_data, seeded_model
 from .distributed import join, leave, main_first
 from .config import ExperimentConfig, flatten, from_dict, load_config, save_config
 from .engine.checkpoint import check_model, load_checkpoint
+from .engine.optim import group_table
 from .engine.plugins import Plugin
 from .engine.trainer import Trainer
 from .errors import ConfigError, RunError
@@ -121,6 +122,10 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
     if state is not None:
         trainer.load_state_dict(state, best_state)
         log(f"resuming {run_dir} after epoch {trainer.epoch}/{cfg.train.epochs}")
+    elif cfg.model.strategy == "freeze" or cfg.optim.lr_scales or cfg.optim.layer_decay:
+        log("parameter groups (what trains, at what peak rate):")  # when some train slower, faster or not at all
+        for line in group_table(trainer.optimizer, cfg.optim.lr):
+            log(line)
     t0 = time.perf_counter()
     try:
         trainer.fit()

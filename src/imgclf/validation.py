@@ -95,6 +95,9 @@ def type_name(tp: Any) -> str:
     if origin is list:
         (arg,) = typing.get_args(tp)
         return f"a list of {type_name(arg)}"
+    if origin is dict:
+        k, v = typing.get_args(tp)
+        return f"a mapping of {type_name(k)} to {type_name(v)}"
     if dataclasses.is_dataclass(tp):
         return "a mapping"
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
@@ -150,6 +153,11 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: {value!r} is not valid; expected {type_name(tp)}")
         return [coerce(v, arg, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        kt, vt = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: {value!r} is not valid; expected {type_name(tp)}")
+        return {coerce(k, kt, f"{where} key"): coerce(v, vt, f"{where}.{k}") for k, v in value.items()}
     if tp is bool:
         if isinstance(value, bool):
             return value

@@ -63,6 +63,15 @@ def test_imagenet_weights_come_from_torchs_cache_or_one_line_offline(tv_weights,
     path.write_bytes(tv_weights[1].read_bytes())  # in the cache: it loads, no network
     run = imgclf.train(None, FAST + ["model.pretrained=imagenet"], echo=False)
     assert run.config.model.pretrained_sha256
+    # ImageNet weights normalize with ImageNet's statistics (a gray image: the mean of the RGB ones)...
+    state = load_checkpoint(run.path / "last.pt")
+    assert run.config.data.normalization == "weights"
+    assert state["mean"] == pytest.approx([(0.485 + 0.456 + 0.406) / 3]) and state["std"] == pytest.approx([0.226])
+    # ...unless the config says otherwise
+    own = imgclf.train(None, FAST + ["model.pretrained=imagenet", "data.normalization=dataset"], echo=False)
+    assert load_checkpoint(own.path / "last.pt")["mean"] != state["mean"]
+    with pytest.raises(ConfigError, match="data.normalization=weights uses the pretrained"):
+        imgclf.load_config(None, ["data.normalization=weights"])
 
 
 def test_a_run_pretrains_another(tmp_path):
@@ -110,3 +119,23 @@ def test_every_backbone_is_registered_with_its_input_adapted():
         assert m(torch.zeros(2, 1, 32, 32)).shape == (2, 7)
         full = build_model(name, {}, (3, 224, 224), 1000)  # the count `imgclf models` shows
         assert sum(p.numel() for p in full.parameters()) == MODELS.attr(name, "params")
+
+
+def test_per_group_rates_follow_the_schedule_and_are_tabled(tv_weights):
+    from imgclf.engine.optim import build_optimizer, set_lr
+
+    cfg = imgclf.load_config(None, ["model.name=resnet18", "optim.lr=0.1", "optim.lr_scales={fc: 10, conv1: 0.1}",
+                                    "optim.layer_decay=0.5"])
+    model = build_model("resnet18", {}, (3, 32, 32), 10)
+    opt = build_optimizer(model, cfg.optim)
+    rate = {n: g["lr"] for g in opt.param_groups for n in g["names"]}
+    assert rate["fc.weight"] == pytest.approx(1.0)  # x10, the last layer: no decay
+    assert rate["layer4.0.conv1.weight"] == pytest.approx(0.1 * 0.5)  # one layer before fc (pools have no parameters)
+    assert rate["conv1.weight"] == pytest.approx(0.1 * 0.1 * 0.5 ** 6)
+    set_lr(opt, 0.01)  # any schedule sets the base rate; each group keeps its factor
+    assert {n: g["lr"] for g in opt.param_groups for n in g["names"]}["fc.weight"] == pytest.approx(0.1)
+    _, path = tv_weights
+    run = imgclf.train(None, FAST + [f"model.pretrained={path}", "model.strategy=freeze", "model.trainable=layer4,fc",
+                                     "optim.lr_scales={fc: 10}"], echo=False)
+    log = (run.path / "train.log").read_text()
+    assert "parameter groups" in log and "fc" in log and "layer4" in log and "frozen:" in log

@@ -24,7 +24,8 @@ class Transform:
                  shape: Optional[tuple[int, int, int]] = None):
         self.aug = aug_cfg
         self.shape = shape  # the (C, H, W) batches are adapted to first (data.channels, data.image_size)
-        self.normalization = normalization
+        # "weights" normalizes as "dataset" does, with the pretrained weights' mean and std passed in
+        self.normalization = "dataset" if normalization == "weights" else normalization
         self.mean = mean.view(1, -1, 1, 1)
         self.std = std.view(1, -1, 1, 1)
         # (x/255 - mean)/std as (x - 255 mean) * 1/(255 std): two in-place ops on uint8-converted floats

@@ -15,16 +15,51 @@ SCHEDULES: Registry[Callable] = Registry("schedule")
 
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on conv and linear weights only; biases and norm parameters are not decayed."""
-    decay, no_decay = [], []
-    for p in model.parameters():
+def lr_scale_of(model: nn.Module, c) -> Callable[[str], float]:
+    """A parameter's factor on the rate: optim.lr_scales by longest name prefix, times optim.layer_decay
+    to the power of its top-level layer's distance from the last one."""
+    scales = getattr(c, "lr_scales", None) or {}
+    decay = getattr(c, "layer_decay", None)
+    tops = [n for n, m in model.named_children() if any(p.requires_grad for p in m.parameters())]
+    depth = {n: len(tops) - 1 - i for i, n in enumerate(tops)}  # the last trainable layer: 0
+
+    def scale(name: str) -> float:
+        hits = [p for p in scales if name == p or name.startswith(p + ".")]
+        s = scales[max(hits, key=len)] if hits else 1.0
+        if decay is not None:
+            s *= decay ** depth.get(name.split(".")[0], 0)
+        return s
+
+    return scale
+
+
+def param_groups(model: nn.Module, weight_decay: float, scale_of: Callable[[str], float] = lambda n: 1.0
+                 ) -> list[dict]:
+    """Weight decay on conv and linear weights only, not on biases and norm parameters; one group per
+    (decay, rate factor), its `names` kept for the log's table. Frozen parameters get no group (no state)."""
+    groups: dict[tuple[bool, float], dict] = {}
+    for name, p in model.named_parameters():
         if p.requires_grad:
-            (decay if p.ndim > 1 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay, "lr_scale": 1.0}]
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0})
-    return groups
+            key = (p.ndim > 1, scale_of(name))
+            g = groups.setdefault(key, {"params": [], "names": [], "weight_decay": weight_decay if key[0] else 0.0,
+                                        "lr_scale": key[1]})
+            g["params"].append(p)
+            g["names"].append(name)
+    first = groups.pop((True, 1.0), {"params": [], "names": [], "weight_decay": weight_decay, "lr_scale": 1.0})
+    return [first, *groups.values()]  # the decayed unit-rate group first, as it always was
+
+
+def group_table(optimizer: torch.optim.Optimizer, base_lr: float) -> list[str]:
+    """Lines of a table of the optimizer's parameter groups: what trains, how much of it, at what peak rate."""
+    lines = []
+    for g in optimizer.param_groups:
+        n = sum(p.numel() for p in g["params"])
+        if not n:
+            continue
+        tops = sorted({name.split(".")[0] for name in g.get("names", [])}) or ["(filters)"]
+        lines.append(f"  {n:>11,} parameters  lr {base_lr * g.get('lr_scale', 1.0):<9.3g} weight decay "
+                     f"{g['weight_decay']:<7g} {', '.join(tops)[:70]}")
+    return lines
 
 
 @OPTIMIZERS.register("sgd", nesterov=True)
@@ -35,12 +70,15 @@ def sgd(groups, c) -> torch.optim.Optimizer:
 @OPTIMIZERS.register("muon", nesterov=True)
 def muon(groups, c) -> torch.optim.Optimizer:
     """Muon steps for conv filters (4-D weights) at muon_lr, Nesterov SGD at lr for the rest."""
-    filters = [p for g in groups for p in g["params"] if p.ndim == 4]
+    filters: dict[float, list] = {}  # per rate factor
+    for g in groups:
+        filters.setdefault(g["lr_scale"], []).extend(p for p in g["params"] if p.ndim == 4)
     rest = [{**g, "params": [p for p in g["params"] if p.ndim != 4]} for g in groups]
     rest = [g for g in rest if g["params"]]
     # No weight decay on the filters: Muon holds their norm fixed, which bounds them already.
-    filter_group = {"params": filters, "weight_decay": 0.0, "lr_scale": c.muon_lr / c.lr, "muon": True}
-    return Muon(rest + [filter_group], lr=c.lr, momentum=c.momentum, muon_momentum=c.muon_momentum,
+    filter_groups = [{"params": ps, "weight_decay": 0.0, "lr_scale": s * c.muon_lr / c.lr, "muon": True}
+                     for s, ps in filters.items() if ps]
+    return Muon(rest + filter_groups, lr=c.lr, momentum=c.momentum, muon_momentum=c.muon_momentum,
                 nesterov=c.nesterov)
 
 
@@ -61,7 +99,7 @@ def rmsprop(groups, c) -> torch.optim.Optimizer:
 
 def build_optimizer(model: nn.Module, c) -> torch.optim.Optimizer:
     """The optimizer an OptimConfig names, over the model's weight-decay groups."""
-    groups = param_groups(model, c.weight_decay)
+    groups = param_groups(model, c.weight_decay, lr_scale_of(model, c))
     opt = OPTIMIZERS.get(c.name)(groups, c)
     set_lr(opt, c.lr)  # the scaled groups start at their own rate
     return opt

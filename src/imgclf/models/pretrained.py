@@ -191,3 +191,26 @@ def check_trainable(model: nn.Module, cfg) -> None:
         raise ConfigError(f"model.trainable: {', '.join(missing)} names no parameter of {m.name}; its top-level "
                           f"layers are {', '.join(tops)}")
 
+
+
+def weights_stats(cfg, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-channel mean and std the pretrained weights were trained with (0..1 units), for `channels`:
+    ImageNet's from torchvision, a run's from its checkpoint. A gray image gets the mean of the RGB ones."""
+    spec = cfg.model.pretrained
+    if spec == "imagenet":
+        from torchvision.models import get_model_weights
+
+        t = get_model_weights(cfg.model.name).DEFAULT.transforms()
+        mean, std = torch.tensor(t.mean), torch.tensor(t.std)
+    else:
+        path = weights_file(spec, cfg.model.name, download=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not (isinstance(state, dict) and "mean" in state and "std" in state):
+            raise ConfigError(f"data.normalization=weights: {path} holds no normalization statistics (a plain "
+                              "state_dict); choose data.normalization=dataset")
+        mean, std = torch.tensor(state["mean"]), torch.tensor(state["std"])
+    if len(mean) == channels:
+        return mean.float(), std.float()
+    if channels == 1:
+        return mean.mean().view(1).float(), std.mean().view(1).float()
+    return mean.mean().repeat(channels).float(), std.mean().repeat(channels).float()

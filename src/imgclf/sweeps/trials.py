@@ -97,7 +97,9 @@ def run_trial(study, storage, spec: SweepSpec, trial, data_cache: dict, log) -> 
 def _splits(cfg, data_cache: dict):
     from ..build import prepare_data
 
-    key = json.dumps(cfg.to_dict()["data"], sort_keys=True)
+    # the data, and the weights whose statistics normalize them when data.normalization=weights
+    key = json.dumps([cfg.to_dict()["data"], cfg.model.pretrained if cfg.data.normalization == "weights" else None],
+                     sort_keys=True)
     if key not in data_cache:
         data_cache.clear()  # keep one data set in memory
         data_cache[key] = prepare_data(cfg)
