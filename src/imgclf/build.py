@@ -87,7 +87,7 @@ def build_trainer(cfg, model: nn.Module, splits: Splits, device: torch.device, *
 
         # A layer that stops training mid-run (a whitening bias frozen after some epochs) leaves
         # a parameter without a gradient, which DDP must be told to expect.
-        changing = any(hasattr(m, "set_epoch") for m in model.modules())
+        changing = any(hasattr(m, "set_epoch") for m in model.modules()) or cfg.model.strategy == "two-phase"
         ddp = DistributedDataParallel(trainer.model, device_ids=[device.index] if device.type == "cuda" else None,
                                       find_unused_parameters=changing)
         trainer.forward = torch.compile(ddp) if cfg.train.compile else ddp

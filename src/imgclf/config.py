@@ -90,14 +90,17 @@ class ModelConfig:
     pretrained_sha256: Optional[str] = None  # recorded when the weights load; a mismatch on a rerun is refused
     # scratch: random weights; finetune: every layer trains from the pretrained ones (the default with
     # model.pretrained); freeze: only the parameters named by model.trainable train
-    strategy: Optional[Literal["scratch", "finetune", "freeze"]] = None
+    # two-phase: only the head trains for the first head_epochs, then every layer (fastai's fine_tune;
+    # with optim.layer_decay the rates grow toward the head)
+    strategy: Optional[Literal["scratch", "finetune", "freeze", "two-phase"]] = None
+    head_epochs: Annotated[int, Range(ge=1)] = 1  # two-phase: epochs of the head alone
     trainable: Optional[str] = None  # freeze: comma-separated parameter prefixes that train, e.g. layer4,fc
     # freeze: frozen batch-norm layers keep their statistics and affine (frozen), normalize with each
     # batch's statistics (batch), or train as usual (train)
     frozen_bn: Literal["frozen", "batch", "train"] = "frozen"
 
 
-TRANSFER_KEYS = ("pretrained", "pretrained_sha256", "strategy", "trainable", "frozen_bn")
+TRANSFER_KEYS = ("pretrained", "pretrained_sha256", "strategy", "head_epochs", "trainable", "frozen_bn")
 
 
 @dataclass

@@ -139,3 +139,15 @@ def test_per_group_rates_follow_the_schedule_and_are_tabled(tv_weights):
                                      "optim.lr_scales={fc: 10}"], echo=False)
     log = (run.path / "train.log").read_text()
     assert "parameter groups" in log and "fc" in log and "layer4" in log and "frozen:" in log
+
+
+def test_two_phase_trains_the_head_alone_then_every_layer(tv_weights):
+    state, path = tv_weights
+    o = FAST + [f"model.pretrained={path}", "model.strategy=two-phase", "model.head_epochs=1", "optim.weight_decay=1e-3"]
+    one = imgclf.train(None, o, name="one", echo=False)
+    w = load_checkpoint(one.path / "last.pt")["model"]
+    assert torch.equal(w["layer1.0.conv1.weight"], state["layer1.0.conv1.weight"])  # phase 1: the body untouched
+    assert not torch.equal(w["fc.weight"][:, :4], w["fc.weight"][:, 4:8])  # the head trained (fresh, 10 classes)
+    two = imgclf.train(resume="one", overrides=["train.epochs=2"], echo=False)
+    w2 = load_checkpoint(two.path / "last.pt")["model"]
+    assert not torch.equal(w2["layer1.0.conv1.weight"], state["layer1.0.conv1.weight"])  # phase 2: every layer
