@@ -24,7 +24,6 @@ class World:
 
     rank: int = 0
     size: int = 1
-    local_rank: int = 0
 
     @property
     def main(self) -> bool:
@@ -48,7 +47,7 @@ def world() -> World:
     dist = _dist()
     if dist is None:
         return World()
-    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return World(dist.get_rank(), dist.get_world_size())
 
 
 def join(device: torch.device) -> World:

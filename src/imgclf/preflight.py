@@ -89,7 +89,6 @@ def check_early_crop(cfg, model: nn.Module, shape: tuple[int, int, int]) -> None
 
 def preflight(cfg) -> None:
     """Run every check that needs no image; raise a one-line ImgclfError for the first that fails."""
-    from .models import build_model
 
     device = pick_device(cfg.train.device)
     if cfg.train.sync_bn and device.type != "cuda":
@@ -101,17 +100,15 @@ def preflight(cfg) -> None:
         from .models.pretrained import weights_file
 
         weights_file(cfg.model.pretrained, cfg.model.name, cfg.data.download)
+    from .build import configured_model  # the run's own builder, without reading weights
+
     try:
-        model = build_model(cfg.model.name, cfg.model.options, in_shape, classes or 2).eval()
+        model = configured_model(cfg, in_shape, classes or 2, weights=False).eval()
     except (ValueError, RuntimeError, TypeError, ZeroDivisionError) as e:  # a builder's own complaint
         opts = ", ".join(f"{k}={v!r}" for k, v in cfg.model.options.items()) or "its defaults"
         raise ConfigError(f"model {cfg.model.name} cannot be built with {opts} for {'x'.join(map(str, in_shape))} "
                           f"inputs ({str(e).splitlines()[0][:100] if str(e) else type(e).__name__}); "
                           f"check the model options") from None
-    from .models.pretrained import apply_strategy, check_trainable
-
-    check_trainable(model, cfg)
-    model = apply_strategy(model, cfg)
     check_budget(cfg, trainable_params(model), at_least=classes is None)
     _probe(model, in_shape, f"model {cfg.model.name}",
            "choose model options that fit, or resize the images with data.image_size")

@@ -69,12 +69,13 @@ def _logger(run_dir: Path, echo: bool) -> Callable[[str], None]:
 
 def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides: Sequence[str] = (), *,
           name: Optional[str] = None, runs_dir=None, resume=None, progress: Optional[bool] = None,
-          echo: bool = True, plugins: Sequence[Plugin] = ()) -> Run:
+          echo: bool = True, plugins: Sequence[Plugin] = ()) -> Optional[Run]:
     """Train an experiment (a config object, a YAML path or None for the default) into a run folder.
 
     With `resume` (a run name or folder), continue that run from its last checkpoint; only
     train.epochs, train.time_budget, train.device, train.threads and data.data_dir may be overridden.
-    `plugins` join the ones the config asks for (see engine/plugins).
+    `plugins` join the ones the config asks for (see engine/plugins). Under torchrun only rank 0
+    writes the run folder and returns its Run; the other ranks return None.
     """
     cfg, run_dir, state, best_state = _resolve(config, overrides, resume, runs_dir)
     preflight(cfg)  # before anything is decoded or downloaded
@@ -92,30 +93,19 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
     loaded: list[str] = []  # what loading pretrained weights said, logged once the run folder exists
     model, in_shape = seeded_model(cfg, splits, weights=state is None, log=loaded.append)
     summ = summarize(model, in_shape)
-    if not world.main:  # only rank 0 writes; the others train and score their shards
-        return _train_quietly(cfg, model, splits, device, world, state, best_state, plugins, summ, in_shape)
-    if run_dir is None:
-        run_dir = R.new_run_dir(name, f"{cfg.model.name}-{cfg.data.name}", runs_dir)
-        R.atomic_write_text(run_dir / R.CONFIG, save_config(cfg))
-        title = f"{cfg.model.name} on {cfg.data.name} ({len(splits.classes)} classes)"
-        R.atomic_write_text(run_dir / R.SUMMARY_TXT, format_summary(summ, title) + "\n")
-        R.write_json(run_dir / R.SUMMARY_JSON, summ.to_dict())
-    elif overrides:
-        R.atomic_write_text(run_dir / R.CONFIG, save_config(cfg))
-    log = _logger(run_dir, echo)
-    if resume is None:
-        log(f"run {run_dir}" + (f" ({world.size} processes, data-parallel)" if world.size > 1 else ""))
-        log(f"data {cfg.data.name}: {len(splits.train):,} train / {len(splits.val) if splits.val else 0:,} val / "
-            f"{len(splits.test):,} test images of {'x'.join(map(str, splits.shape))}"
-            + (f" (adapted from {'x'.join(map(str, splits.train.x.shape[1:]))} on the device)"
-               if tuple(splits.train.x.shape[1:]) != splits.shape else "") + f", {len(splits.classes)} classes")
-        log(f"model {cfg.model.name}: {summ.trainable_params:,} parameters, {summ.total_macs:,} mult-adds per image; "
-            f"device {device}")
-        frozen = summ.total_params - summ.trainable_params
-        for line in loaded + ([f"frozen: {frozen:,} parameters (model.strategy=freeze; trainable: "
-                               f"{cfg.model.trainable}; batch norm {cfg.model.frozen_bn})"] if frozen and
-                              cfg.model.strategy == "freeze" else []):
-            log(line)
+    log: Callable[[str], None] = lambda m: None  # ranks other than 0 train and score their shards, silently
+    if world.main:
+        if run_dir is None:
+            run_dir = R.new_run_dir(name, f"{cfg.model.name}-{cfg.data.name}", runs_dir)
+            R.atomic_write_text(run_dir / R.CONFIG, save_config(cfg))
+            title = f"{cfg.model.name} on {cfg.data.name} ({len(splits.classes)} classes)"
+            R.atomic_write_text(run_dir / R.SUMMARY_TXT, format_summary(summ, title) + "\n")
+            R.write_json(run_dir / R.SUMMARY_JSON, summ.to_dict())
+        elif overrides:
+            R.atomic_write_text(run_dir / R.CONFIG, save_config(cfg))
+        log = _logger(run_dir, echo)
+        if resume is None:
+            _log_header(log, cfg, run_dir, splits, summ, device, world.size, loaded)
     trainer = build_trainer(cfg, model, splits, device, run_dir=run_dir, log=log,
                             progress=echo and sys.stderr.isatty() if progress is None else progress,
                             plugins=plugins, extra_state=_extra(cfg, splits, in_shape), world=world)
@@ -137,28 +127,30 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
     _finish(trainer, run_dir, log, summ, t0)
     trainer.forward = None  # DistributedDataParallel goes before the process group it uses
     leave()
-    return Run(run_dir)
+    return Run(run_dir) if world.main else None
+
+
+def _log_header(log, cfg, run_dir: Path, splits, summ, device, processes: int, loaded: list[str]) -> None:
+    """The run log's opening lines: the folder, the data, the model, its pretrained weights and frozen part."""
+    log(f"run {run_dir}" + (f" ({processes} processes, data-parallel)" if processes > 1 else ""))
+    log(f"data {cfg.data.name}: {len(splits.train):,} train / {len(splits.val) if splits.val else 0:,} val / "
+        f"{len(splits.test):,} test images of {'x'.join(map(str, splits.shape))}"
+        + (f" (adapted from {'x'.join(map(str, splits.train.x.shape[1:]))} on the device)"
+           if tuple(splits.train.x.shape[1:]) != splits.shape else "") + f", {len(splits.classes)} classes")
+    log(f"model {cfg.model.name}: {summ.trainable_params:,} parameters, {summ.total_macs:,} mult-adds per image; "
+        f"device {device}")
+    for line in loaded:
+        log(line)
+    frozen = summ.total_params - summ.trainable_params
+    if frozen and cfg.model.strategy == "freeze":
+        log(f"frozen: {frozen:,} parameters (model.strategy=freeze; trainable: {cfg.model.trainable}; "
+            f"batch norm {cfg.model.frozen_bn})")
 
 
 def _extra(cfg, splits, in_shape) -> dict:
     """What every checkpoint holds beside the weights: what inference needs to use them."""
     return {"config": cfg.to_dict(), "classes": splits.classes, "data_shape": list(splits.shape),
             "input_shape": list(in_shape), "mean": splits.mean.tolist(), "std": splits.std.tolist()}
-
-
-def _train_quietly(cfg, model, splits, device, world, state, best_state, plugins, summ, in_shape) -> None:
-    """A rank other than 0 of a data-parallel run: the same training and scoring, nothing written."""
-    trainer = build_trainer(cfg, model, splits, device, plugins=plugins, extra_state=_extra(cfg, splits, in_shape),
-                            world=world)
-    if state is not None:
-        trainer.load_state_dict(state, best_state)
-    trainer.fit()
-    if trainer.best_epoch is None:
-        raise RunError(f"no epoch completed within train.time_budget={cfg.train.time_budget:g}s; raise the budget")
-    _finish(trainer, None, lambda m: None, summ, time.perf_counter())
-    trainer.forward = None  # DistributedDataParallel goes before the process group it uses
-    leave()
-    return None
 
 
 def _finish(trainer: Trainer, run_dir: Path, log, summ, t0: float) -> None:

@@ -31,11 +31,9 @@ def save_checkpoint(state: dict, path: Path) -> None:
     atomic_torch_save({"version": VERSION, **state}, path)
 
 
-def load_checkpoint(path: Path, map_location="cpu", run: bool = True) -> dict:
-    """Load a checkpoint safely (weights_only: no code runs), with a one-line error for any fault.
-
-    With `run`, it must be an imgclf run checkpoint of this version, with every key and type
-    a run needs."""
+def load_checkpoint(path: Path, map_location="cpu") -> dict:
+    """Load a run checkpoint safely (weights_only: no code runs): of this version, with every key and
+    type a run needs, or a one-line error naming the fault."""
     path = Path(path)
     if not path.is_file():
         raise RunError(f"checkpoint {path} not found; was the run trained to the end of an epoch?")
@@ -49,8 +47,6 @@ def load_checkpoint(path: Path, map_location="cpu", run: bool = True) -> dict:
                        f"{str(e).splitlines()[0][:100] if str(e) else 'no detail'}); train the run again") from None
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
         raise RunError(f"{path} is not an imgclf checkpoint (no model weights in it)")
-    if not run:
-        return state
     if state.get("version") != VERSION:
         raise RunError(f"{path} is a checkpoint of version {state.get('version')!r}, this imgclf reads version "
                        f"{VERSION}; train the run again with this version")

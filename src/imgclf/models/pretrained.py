@@ -140,6 +140,16 @@ def pretrain(model: nn.Module, cfg, log=lambda m: None) -> Optional[str]:
     return digest
 
 
+def _prefixes(model_cfg) -> list[str]:
+    """The parameter-name prefixes of model.trainable ("layer4,fc" -> layer4, fc)."""
+    return [p.strip() for p in (model_cfg.trainable or "").split(",") if p.strip()]
+
+
+def _under(name: str, prefix: str) -> bool:
+    """Whether parameter or layer `name` is `prefix` or inside it (layer4 holds layer4.0.conv1.weight)."""
+    return name == prefix or name.startswith(prefix + ".")
+
+
 def apply_strategy(model: nn.Module, cfg) -> nn.Module:
     """Freeze what `model.strategy: freeze` leaves out of `model.trainable`, with the chosen batch-norm policy.
 
@@ -149,10 +159,10 @@ def apply_strategy(model: nn.Module, cfg) -> nn.Module:
     m = cfg.model
     if m.strategy != "freeze":
         return model
-    prefixes = [p.strip() for p in (m.trainable or "").split(",") if p.strip()]
+    prefixes = _prefixes(m)
 
     def trains(name: str) -> bool:
-        return any(name == p or name.startswith(p + ".") for p in prefixes)
+        return any(_under(name, p) for p in prefixes)
 
     for name, p in model.named_parameters():
         p.requires_grad_(trains(name))
@@ -181,11 +191,11 @@ def check_trainable(model: nn.Module, cfg) -> None:
     if m.strategy != "freeze":
         return
     names = [n for n, _ in model.named_parameters()]
-    prefixes = [p.strip() for p in (m.trainable or "").split(",") if p.strip()]
+    prefixes = _prefixes(m)
     if not prefixes:
         raise ConfigError("model.strategy=freeze needs model.trainable, the parameter prefixes that train "
                           f"(e.g. {names[-1].rsplit('.', 2)[0] if names else 'fc'})")
-    missing = [p for p in prefixes if not any(n == p or n.startswith(p + ".") for n in names)]
+    missing = [p for p in prefixes if not any(_under(n, p) for n in names)]
     if missing:
         tops = sorted({n.split(".")[0] for n in names})
         raise ConfigError(f"model.trainable: {', '.join(missing)} names no parameter of {m.name}; its top-level "
