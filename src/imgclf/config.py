@@ -91,8 +91,9 @@ class ModelConfig:
     # scratch: random weights; finetune: every layer trains from the pretrained ones (the default with
     # model.pretrained); freeze: only the parameters named by model.trainable train
     # two-phase: only the head trains for the first head_epochs, then every layer (fastai's fine_tune;
-    # with optim.layer_decay the rates grow toward the head)
-    strategy: Optional[Literal["scratch", "finetune", "freeze", "two-phase"]] = None
+    # with optim.layer_decay the rates grow toward the head); linear-probe: the head alone trains, on
+    # the frozen body's features computed once per image (no augmentation), in seconds
+    strategy: Optional[Literal["scratch", "finetune", "freeze", "two-phase", "linear-probe"]] = None
     head_epochs: Annotated[int, Range(ge=1)] = 1  # two-phase: epochs of the head alone
     trainable: Optional[str] = None  # freeze: comma-separated parameter prefixes that train, e.g. layer4,fc
     # freeze: frozen batch-norm layers keep their statistics and affine (frozen), normalize with each
@@ -345,6 +346,14 @@ def validate(raw: dict) -> ExperimentConfig:
     if cfg.data.normalization == "weights" and m.pretrained in (None, "none"):
         raise ConfigError("data.normalization=weights uses the pretrained weights' statistics: set model.pretrained, "
                           "or choose data.normalization=dataset")
+    if m.strategy == "linear-probe":
+        if m.pretrained in (None, "none"):
+            raise ConfigError("model.strategy=linear-probe trains a head on pretrained features: set model.pretrained "
+                              "(imagenet, a weights file or a run)")
+        on = [k for k, v in dataclasses.asdict(cfg.data.augment).items() if v and k != "early_crop_share"]
+        if on:
+            raise ConfigError(f"model.strategy=linear-probe computes each image's features once, so training "
+                              f"augmentation cannot apply: drop data.augment.{on[0]}, or choose model.strategy=freeze")
     if m.trainable and m.strategy != "freeze":
         raise ConfigError("model.trainable names what trains under model.strategy=freeze; set it, or drop "
                           "model.trainable")

@@ -94,6 +94,11 @@ def preflight(cfg) -> None:
     if cfg.train.sync_bn and device.type != "cuda":
         raise ConfigError("train.sync_bn: PyTorch's SyncBatchNorm runs on CUDA GPUs only; remove it to train on "
                           "CPUs (each process then normalizes with its own batch's statistics)")
+    from .distributed import launched
+
+    if cfg.model.strategy == "linear-probe" and launched():
+        raise ConfigError("model.strategy=linear-probe trains a head in seconds on one process: run it without "
+                          "torchrun")
     shape, classes = known_shape(cfg.data)
     in_shape = model_input_shape(cfg, shape)
     if cfg.model.pretrained not in (None, "none"):  # found (or fetched) now, not after decoding

@@ -43,15 +43,27 @@ class Summary:
         }
 
 
+def _frozen_affine(m: nn.Module) -> int:
+    """A frozen batch norm (torchvision's FrozenBatchNorm2d) keeps its scale and shift as buffers:
+    still the layer's parameters, counted as non-trainable ones."""
+    from torchvision.ops import FrozenBatchNorm2d
+
+    return 2 * m.weight.numel() if isinstance(m, FrozenBatchNorm2d) else 0
+
+
+def _bn_features(m: nn.Module) -> int:
+    if isinstance(m, nn.modules.batchnorm._BatchNorm) or _frozen_affine(m):
+        return m.weight.numel()
+    return 0
+
+
 def _macs(m: nn.Module, out: torch.Tensor) -> int:
     if isinstance(m, nn.Conv2d):
         kh, kw = m.kernel_size
         return out[0].numel() * (m.in_channels // m.groups) * kh * kw
     if isinstance(m, nn.Linear):
         return out[0].numel() * m.in_features
-    if isinstance(m, nn.modules.batchnorm._BatchNorm):
-        return m.num_features
-    return 0
+    return _bn_features(m)
 
 
 def _kernel(m: nn.Module) -> str:
@@ -59,9 +71,7 @@ def _kernel(m: nn.Module) -> str:
         return str([m.in_channels // m.groups, m.out_channels, *m.kernel_size])
     if isinstance(m, nn.Linear):
         return str([m.in_features, m.out_features])
-    if isinstance(m, nn.modules.batchnorm._BatchNorm):
-        return str([m.num_features])
-    return "-"
+    return str([_bn_features(m)]) if _bn_features(m) else "-"
 
 
 def saved_size(model: nn.Module) -> int:
@@ -80,7 +90,7 @@ def summarize(model: nn.Module, input_shape: tuple[int, int, int]) -> Summary:
     def hook(name):
         def fn(m, inp, out):
             if isinstance(out, torch.Tensor):
-                own = 0 if id(m) in counted else sum(p.numel() for p in m.parameters(recurse=False))
+                own = 0 if id(m) in counted else sum(p.numel() for p in m.parameters(recurse=False)) + _frozen_affine(m)
                 counted.add(id(m))
                 s.rows.append(LayerRow(name, type(m).__name__, _kernel(m), str([1, *out.shape[1:]]), own, _macs(m, out)))
         return fn
@@ -107,7 +117,7 @@ def summarize(model: nn.Module, input_shape: tuple[int, int, int]) -> Summary:
         for h in hooks:
             h.remove()
         model.train(was_training)
-    s.total_params = sum(p.numel() for p in model.parameters())
+    s.total_params = sum(p.numel() for p in model.parameters()) + sum(_frozen_affine(m) for m in model.modules())
     s.trainable_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     s.total_macs = sum(r.macs for r in s.rows)
     s.size_bytes = saved_size(model)

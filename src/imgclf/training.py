@@ -112,7 +112,7 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
     if state is not None:
         trainer.load_state_dict(state, best_state)
         log(f"resuming {run_dir} after epoch {trainer.epoch}/{cfg.train.epochs}")
-    elif cfg.model.strategy == "freeze" or cfg.optim.lr_scales or cfg.optim.layer_decay:
+    elif cfg.model.strategy in ("freeze", "linear-probe") or cfg.optim.lr_scales or cfg.optim.layer_decay:
         log("parameter groups (what trains, at what peak rate):")  # when some train slower, faster or not at all
         for line in group_table(trainer.optimizer, cfg.optim.lr):
             log(line)
@@ -145,6 +145,8 @@ def _log_header(log, cfg, run_dir: Path, splits, summ, device, processes: int, l
     if frozen and cfg.model.strategy == "freeze":
         log(f"frozen: {frozen:,} parameters (model.strategy=freeze; trainable: {cfg.model.trainable}; "
             f"batch norm {cfg.model.frozen_bn})")
+    elif frozen:
+        log(f"frozen: {frozen:,} parameters (model.strategy={cfg.model.strategy}; batch norm frozen)")
 
 
 def _extra(cfg, splits, in_shape) -> dict:
@@ -171,7 +173,7 @@ def _finish(trainer: Trainer, run_dir: Path, log, summ, t0: float) -> None:
         "best_value": trainer.best_value, "best_record": trainer.history[trainer.best_epoch - 1],
         "epochs_run": trainer.epoch, "stop_reason": trainer.stop_reason, "train_seconds": last["elapsed"],
         "session_seconds": time.perf_counter() - t0, "params": summ.trainable_params, "mult_adds": summ.total_macs,
-        "train_images": len(splits.train), "test_reserve_seconds": trainer.notes.get("test_reserve_seconds", 0.0),
+        "train_images": len(splits.train), "test_reserve_seconds": 0.0, **trainer.notes,
         "device": str(trainer.device),
     }
     if run_dir is None:  # a rank other than 0: it took part in scoring the test split

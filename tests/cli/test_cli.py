@@ -141,3 +141,21 @@ def test_train_cli_end_to_end_in_a_real_process():
 def test_more_user_errors(args, words):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert_one_line_error(run_cli(*args, cwd=root), *words)
+
+
+def test_summary_of_a_config_shows_frozen_and_trainable_parameters(capsys):
+    base = ["summary", "--set", "model.name=resnet18", "--set", "data.name=fashion-mnist", "--set",
+            "model.small_input=true"]
+    assert main(base) == 0
+    full = capsys.readouterr().out
+    assert main(base + ["--set", "model.pretrained=w.pth", "--set", "model.strategy=freeze",
+                        "--set", "model.trainable=layer4,fc"]) == 0
+    frozen = capsys.readouterr().out
+
+    def total(text, what):
+        return int(next(l for l in text.splitlines() if l.startswith(what)).split()[-1].replace(",", ""))
+
+    assert "model.strategy=freeze" in frozen and "input 1x28x28, 10 classes" in frozen
+    assert total(frozen, "Total params") == total(full, "Total params") == 11_172_810  # frozen BN counted too
+    assert total(frozen, "Trainable params") == 8_398_858  # layer4 and fc
+    assert total(frozen, "Non-trainable params") == 11_172_810 - 8_398_858

@@ -151,3 +151,25 @@ def test_two_phase_trains_the_head_alone_then_every_layer(tv_weights):
     two = imgclf.train(resume="one", overrides=["train.epochs=2"], echo=False)
     w2 = load_checkpoint(two.path / "last.pt")["model"]
     assert not torch.equal(w2["layer1.0.conv1.weight"], state["layer1.0.conv1.weight"])  # phase 2: every layer
+
+
+def test_the_linear_probe_trains_the_head_on_features_computed_once(tv_weights):
+    state, path = tv_weights
+    run = imgclf.train(None, FAST + [f"model.pretrained={path}", "model.strategy=linear-probe", "train.epochs=3",
+                                     "optim.name=adam", "optim.lr=0.01"], echo=False)
+    w = load_checkpoint(run.path / "best.pt")["model"]
+    for k in ("layer1.0.conv1.weight", "layer4.1.bn2.running_mean", "layer2.0.bn1.weight"):
+        assert torch.equal(w[k], state[k])  # the body: bit-identical
+    hist = list(run.history["train_loss"])
+    assert hist[-1] < hist[0]  # the head learns from the cached features
+    m = run.metrics
+    assert m["probe_feature_seconds"] > 0 and m["test"]["n"] == 64  # tested by the whole network on images
+    log = (run.path / "train.log").read_text()
+    assert "linear probe: features of" in log and "(512 each)" in log and "fc trains on them" in log
+    # the test score is the kept head on the full network: evaluate reproduces it from the files alone
+    assert imgclf.evaluate(run.path)["top1"] == pytest.approx(m["test"]["top1"])
+    for bad, words in ((["model.pretrained=none"], "set model.pretrained"),
+                       (["data.augment.hflip=true"], "drop data.augment.hflip")):
+        with pytest.raises(ConfigError, match=words):
+            imgclf.load_config(None, ["model.name=resnet18", f"model.pretrained={path}",
+                                      "model.strategy=linear-probe", *bad])

@@ -7,7 +7,10 @@ import re
 
 def add_parser(sub) -> None:
     p = sub.add_parser("summary", help="per-layer table of a model's parameters and multiply-adds")
-    p.add_argument("model", metavar="MODEL", help="a registered model (see imgclf models)")
+    p.add_argument("model", metavar="MODEL", nargs="?", help="a registered model (see imgclf models)")
+    p.add_argument("--config", "-c", metavar="YAML",
+                   help="summarize a config's model instead, as its run trains it (input, classes, frozen layers); "
+                        "--set then takes config keys, e.g. --set model.strategy=linear-probe")
     p.add_argument("--input", default="3x32x32", metavar="CxHxW", help="input shape (default 3x32x32)")
     p.add_argument("--classes", type=int, default=10, help="number of classes (default 10)")
     p.add_argument("--set", "-s", dest="options", action="append", default=[], metavar="OPTION=VALUE",
@@ -34,6 +37,8 @@ def run(args) -> int:
 
     if args.classes < 1:
         raise ConfigError(f"--classes {args.classes}: must be at least 1")
+    if args.config or not args.model:
+        return _config_summary(args)
     shape = parse_shape(args.input)
     options = {}
     for o in args.options:
@@ -43,4 +48,23 @@ def run(args) -> int:
         options[key.strip().removeprefix("model.")] = yaml.safe_load(val) if val.strip() else None
     s = summarize(build_model(args.model, options, shape, args.classes), shape)
     print(json.dumps(s.to_dict()) if args.json else format_summary(s, f"{args.model}, input {args.input}, {args.classes} classes"))
+    return 0
+
+
+def _config_summary(args) -> int:
+    """The model of a config (default: the default experiment) with its trainable and frozen parameters."""
+    from ..build import configured_model
+    from ..config import load_config
+    from ..preflight import known_shape, model_input_shape
+    from ..summary import format_summary, summarize
+
+    cfg = load_config(args.config, args.options)
+    shape, classes = known_shape(cfg.data)
+    in_shape = model_input_shape(cfg, shape)
+    classes = classes or args.classes
+    s = summarize(configured_model(cfg, in_shape, classes, weights=False), in_shape)
+    strategy = cfg.model.strategy or ("finetune" if cfg.model.pretrained not in (None, "none") else "scratch")
+    title = (f"{cfg.model.name} on {cfg.data.name}, input {'x'.join(map(str, in_shape))}, {classes} classes, "
+             f"model.strategy={strategy}")
+    print(json.dumps(s.to_dict()) if args.json else format_summary(s, title))
     return 0

@@ -150,16 +150,24 @@ def _under(name: str, prefix: str) -> bool:
     return name == prefix or name.startswith(prefix + ".")
 
 
+def head_name(model: nn.Module) -> str:
+    """The model's last top-level layer with parameters: its head (fc, classifier, ...)."""
+    return [n for n, m in model.named_children() if any(True for _ in m.parameters())][-1]
+
+
 def apply_strategy(model: nn.Module, cfg) -> nn.Module:
-    """Freeze what `model.strategy: freeze` leaves out of `model.trainable`, with the chosen batch-norm policy.
+    """Freeze what `model.strategy: freeze` leaves out of `model.trainable` (`linear-probe`: all but the
+    head), with the chosen batch-norm policy.
 
     frozen (default): frozen BN layers keep their running statistics and affine (FrozenBatchNorm2d);
     batch: they normalize with each batch's statistics, their running statistics and affine fixed;
-    train: they train as usual, statistics and affine, inside frozen blocks."""
+    train: they train as usual, statistics and affine, inside frozen blocks. The linear probe's
+    features come from the body in evaluation mode: its batch norm is always `frozen`."""
     m = cfg.model
-    if m.strategy != "freeze":
+    if m.strategy not in ("freeze", "linear-probe"):
         return model
-    prefixes = _prefixes(m)
+    prefixes = _prefixes(m) if m.strategy == "freeze" else [head_name(model)]
+    policy = m.frozen_bn if m.strategy == "freeze" else "frozen"
 
     def trains(name: str) -> bool:
         return any(_under(name, p) for p in prefixes)
@@ -173,12 +181,12 @@ def apply_strategy(model: nn.Module, cfg) -> nn.Module:
             full = f"{parent_name}.{attr}" if parent_name else attr
             if not isinstance(bn, nn.BatchNorm2d) or trains(full):
                 continue
-            if m.frozen_bn == "frozen":
+            if policy == "frozen":
                 frozen = FrozenBatchNorm2d(bn.num_features, bn.eps)
                 frozen.weight.copy_(bn.weight.detach()), frozen.bias.copy_(bn.bias.detach())
                 frozen.running_mean.copy_(bn.running_mean), frozen.running_var.copy_(bn.running_var)
                 setattr(parent, attr, frozen)
-            elif m.frozen_bn == "batch":
+            elif policy == "batch":
                 bn.momentum = 0.0  # batch statistics normalize; the running ones never move
             else:  # train
                 bn.weight.requires_grad_(True), bn.bias.requires_grad_(True)

@@ -5,12 +5,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ...models.pretrained import head_name
 from .base import PLUGINS, Context, Plugin
-
-
-def head_name(model) -> str:
-    """The model's last top-level layer with parameters: its head (fc, classifier, ...)."""
-    return [n for n, m in model.named_children() if any(True for _ in m.parameters())][-1]
 
 
 class TwoPhase(Plugin):
