@@ -68,26 +68,38 @@ def evaluate(run: Run | str | os.PathLike, split: str = "test", tta: Optional[st
 
 
 def predict(run: Run | str | os.PathLike, images: Iterable, top: int = 5) -> list[list[tuple[str, float]]]:
-    """Top-`top` (class, probability) pairs for each image (a path, or a uint8 tensor C x H x W)."""
-    device = pick_device("auto")
-    run, cfg, state, model, transform = restore(run, device)
-    c, h, w = state["data_shape"]
-    xs = []
-    for img in images:
-        if isinstance(img, torch.Tensor):
-            if img.dtype != torch.uint8 or tuple(img.shape) != (c, h, w):
-                raise DataError(f"image tensor must be uint8 of shape {(c, h, w)}, got {img.dtype} {tuple(img.shape)}")
-            xs.append(img)
-            continue
-        xs.append(read_image(img, c, h))
+    """Top-`top` (class, probability) pairs for each image (a path, or a uint8 tensor C x H x W).
+
+    `run` is a run, or a model exported by `imgclf export` (a .onnx or .pt2 file)."""
+    if not isinstance(run, Run) and Path(run).suffix.lower() in (".onnx", ".pt2"):
+        from .export import Exported
+
+        exported = Exported(run)
+        shape, classes, logits = exported.source_shape, exported.classes, exported.logits
+    else:
+        device = pick_device("auto")
+        run, cfg, state, model, transform = restore(run, device)
+        # images as the data were decoded; the transform adapts them as in training (data.image_size, channels)
+        shape, classes = tuple(state.get("source_shape") or state["data_shape"]), state["classes"]
+
+        def logits(x):
+            with torch.inference_mode():
+                return model(transform.eval(x.to(device))).float().cpu()
+    xs = [_image(img, shape) for img in images]
     if not xs:
         return []
-    with torch.inference_mode():
-        probs = model(transform.eval(torch.stack(xs).to(device))).float().softmax(1).cpu()
-    k = min(top, probs.shape[1])
-    vals, idx = probs.topk(k, dim=1)
-    classes = state["classes"]
+    probs = logits(torch.stack(xs)).softmax(1)
+    vals, idx = probs.topk(min(top, probs.shape[1]), dim=1)
     return [[(classes[int(i)], float(v)) for v, i in zip(vr, ir)] for vr, ir in zip(vals, idx)]
+
+
+def _image(img, shape: tuple) -> torch.Tensor:
+    """An image path read at `shape` (C, H, W), or a uint8 tensor checked against it."""
+    if isinstance(img, torch.Tensor):
+        if img.dtype != torch.uint8 or tuple(img.shape) != tuple(shape):
+            raise DataError(f"image tensor must be uint8 of shape {tuple(shape)}, got {img.dtype} {tuple(img.shape)}")
+        return img
+    return read_image(img, shape[0], shape[1])
 
 
 def explain(run: Run | str | os.PathLike, image, layer: Optional[str] = None, target: Optional[str] = None,

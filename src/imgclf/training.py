@@ -152,6 +152,7 @@ def _log_header(log, cfg, run_dir: Path, splits, summ, device, processes: int, l
 def _extra(cfg, splits, in_shape) -> dict:
     """What every checkpoint holds beside the weights: what inference needs to use them."""
     return {"config": cfg.to_dict(), "classes": splits.classes, "data_shape": list(splits.shape),
+            "source_shape": list(splits.train.x.shape[1:]),  # as decoded, before data.image_size/channels
             "input_shape": list(in_shape), "mean": splits.mean.tolist(), "std": splits.std.tolist()}
 
 

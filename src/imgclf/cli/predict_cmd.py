@@ -5,8 +5,8 @@ import json
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("predict", help="classify image files with a run's best checkpoint")
-    p.add_argument("run", metavar="RUN", help="run folder or name")
+    p = sub.add_parser("predict", help="classify image files with a run's best checkpoint or an exported model")
+    p.add_argument("run", metavar="RUN", help="run folder or name, or a model file from imgclf export (.onnx, .pt2)")
     p.add_argument("images", metavar="IMAGE", nargs="+")
     p.add_argument("--top", type=int, default=5, help="how many classes to show (default 5)")
     p.add_argument("--runs-dir", metavar="DIR")
@@ -20,7 +20,10 @@ def run(args) -> int:
 
     if args.top < 1:
         raise ConfigError(f"--top {args.top}: must be at least 1")
-    preds = predict(load_run(args.run, args.runs_dir), args.images, args.top)
+    from pathlib import Path
+
+    exported = Path(args.run).suffix.lower() in (".onnx", ".pt2")
+    preds = predict(args.run if exported else load_run(args.run, args.runs_dir), args.images, args.top)
     if args.json:
         print(json.dumps([{"image": str(i), "top": [{"class": c, "probability": p} for c, p in ps]}
                           for i, ps in zip(args.images, preds)]))

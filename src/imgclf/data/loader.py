@@ -78,9 +78,9 @@ class Transform:
             x = A.AUGMENTATIONS.get(name)(x, getattr(self.aug, name), g) if getattr(self.aug, name) else x
         return x
 
-    def eval(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalized float32 batch for evaluation (center crop when training crops)."""
-        x = adapt(x, self.shape)
+    def eval(self, x: torch.Tensor, rounded: bool = True) -> torch.Tensor:
+        """Normalized float32 batch for evaluation (center crop when training crops); see adapt for `rounded`."""
+        x = adapt(x, self.shape, rounded)
         if self.aug.crop_size:
             x = A.center_crop(x, self.aug.crop_size)
         if x.shape[1] > 1:  # NHWC, the layout the convolutions prefer (see Trainer)
