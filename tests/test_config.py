@@ -101,7 +101,8 @@ def test_parse_duration():
 def test_every_shipped_config_is_valid():
     from pathlib import Path
 
-    files = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
-    assert len(files) >= 10
+    root = Path(__file__).parent.parent / "configs"
+    files = sorted([*root.glob("*.yaml"), *root.glob("transfer/*.yaml")])
+    assert len(files) >= 20
     for f in files:
         load_config(f)

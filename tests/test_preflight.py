@@ -50,14 +50,25 @@ def test_cli_exits_2_with_one_line_and_an_empty_cache(tmp_path, capsys):
     assert not (tmp_path / "cache").exists()
 
 
-def test_every_shipped_config_passes_the_preflight():
+def test_every_shipped_config_passes_the_preflight(tmp_path, monkeypatch):
     from pathlib import Path
 
     from imgclf.config import load_config
+    from imgclf.models.pretrained import imagenet_file
     from imgclf.preflight import preflight
 
-    for path in sorted((Path(__file__).parent.parent / "configs").glob("*.yaml")):
-        preflight(load_config(path))
+    # The transfer configs name weights the preflight looks for: ImageNet's in torch's cache and the
+    # source run, both where a user who followed the README would have them.
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    cached, _ = imagenet_file("resnet18")
+    cached.parent.mkdir(parents=True)
+    cached.touch()
+    (tmp_path / "runs" / "transfer-source").mkdir(parents=True)
+    (tmp_path / "runs" / "transfer-source" / "best.pt").touch()
+    root = Path(__file__).parent.parent / "configs"
+    monkeypatch.chdir(tmp_path)
+    for path in sorted([*root.glob("*.yaml"), *root.glob("transfer/*.yaml")]):
+        preflight(load_config(path, ["data.download=false"]))
 
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402

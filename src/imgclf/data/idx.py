@@ -69,6 +69,9 @@ def _load(name: str, cfg) -> RawData:
     src = SOURCES[name]
     root = data_dir_for(cfg, name)
     found = {key: _find(root, stem) for key, stem in FILES.items()}
+    if not any(found.values()) and (root / name).is_dir():  # a folder of data sets, one sub-folder each
+        root = root / name
+        found = {key: _find(root, stem) for key, stem in FILES.items()}
     present = [p.name for p in found.values() if p is not None]
     paths: dict[str, Path] = {}
     for key, stem in FILES.items():
@@ -109,13 +112,13 @@ def _load(name: str, cfg) -> RawData:
     return cached(name, list(paths.values()), {}, decode)
 
 
-@DATASETS.register("mnist", shape=(1, 28, 28), classes=10)
+@DATASETS.register("mnist", shape=(1, 28, 28), classes=10, train_images=60_000)
 def mnist(cfg) -> RawData:
     """MNIST: 60,000 train / 10,000 test grayscale 28x28 digits."""
     return _load("mnist", cfg)
 
 
-@DATASETS.register("fashion-mnist", shape=(1, 28, 28), classes=10)
+@DATASETS.register("fashion-mnist", shape=(1, 28, 28), classes=10, train_images=60_000)
 def fashion_mnist(cfg) -> RawData:
     """Fashion-MNIST: 60,000 train / 10,000 test grayscale 28x28 clothing images, 10 classes."""
     return _load("fashion-mnist", cfg)

@@ -57,8 +57,10 @@ def group_table(optimizer: torch.optim.Optimizer, base_lr: float) -> list[str]:
         if not n:
             continue
         tops = sorted({name.split(".")[0] for name in g.get("names", [])}) or ["(filters)"]
+        kind = "weights" if all(p.ndim > 1 for p in g["params"]) else "biases, norms" if all(
+            p.ndim <= 1 for p in g["params"]) else "mixed"
         lines.append(f"  {n:>11,} parameters  lr {base_lr * g.get('lr_scale', 1.0):<9.3g} weight decay "
-                     f"{g['weight_decay']:<7g} {', '.join(tops)[:70]}")
+                     f"{g['weight_decay']:<7g} {kind:<13} {', '.join(tops)[:60]}")
     return lines
 
 

@@ -96,11 +96,15 @@ def adapt_first_conv(w: torch.Tensor, channels: int) -> torch.Tensor:
 
 
 def load_pretrained(model: nn.Module, state: dict, first_conv_weight: Optional[str] = None) -> dict:
-    """Load the tensors of `state` that fit `model` by name; returns what was loaded, adapted and left new."""
+    """Load the tensors of `state` that fit `model` by name; returns what was loaded, adapted and left new.
+
+    The head always starts fresh: its rows are the source's classes (CIFAR-10's airplane is not
+    Fashion-MNIST's T-shirt even when both have ten), so only the features transfer."""
     own = model.state_dict()
+    head = head_name(model)
     loaded, adapted, new = {}, [], []
     for k, v in own.items():
-        w = state.get(k)
+        w = None if k.startswith(head + ".") else state.get(k)
         if w is not None and k == first_conv_weight and w.ndim == 4 and w.shape[1] != v.shape[1] \
                 and w.shape[0] == v.shape[0] and w.shape[2:] == v.shape[2:]:
             w = adapt_first_conv(w, v.shape[1])
