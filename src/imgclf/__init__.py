@@ -1,5 +1,5 @@
 """imgclf: train, compare, evaluate and summarise image classifiers on an ordinary machine."""
-from .api import Run, evaluate, load_run, predict, train
+from .api import Run, evaluate, export, load_run, predict, run_study, train
 from .config import ExperimentConfig, from_dict, load_config
 from .errors import BudgetError, ConfigError, DataError, ImgclfError, RunError
 from .models import MODELS, build_model
@@ -8,7 +8,7 @@ from .sweeps.analysis import sweep_results
 
 __version__ = "0.1.0"
 __all__ = [
-    "Run", "train", "evaluate", "predict", "load_run", "ExperimentConfig", "load_config", "from_dict",
+    "Run", "train", "evaluate", "predict", "load_run", "export", "run_study", "ExperimentConfig", "load_config", "from_dict",
     "ImgclfError", "ConfigError", "DataError", "BudgetError", "RunError", "MODELS", "build_model",
     "summarize", "format_summary", "sweep_results",
 ]

@@ -135,13 +135,13 @@ def _load(name: str, cfg) -> RawData:
     return cached(name, [f for f in files if f.exists()], {}, decode)
 
 
-@DATASETS.register("cifar10", shape=(3, 32, 32), classes=10)
+@DATASETS.register("cifar10", shape=(3, 32, 32), classes=10, train_images=50_000)
 def cifar10(cfg) -> RawData:
     """CIFAR-10: 50,000 train / 10,000 test RGB 32x32 images, 10 classes."""
     return _load("cifar10", cfg)
 
 
-@DATASETS.register("cifar100", shape=(3, 32, 32), classes=100)
+@DATASETS.register("cifar100", shape=(3, 32, 32), classes=100, train_images=50_000)
 def cifar100(cfg) -> RawData:
     """CIFAR-100: 50,000 train / 10,000 test RGB 32x32 images, 100 fine classes."""
     return _load("cifar100", cfg)

@@ -7,7 +7,7 @@ import torch
 from .registry import DATASETS, RawData
 
 
-@DATASETS.register("digits", shape=(1, 8, 8), classes=10)
+@DATASETS.register("digits", shape=(1, 8, 8), classes=10, train_images=1_797)
 def digits(cfg) -> RawData:
     """1,797 grayscale 8x8 digits shipped with scikit-learn; no test split (carved by data.test_fraction)."""
     from sklearn.datasets import load_digits

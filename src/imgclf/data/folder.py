@@ -161,7 +161,7 @@ def folder_shape(cfg) -> tuple[int, int, int]:
 
 
 # the class count is known only once the folder is listed
-@DATASETS.register("folder", shape=folder_shape, classes=None)
+@DATASETS.register("folder", shape=folder_shape, classes=None, train_images=None)
 def folder(cfg) -> RawData:
     """Images from data.path (folder or .tar.gz), resized to data.image_size, data.channels channels."""
     root = Path(cfg.path).expanduser()

@@ -107,13 +107,11 @@ def per_class_accuracy(accuracy: Sequence[Optional[float]], classes: Sequence[st
     return _save(fig, path)
 
 
-def misclassified_grid(images, true: Sequence[int], pred: Sequence[int], prob: Sequence[float],
-                       classes: Sequence[str], path, cols: int = 6) -> Path:
-    """The given images (uint8 N x C x H x W), each titled true -> predicted (probability)."""
+def image_grid(images, titles: Sequence[str], path, suptitle: str = "", cols: int = 6) -> Path:
+    """The given images (uint8 N x C x H x W) in a grid, each with its title."""
     plt = _plt()
     imgs = np.asarray(images)
     n = len(imgs)
-    classes = _labels(classes, 14)
     rows = max(1, (n + cols - 1) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows), squeeze=False)
     for i, ax in enumerate(axes.flat):
@@ -123,9 +121,24 @@ def misclassified_grid(images, true: Sequence[int], pred: Sequence[int], prob: S
         im = imgs[i].transpose(1, 2, 0)
         ax.imshow(im[..., 0] if im.shape[2] == 1 else im, cmap="gray" if im.shape[2] == 1 else None,
                   interpolation="nearest")
-        ax.set_title(f"{classes[true[i]]}\n-> {classes[pred[i]]} ({100 * prob[i]:.0f}%)", fontsize=8)
-    fig.suptitle("most confidently misclassified test images (true -> predicted)")
+        ax.set_title(titles[i], fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
     return _save(fig, path)
+
+
+def misclassified_grid(images, true: Sequence[int], pred: Sequence[int], prob: Sequence[float],
+                       classes: Sequence[str], path, cols: int = 6) -> Path:
+    """The given images (uint8 N x C x H x W), each titled true -> predicted (probability)."""
+    classes = _labels(classes, 14)
+    titles = [f"{classes[t]}\n-> {classes[p]} ({100 * q:.0f}%)" for t, p, q in zip(true, pred, prob)]
+    return image_grid(images, titles, path, "most confidently misclassified test images (true -> predicted)", cols)
+
+
+def preview_grid(images, labels: Sequence[int], classes: Sequence[str], path, cols: int = 8) -> Path:
+    """A first look at a data set: training images (uint8 N x C x H x W) with their class names."""
+    names = _labels(classes, 14)
+    return image_grid(images, [names[int(y)] for y in labels], path, "training images", cols)
 
 
 def compare_runs(runs: Sequence[dict], path) -> Path:
@@ -167,4 +180,48 @@ def batch_size_study(rows: Sequence[dict], path) -> Path:
         ax.set_xticks(b, [str(x) for x in b])
         ax.set_xlabel("batch size")
         ax.set_ylabel(label)
+    return _save(fig, path)
+
+
+def study_curves(runs: Sequence[dict], path) -> Path:
+    """The full comparison on one page: training and validation loss and accuracy, one line per run.
+
+    Each run is a dict with name and history (epoch records)."""
+    plt = _plt()
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True)
+    panels = ((axes[0][0], "train_loss", "training loss"), (axes[0][1], "val_loss", "validation loss"),
+              (axes[1][0], "train_acc", "training accuracy (%)"), (axes[1][1], "val_acc", "validation accuracy (%)"))
+    for ax, key, label in panels:
+        for r in runs:
+            h = [x for x in r.get("history") or [] if x.get(key) is not None]
+            if h:
+                scale = 100 if key.endswith("acc") else 1
+                ax.plot([x["epoch"] for x in h], [scale * x[key] for x in h], marker="o", ms=2.5, label=r["name"])
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    for ax in axes[1]:
+        ax.set_xlabel("epoch")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, _labels(labels), loc="lower center", ncol=min(6, len(labels)), fontsize=8)
+    fig.tight_layout(rect=(0, 0.06 if handles else 0, 1, 1))
+    return _save(fig, path)
+
+
+def sweep_curve_groups(groups: dict, key: str, path) -> Path:
+    """Learning curves of groups of a sweep's trials ('best 3': [(label, history), ...], ...), one panel each."""
+    plt = _plt()
+    groups = {k: v for k, v in groups.items() if v}
+    fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(4.6 * max(1, len(groups)), 3.6), squeeze=False,
+                             sharey=True)
+    for ax, (title, members) in zip(axes[0], groups.items()):
+        for label, hist in members:
+            h = [x for x in hist if x.get(key) is not None]
+            ax.plot([x["epoch"] for x in h], [x[key] for x in h], marker="o", ms=2.5, label=str(label))
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel(key)
+    fig.tight_layout()
     return _save(fig, path)

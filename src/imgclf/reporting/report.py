@@ -41,7 +41,7 @@ def _fmt(v) -> str:
     return "-" if v is None else str(v)
 
 
-def _pct(v) -> str:
+def pct(v) -> str:
     """A share in 0..1 as a percentage; '-' when there is none."""
     return "-" if v is None else f"{100 * v:.2f}%"
 
@@ -60,8 +60,10 @@ def _run_blocks(path: Path, out: Path) -> tuple[list, dict]:
                         f"{m.get('device', 'cpu')}; {R.kept_phrase(m['best_epoch'], m['monitor'])}."
                         + (f" Stopped: {m['stop_reason']}." if m.get("stop_reason") else "")))
     if test is not None:
-        blocks.append(("table", ["split", "loss", "top-1", "top-5", "images"],
-                       [["test", f"{test['loss']:.4f}", _pct(test["top1"]), _pct(test["top5"]), f"{test['n']:,}"]]))
+        five = len(m["classes"]) > 5  # top-5 of five classes or fewer is always 100%
+        blocks.append(("table", ["split", "loss", "top-1", *(["top-5"] if five else []), "images"],
+                       [["test", f"{test['loss']:.4f}", pct(test["top1"]), *([pct(test["top5"])] if five else []),
+                         f"{test['n']:,}"]]))
     else:
         blocks.append(("p", "The test split was not scored (a tuning run, train.final_test: false)."))
     figs = out / "figures" / name
@@ -75,14 +77,14 @@ def _run_blocks(path: Path, out: Path) -> tuple[list, dict]:
                        "Accuracy per class on the test split."))
         conf = test["confusion"]
         blocks.append(("table", ["class", "test images", "accuracy", "most often taken for"],
-                       [[c, f"{sum(conf[i]):,}", _pct(a), _confused(conf, i, classes)]
+                       [[c, f"{sum(conf[i]):,}", pct(a), _confused(conf, i, classes)]
                         for i, (c, a) in enumerate(zip(classes, test["per_class_accuracy"]))]))
         mis = _misclassified(run, figs / "misclassified")
         if mis is not None:
             blocks.append(("img", mis, "The test images the model got wrong with the highest confidence."))
     blocks.append(("table", ["epoch", "train loss", "train acc", "val loss", "val acc", "lr", "seconds"],
-                   [[r["epoch"], _fmt(r["train_loss"]), _pct(r["train_acc"]),
-                     _fmt(r.get("val_loss")), _pct(r.get("val_acc")),
+                   [[r["epoch"], _fmt(r["train_loss"]), pct(r["train_acc"]),
+                     _fmt(r.get("val_loss")), pct(r.get("val_acc")),
                      f"{r['lr']:.3g}", f"{r['seconds']:.1f}"] for r in hist]))
     blocks.append(("h3", "Per-layer summary"))
     blocks.append(("pre", (path / R.SUMMARY_TXT).read_text(encoding="utf-8")))
@@ -169,7 +171,7 @@ def _sweep_blocks(path: Path, out: Path, top: int = 5) -> list:
 def _comparison_blocks(infos: list[dict], out: Path) -> list:
     blocks: list = [("h2", "Comparison"),
                      ("table", ["run", "parameters", "mult-adds", "test top-1", "s/epoch"],
-                      [[i["name"], f"{i['params']:,}", f"{i['mult_adds']:,}", _pct(i["top1"]),
+                      [[i["name"], f"{i['params']:,}", f"{i['mult_adds']:,}", pct(i["top1"]),
                         f"{i['epoch_s']:.1f}"] for i in infos]),
                      ("img", F.compare_runs(infos, out / "figures" / "comparison"),
                       "Test accuracy against parameters and multiply-adds; validation curves overlaid.")]
@@ -186,7 +188,7 @@ def _comparison_blocks(infos: list[dict], out: Path) -> list:
     return blocks
 
 
-def _render_html(title: str, blocks: list) -> str:
+def render_html(title: str, blocks: list) -> str:
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
              f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{html.escape(title)}</title>"
              f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
@@ -208,7 +210,7 @@ def _render_html(title: str, blocks: list) -> str:
     return "".join(parts)
 
 
-def _render_md(title: str, blocks: list, out: Path) -> str:
+def render_md(title: str, blocks: list, out: Path) -> str:
     lines = [f"# {title}", ""]
     for b in blocks:
         kind = b[0]
@@ -256,6 +258,6 @@ def build_report(refs: list, out_dir=None, runs_dir=None, sweeps_dir=None) -> di
     if len(infos) > 1:
         blocks = _comparison_blocks(infos, out) + blocks
     title = "imgclf report: " + ", ".join(i.name for i in items)
-    R.atomic_write_text(out / "report.html", _render_html(title, blocks))
-    R.atomic_write_text(out / "report.md", _render_md(title, blocks, out))
+    R.atomic_write_text(out / "report.html", render_html(title, blocks))
+    R.atomic_write_text(out / "report.md", render_md(title, blocks, out))
     return {"html": out / "report.html", "md": out / "report.md", "figures": sum(b[0] == "img" for b in blocks)}

@@ -17,14 +17,18 @@ from .workers import worker_loop
 
 
 def export_results(study, spec: SweepSpec, sweep_dir: Path) -> None:
-    """results.csv and results.json in the sweep folder."""
+    """results.csv and results.json (each trial's epoch history beside its row) in the sweep folder."""
+    import json
+
     from .analysis import trials_frame
 
     df = trials_frame(study, spec)
+    histories = {t.number: t.user_attrs.get("history") or [] for t in study.get_trials(deepcopy=False)}
+    records = [{**r, "history": histories.get(r["trial"], [])} for r in json.loads(df.to_json(orient="records"))]
     # Workers of one sweep export into the same folder at once: each writes its own unique temp
     # file (a shared fixed name let one worker's rename take the file from under another's).
     atomic_write_text(sweep_dir / "results.csv", df.to_csv(index=False))
-    atomic_write_text(sweep_dir / "results.json", df.to_json(orient="records", indent=1))
+    atomic_write_text(sweep_dir / "results.json", json.dumps(records, indent=1))
 
 
 def run_sweep(path, name: Optional[str] = None, storage_url: Optional[str] = None, workers: int = 1,

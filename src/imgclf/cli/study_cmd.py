@@ -1,0 +1,48 @@
+"""imgclf study / imgclf studies: run a study of the course as one command; list the ready ones."""
+from __future__ import annotations
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("study", help="run a study (its missing runs, then its report); see imgclf studies",
+                       description="Run what a study still needs (finished runs are kept, cut ones resume), "
+                                   "then write its report: studies/NAME/report.html, report.md, results.json.")
+    p.add_argument("study", metavar="NAME_OR_FILE", help="a ready study (imgclf studies) or a study YAML file")
+    p.add_argument("--dry-run", action="store_true", help="validate every run and say what would train; train nothing")
+    p.add_argument("--better", action="store_true", help="imgclf's better recipe instead of the report's settings")
+    p.add_argument("--set", "-s", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override every run, e.g. --set train.epochs=5 (then name the results with --name)")
+    p.add_argument("--name", "-n", help="the results folder under the studies folder (default: the study's name)")
+    p.add_argument("--workers", type=int, default=1, help="runs trained at once (default 1)")
+    p.add_argument("--studies-dir", metavar="DIR", help="where results go (default $IMGCLF_STUDIES or ./studies)")
+    p.set_defaults(func=run)
+    s = sub.add_parser("studies", help="list the ready studies with their estimated cost on this machine")
+    s.add_argument("--no-cost", action="store_true", help="skip the cost estimates")
+    s.set_defaults(func=run_list)
+
+
+def run(args) -> int:
+    from ..errors import ConfigError
+    from ..studies import run_study
+
+    if args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: must be at least 1")
+    run_study(args.study, args.studies_dir, args.workers, args.dry_run, args.better, tuple(args.overrides), args.name)
+    return 0
+
+
+def run_list(args) -> int:
+    from ..studies import load_study, ready_studies
+    from ..studies.cost import study_seconds, words
+
+    rows = []
+    for f in ready_studies():
+        spec = load_study(f)
+        n = len(spec.runs) + spec.retrain_top
+        what = f"{n} runs" + (" + a sweep" if spec.sweep else "")
+        cost = "" if args.no_cost else f"~{words(study_seconds(spec))}"
+        rows.append((spec.name, spec.report, what, cost, spec.title))
+    w = max((len(r[0]) for r in rows), default=0)
+    for name, report, what, cost, title in rows:
+        print(f"{name:<{w}}  {report:>3}  {what:<18} {cost:>8}  {title}")
+    print("run one with: imgclf study NAME (--dry-run first says what it trains)")
+    return 0

@@ -1,0 +1,127 @@
+"""A study's report: one table of every run (best epoch, losses and accuracies, time per epoch and
+per step, parameters, multiply-adds), the full comparison of learning curves, and the figures the
+study asks for; report.html (self-contained), report.md and results.json in the study's folder."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Callable
+
+from .. import runs as R
+from ..atomic import atomic_write_text
+from ..reporting import figures as F
+from ..reporting.report import pct, render_html, render_md
+from .spec import StudySpec
+
+COLUMNS = ["run", "best epoch", "train loss", "train acc", "val loss", "val acc", "test loss", "test acc",
+           "s/epoch", "ms/step", "params", "mult-adds"]
+
+
+def run_row(name: str, folder: Path) -> dict:
+    """One run's line of the study table, from its files (the kept epoch's figures)."""
+    run = R.Run(folder)
+    m, hist = run.metrics, R.read_history(folder / R.HISTORY)
+    best = hist[m["best_epoch"] - 1] if m.get("best_epoch") else hist[-1]
+    cfg = run.config
+    batch = cfg.train.batch_size
+    steps = max(1, math.ceil((m.get("train_images") or 0) / batch))
+    # time per step without the validation pass (older runs: the whole epoch)
+    train_s = [h["seconds"] - (h.get("val_seconds") or 0.0) for h in hist]
+    test = m.get("test") or {}
+    return {"run": name, "best_epoch": m.get("best_epoch"), "train_loss": best.get("train_loss"),
+            "train_acc": best.get("train_acc"), "val_loss": best.get("val_loss"), "val_acc": best.get("val_acc"),
+            "test_loss": test.get("loss"), "test_acc": test.get("top1"), "test_top5": test.get("top5"),
+            "epoch_s": sum(h["seconds"] for h in hist) / len(hist), "step_ms": 1000 * sum(train_s) / len(hist) / steps,
+            "params": m["params"], "mult_adds": m["mult_adds"], "batch": batch, "epochs": len(hist),
+            "history": ([m["initial"]] if m.get("initial") else []) + hist, "path": str(folder)}
+
+
+def _cells(r: dict) -> list:
+    def num(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
+    return [r["run"], num(r["best_epoch"], "d"), num(r["train_loss"], ".4f"), pct(r["train_acc"]),
+            num(r["val_loss"], ".4f"), pct(r["val_acc"]), num(r["test_loss"], ".4f"), pct(r["test_acc"]),
+            num(r["epoch_s"], ".1f"), num(r["step_ms"], ".2f"), f"{r['params']:,}", f"{r['mult_adds']:,}"]
+
+
+def study_report(spec: StudySpec, folder: Path, log: Callable[[str], None] = print) -> dict:
+    """Write the study's report from its runs (and sweep); returns the paths and the table's rows."""
+    figs = folder / "figures"
+    rows = [run_row(n, folder / "runs" / n) for n in _run_names(spec, folder)]
+    blocks: list = [("p", spec.about)] if spec.about else []
+    if spec.note:
+        blocks.append(("p", spec.note))
+    if rows:
+        blocks += [("h2", "Runs"), ("table", COLUMNS, [_cells(r) for r in rows]),
+                   ("p", "Loss and accuracy of each run's kept epoch (the best by its monitor); s/epoch includes the "
+                         "validation pass, ms/step does not."),
+                   ("img", F.study_curves([{"name": r["run"], "history": r["history"]} for r in rows],
+                                          figs / "curves"),
+                    "Training and validation, loss and accuracy, per run.")]
+    if "timing" in spec.figures and len(rows) > 1:
+        timing = [{"batch": r["batch"], "step_s": r["step_ms"] / 1000, "epoch_s": r["epoch_s"],
+                   "top1": r["test_acc"] or 0.0} for r in rows]
+        blocks.append(("img", F.batch_size_study(timing, figs / "timing"),
+                       "Time per step (without validation) and per epoch, and test accuracy, against batch size."))
+    if "preview" in spec.figures and rows:
+        from ..build import prepare_data
+
+        split = prepare_data(R.Run(Path(rows[0]["path"])).config)
+        blocks.insert(0, ("img", F.preview_grid(split.train.x[:32], split.train.y[:32], split.classes, figs / "preview"),
+                          "A first look: training images with their classes."))
+    if "activations" in spec.figures:
+        blocks += _activation_blocks(rows, figs)
+    if spec.sweep is not None and (folder / "sweep" / "sweep.yaml").is_file():
+        blocks = _sweep_blocks(folder / "sweep", figs) + blocks
+    title = f"{spec.title}" + (f" (report {spec.report})" if spec.report else "")
+    atomic_write_text(folder / "report.html", render_html(title, blocks))
+    atomic_write_text(folder / "report.md", render_md(title, blocks, folder))
+    atomic_write_text(folder / "results.json", json.dumps([{k: v for k, v in r.items()} for r in rows], indent=1))
+    log(f"wrote {folder / 'report.html'} and report.md ({len(rows)} runs)")
+    return {"html": str(folder / "report.html"), "md": str(folder / "report.md"), "rows": rows}
+
+
+def _run_names(spec: StudySpec, folder: Path) -> list[str]:
+    names = list(spec.runs) + [f"top{i}" for i in range(1, spec.retrain_top + 1)]
+    return [n for n in names if (folder / "runs" / n / R.METRICS).is_file()]
+
+
+def _activation_blocks(rows: list[dict], figs: Path) -> list:
+    """Feature maps and Grad-CAM of each run's model on the first test image."""
+    from ..build import prepare_data
+    from ..inference import explain
+
+    blocks: list = []
+    for r in rows:
+        run = R.Run(Path(r["path"]))
+        image = prepare_data(run.config).test.x[0]
+        out = explain(run, image, out_dir=figs / "activations" / r["run"])
+        for p in out.get("paths", [])[:2]:
+            blocks.append(("img", Path(p), f"{r['run']}: {Path(p).stem.replace('_', ' ')}"))
+    return blocks
+
+
+def _sweep_blocks(sweep_dir: Path, figs: Path) -> list:
+    """The sweep's table and figures, with the learning curves of its best 3, median 3 and worst 5."""
+    from ..sweeps.analysis import format_table, load_sweep_study, ranked, trials_frame, write_figures
+
+    sspec, study, _ = load_sweep_study(sweep_dir)
+    df = trials_frame(study, sspec)
+    done = ranked(df, sspec)
+    obj = sspec.options.objective
+    blocks: list = [("h2", f"Sweep: {len(done)} complete configurations"),
+                    ("pre", format_table(done.head(10), sspec, "best 10:"))]
+    for p in write_figures(df, sspec, study, figs / "sweep"):
+        blocks.append(("img", p, p.stem.replace("_", " ")))
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    order = [int(n) for n in done["trial"]]
+    mid = max(0, len(order) // 2 - 1)
+    groups = {"best 3": order[:3], "median 3": order[mid : mid + 3], "worst 5": order[-5:] if len(order) > 3 else []}
+    for key in ("val_loss", "train_loss"):
+        curves = {g: [(f"trial {n}", trials[n].user_attrs.get("history") or []) for n in ns]
+                  for g, ns in groups.items()}
+        blocks.append(("img", F.sweep_curve_groups(curves, key, figs / "sweep" / f"groups_{key}"),
+                       f"{key} of the best 3, median 3 and worst 5 configurations by {obj}."))
+    return blocks

@@ -1,0 +1,152 @@
+"""Run a study: each named run that has no result yet (resuming one a stop cut short), the sweep
+and the retraining of its best, then the report. Rerunning a study trains only what is missing."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from .. import runs as R
+from ..errors import ConfigError
+from .spec import StudySpec, find_study, load_study
+
+
+def studies_root(studies_dir=None) -> Path:
+    """Where study results go: the argument, $IMGCLF_STUDIES, or ./studies."""
+    return Path(studies_dir or os.environ.get("IMGCLF_STUDIES") or "studies")
+
+
+@dataclass
+class Planned:
+    name: str
+    overrides: list[str]
+    status: str  # done, partial (resumes) or missing
+
+
+def status_of(folder: Path) -> str:
+    if (folder / R.METRICS).is_file():
+        return "done"
+    return "partial" if (folder / R.LAST).is_file() else "missing"
+
+
+def plan(spec: StudySpec, folder: Path) -> list[Planned]:
+    """The study's runs with what each needs (every config already validated by the spec)."""
+    out = [Planned(n, o, status_of(folder / "runs" / n)) for n, o in spec.runs.items()]
+    if spec.sweep is not None and spec.retrain_top:
+        for i in range(1, spec.retrain_top + 1):
+            out.append(Planned(f"top{i}", [], status_of(folder / "runs" / f"top{i}")))
+    return out
+
+
+def _train_cmd(spec: StudySpec, folder: Path, p: Planned, threads: Optional[int]) -> list[str]:
+    """The `imgclf train` command of one run, its config written beside the study's results."""
+    cfg_path = folder / "configs" / f"{p.name}.yaml"
+    if p.status == "partial":
+        cmd = ["train", "--resume", str(folder / "runs" / p.name)]
+    else:
+        cmd = ["train", "-c", str(cfg_path), "--name", p.name, "--runs-dir", str(folder / "runs")]
+    cmd += ["--no-progress"] + (["--set", f"train.threads={threads}"] if threads and p.status != "partial" else [])
+    return [sys.executable, "-m", "imgclf.cli.main", *cmd]
+
+
+def _write_configs(spec: StudySpec, folder: Path, todo: list[Planned], retrain: dict[str, list[str]]) -> None:
+    from ..atomic import atomic_write_text
+    from ..config import from_dict, save_config
+
+    for p in todo:
+        cfg = spec.config(p.name) if p.name in spec.runs else from_dict(retrain[p.name])
+        atomic_write_text(folder / "configs" / f"{p.name}.yaml", save_config(cfg))
+
+
+def _retrain_points(spec: StudySpec, sweep_dir: Path) -> dict[str, dict]:
+    """The sweep's best `retrain_top` configurations as experiment mappings, retrain.set applied."""
+    from ..config import merge, parse_override, _nest
+    from ..sweeps.analysis import load_sweep_study, ranked, trials_frame
+    from ..sweeps.space import decode_point, to_overrides
+
+    sspec, study, _ = load_sweep_study(sweep_dir)
+    best = ranked(trials_frame(study, sspec), sspec).head(spec.retrain_top)
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    out = {}
+    for i, num in enumerate(best["trial"], 1):
+        point = decode_point(sspec.space, by_number[int(num)].params)
+        raw = merge(sspec.base, to_overrides(point))
+        for text in spec.common + spec.retrain_set:
+            raw = merge(raw, _nest(*parse_override(text)))
+        out[f"top{i}"] = raw
+    return out
+
+
+def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = False, better: bool = False,
+              overrides: tuple = (), name: Optional[str] = None,
+              log: Callable[[str], None] = print) -> Optional[dict]:
+    """Run what a study still needs, then write its report; with `dry_run`, only say what would run.
+
+    `better` runs imgclf's recipe instead of the report's settings; `overrides` (key=value) apply to
+    every run (e.g. fewer epochs); `name` is the results folder (default: the study's name)."""
+    spec = load_study(find_study(ref), better, tuple(overrides))
+    if name:
+        spec.name = name
+    folder = studies_root(studies_dir) / spec.name
+    planned = plan(spec, folder)
+    if dry_run:
+        log(f"study {spec.name}: {spec.title}" + (f" (report {spec.report})" if spec.report else ""))
+        if spec.sweep is not None:
+            log(f"  sweep {spec.sweep.name}" + (f", then its best {spec.retrain_top} retrained with "
+                                                  f"{' '.join(spec.retrain_set) or 'the same settings'}"
+                                                  if spec.retrain_top else ""))
+        for p in planned:
+            log(f"  {p.status:8} {p.name}: {' '.join(p.overrides) or '(the base)'}")
+        log(f"results in {folder}/; nothing trained (--dry-run)")
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    if spec.sweep is not None:
+        from ..sweeps.runner import run_sweep
+
+        run_sweep(spec.sweep, "sweep", workers=workers, sweeps_dir=folder, echo=True)
+    todo = [p for p in planned if p.status != "done"]
+    retrain = _retrain_points(spec, folder / "sweep") if any(p.name not in spec.runs for p in todo) else {}
+    _write_configs(spec, folder, [p for p in todo if p.status == "missing"], retrain)
+    log(f"study {spec.name}: {len(planned) - len(todo)} of {len(planned)} runs done, {len(todo)} to train"
+        + (f" ({workers} at a time)" if workers > 1 and len(todo) > 1 else ""))
+    threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+    queue = [_train_cmd(spec, folder, p, threads) for p in todo]
+    failed = _run_all(queue, workers, folder / "study.log")
+    if failed:
+        raise ConfigError(f"study {spec.name}: {failed} run(s) failed (see {folder / 'study.log'}); fix the cause "
+                          f"and run the study again: finished runs are kept")
+    from .report import study_report
+
+    return study_report(spec, folder, log)
+
+
+def _run_all(cmds: list[list[str]], workers: int, log_path: Path) -> int:
+    """Run the commands, `workers` at a time, their output appended to the study's log; the failures."""
+    failed = 0
+    running: list[subprocess.Popen] = []
+    with open(log_path, "a", encoding="utf-8") as out:
+        for cmd in cmds:
+            while len(running) >= workers:
+                failed += _reap(running)
+            print("imgclf " + " ".join(cmd[3:]), flush=True)
+            out.write("$ imgclf " + " ".join(cmd[3:]) + "\n")
+            out.flush()
+            running.append(subprocess.Popen(cmd, stdout=out if workers > 1 else None, stderr=subprocess.STDOUT))
+        while running:
+            failed += _reap(running)
+    return failed
+
+
+def _reap(running: list) -> int:
+    """Wait for one of the running processes; 1 if it failed."""
+    import time
+
+    while True:
+        for p in running:
+            if p.poll() is not None:
+                running.remove(p)
+                return int(p.returncode != 0)
+        time.sleep(0.2)

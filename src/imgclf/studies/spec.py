@@ -1,0 +1,151 @@
+"""A study file: named runs over one base experiment (listed, or a grid), or a sweep whose best
+configurations are retrained; what the report compares. Ready studies live in configs/studies/.
+
+    title: Wide, deep or both under 256k parameters
+    report: "000"                 # the course report it comes from (../shared/seeds/)
+    base: ../cifar10-base.yaml    # an experiment file, relative to this one
+    set: {train.epochs: 120}      # overrides for every run: the report's own settings
+    better: {train.epochs: 30}    # imgclf's better recipe where it has one (imgclf study NAME --better)
+    runs:                         # name: overrides, or the path of a config file (`grid:` of key: [values])
+      wide: {model.name: wide}
+      norm: ../tp5x5-norm.yaml
+    sweep: ../sweeps/x.yaml       # instead of runs: a sweep, then its best `retrain.top` retrained
+    retrain: {top: 5, set: {train.epochs: 50}}
+    figures: [timing]             # beside the comparison: timing (against batch size), activations, preview
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from ..config import from_dict, read_experiment, read_yaml
+from ..errors import ConfigError
+
+STUDIES_DIR = Path(__file__).resolve().parents[3] / "configs" / "studies"  # the ready ones, in a checkout
+FIGURES = ("timing", "activations", "preview")
+KEYS = {"title", "report", "about", "base", "set", "better", "runs", "grid", "sweep", "retrain", "figures", "note"}
+
+
+@dataclass
+class StudySpec:
+    name: str
+    title: str
+    report: str
+    base: dict  # the raw experiment the runs start from (a run may name its own file)
+    runs: dict[str, list[str]] = field(default_factory=dict)  # name -> key=value overrides
+    run_bases: dict[str, dict] = field(default_factory=dict)  # name -> its own experiment file's mapping
+    common: list[str] = field(default_factory=list)  # set: (and better: in that variant, and --set)
+    sweep: Optional[Path] = None
+    retrain_top: int = 0
+    retrain_set: list[str] = field(default_factory=list)
+    figures: tuple = ()
+    note: str = ""
+    about: str = ""
+    source: Optional[Path] = None
+
+    def config(self, run: str):
+        """The validated experiment of one named run: its base, the study's settings, its own overrides."""
+        return from_dict(self.run_bases.get(run, self.base), self.common + self.runs[run])
+
+
+def _overrides(mapping, where: str) -> list[str]:
+    if mapping is None:
+        return []
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"{where}: expected a mapping of config keys to values, e.g. {{optim.lr: 0.01}}")
+    import json
+
+    return [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in mapping.items()]
+
+
+def _label(value) -> str:
+    return str(value).replace(" ", "")
+
+
+def parse_study(raw, name: str, source: Optional[Path] = None, better: bool = False,
+                extra: tuple = ()) -> StudySpec:
+    """Validate a study mapping; every run's config is checked here, before anything trains.
+
+    `better` applies the study's `better:` settings over its `set:`; `extra` (key=value) over both."""
+    where = f"study {name}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: a study file is a mapping with title:, base: and runs:, grid: or sweep:")
+    unknown = sorted(set(raw) - KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; a study has {', '.join(sorted(KEYS))}")
+    folder = source.parent if source else Path(".")
+    base: dict = {}
+    if raw.get("base") is not None:
+        if not isinstance(raw["base"], str):
+            raise ConfigError(f"{where}: base: is the path of an experiment file, relative to the study")
+        base = read_experiment(folder / raw["base"])
+    if better and not raw.get("better"):
+        raise ConfigError(f"{where}: has no better: settings; run it without --better")
+    common = _overrides(raw.get("set"), f"{where}: set") + (_overrides(raw.get("better"), f"{where}: better")
+                                                           if better else []) + list(extra)
+    runs: dict[str, list[str]] = {}
+    run_bases: dict[str, dict] = {}
+    for run, o in (raw.get("runs") or {}).items():
+        if isinstance(o, str):  # a config file of its own
+            run_bases[str(run)] = read_experiment(folder / o)
+            o = None
+        runs[str(run)] = _overrides(o, f"{where}: runs.{run}")
+    if raw.get("grid"):
+        grid = raw["grid"]
+        if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+            raise ConfigError(f"{where}: grid: maps config keys to lists of values, e.g. {{optim.lr: [0.1, 0.01]}}")
+        for values in itertools.product(*grid.values()):
+            point = dict(zip(grid, values))
+            runs[",".join(f"{k.rsplit('.', 1)[-1]}={_label(v)}" for k, v in point.items())] = _overrides(point, where)
+    sweep = None
+    if raw.get("sweep"):
+        sweep = folder / raw["sweep"]
+        from ..sweeps.spec import load_sweep
+
+        load_sweep(sweep)
+    if not runs and sweep is None:
+        raise ConfigError(f"{where}: name its runs (runs: or grid:) or a sweep (sweep:)")
+    retrain = raw.get("retrain") or {}
+    if retrain and sweep is None:
+        raise ConfigError(f"{where}: retrain: retrains a sweep's best configurations; add sweep:")
+    figures = tuple(raw.get("figures") or ())
+    bad = [f for f in figures if f not in FIGURES]
+    if bad:
+        raise ConfigError(f"{where}: figures: {bad[0]!r} is not known; choose from {', '.join(FIGURES)}")
+    spec = StudySpec(name=name + ("-better" if better else ""), title=str(raw.get("title") or name),
+                     report=str(raw.get("report") or ""), base=base, runs=runs, run_bases=run_bases, common=common,
+                     sweep=sweep, retrain_top=int(retrain.get("top", 0)),
+                     retrain_set=_overrides(retrain.get("set"), f"{where}: retrain.set"), figures=figures,
+                     note=str(raw.get("note") or ""), about=str(raw.get("about") or ""), source=source)
+    for run in runs:
+        try:
+            spec.config(run)
+        except ConfigError as e:
+            raise ConfigError(f"{where}, run {run}: {e}") from None
+    return spec
+
+
+def load_study(path: str | Path, better: bool = False, extra: tuple = ()) -> StudySpec:
+    p = Path(path)
+    return parse_study(read_yaml(p), p.stem, p, better, tuple(extra))
+
+
+def ready_studies() -> list[Path]:
+    """The study files shipped in configs/studies/, in report order."""
+    return sorted(STUDIES_DIR.glob("*.yaml"))
+
+
+def find_study(ref: str) -> Path:
+    """A study file by path, or a ready study by name."""
+    p = Path(ref)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.is_file():
+            raise ConfigError(f"study file {p} not found")
+        return p
+    for f in ready_studies():
+        if f.stem == ref:
+            return f
+    names = ", ".join(f.stem for f in ready_studies())
+    raise ConfigError(f"no study named {ref!r}; the ready ones: {names} (imgclf studies lists them)")

@@ -1,0 +1,111 @@
+"""Studies: every ready one resolves and validates without training; a study resumes what is missing."""
+import json
+import os
+
+import pytest
+
+from imgclf.cli.main import main
+from imgclf.errors import ConfigError
+from imgclf.reporting import figures as F
+from imgclf.studies import load_study, ready_studies, run_study
+
+READY = [p.stem for p in ready_studies()]
+
+
+def test_every_report_has_ready_studies():
+    reports = {load_study(p).report for p in ready_studies()}
+    assert {"000", "001", "002", "004"} <= reports and len(READY) >= 15
+
+
+@pytest.mark.parametrize("name", READY)
+def test_each_ready_study_dry_runs_every_run_validated_nothing_trained(name, tmp_path):
+    lines = []
+    assert run_study(name, tmp_path, dry_run=True, log=lines.append) is None
+    spec = load_study([p for p in ready_studies() if p.stem == name][0])
+    for run in spec.runs:
+        assert any(f" {run}: " in line for line in lines), (run, lines)
+        spec.config(run)  # validated
+    assert "nothing trained" in lines[-1] and not any(tmp_path.iterdir())
+    better = [p for p in ready_studies() if p.stem == name][0].read_text().count("\nbetter:")
+    if better:  # the second variant resolves too
+        assert run_study(name, tmp_path, dry_run=True, better=True, log=lines.append) is None
+
+
+def _study(tmp_path, extra=""):
+    f = tmp_path / "tiny.yaml"
+    f.write_text("title: tiny\nreport: '000'\nset: {train.epochs: 2, train.batch_size: 128}\n"
+                 "runs:\n  a: {}\n  b: {optim.lr: 0.1}\n  c: {model.spec: c8-p-f16}\n" + extra)
+    return f
+
+
+def test_a_half_done_study_trains_only_what_is_missing(tmp_path, capsys):
+    f = _study(tmp_path)
+    out = run_study(str(f), tmp_path / "studies", log=lambda m: None)
+    runs = tmp_path / "studies" / "tiny" / "runs"
+    assert [r["run"] for r in out["rows"]] == ["a", "b", "c"]
+    first_a = (runs / "a" / "metrics.json").stat().st_mtime_ns
+    # b never ran; c was cut after its first epoch (last.pt kept, no result)
+    import shutil
+
+    shutil.rmtree(runs / "b")
+    (runs / "c" / "metrics.json").unlink()
+    lines = []
+    run_study(str(f), tmp_path / "studies", dry_run=True, log=lines.append)
+    assert any("done     a" in x for x in lines) and any("missing  b" in x for x in lines) \
+        and any("partial  c" in x for x in lines)
+    out = run_study(str(f), tmp_path / "studies", log=lines.append)
+    assert (runs / "a" / "metrics.json").stat().st_mtime_ns == first_a  # not trained again
+    assert "resuming" in (runs / "c" / "train.log").read_text() and (runs / "b" / "metrics.json").is_file()
+    assert any("1 of 3 runs done, 2 to train" in x for x in lines)
+    folder = tmp_path / "studies" / "tiny"
+    html, md = (folder / "report.html").read_text(), (folder / "report.md").read_text()
+    assert "ms/step" in md and "| c |" in md and "figures/curves.png" in md and "<img" in html
+    rows = json.loads((folder / "results.json").read_text())
+    assert rows[0]["params"] > 0 and rows[0]["step_ms"] > 0 and len(rows[0]["history"]) == 2
+    steps = -(-json.loads((runs / "a" / "metrics.json").read_text())["train_images"] // 128)
+    assert rows[0]["step_ms"] / 1000 * steps < rows[0]["epoch_s"]  # steps timed without the validation pass
+
+
+def test_a_sweep_study_retrains_its_best(tmp_path):
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("base: {train: {epochs: 1, batch_size: 128}}\nstrategy: grid\nobjective: val_acc\n"
+                     "space:\n  optim.lr: [0.05, 0.001]\n")
+    f = tmp_path / "sw.yaml"
+    f.write_text("title: sweep\nsweep: s.yaml\nretrain: {top: 1, set: {train.epochs: 2}}\n")
+    out = run_study(str(f), tmp_path / "studies", log=lambda m: None)
+    folder = tmp_path / "studies" / "sw"
+    assert [r["run"] for r in out["rows"]] == ["top1"] and out["rows"][0]["epochs"] == 2
+    md = (folder / "report.md").read_text()
+    assert "groups_val_loss.png" in md and "Sweep: 2 complete configurations" in md
+    data = json.loads((folder / "sweep" / "results.json").read_text())
+    assert all(len(r["history"]) == 1 for r in data)  # the epoch histories travel in the JSON export
+
+
+def test_study_files_fail_in_one_line(tmp_path, capsys):
+    bad = {"unknown key": "title: x\nruns: {a: {}}\nwhatever: 1\n",
+           "optim.lr": "title: x\nruns: {a: {optim.lr: -1}}\n",
+           "name its runs": "title: x\n",
+           "has no better": "title: x\nruns: {a: {}}\n"}
+    for words, text in bad.items():
+        f = tmp_path / "bad.yaml"
+        f.write_text(text)
+        argv = ["study", str(f), "--dry-run"] + (["--better"] if words == "has no better" else [])
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and words in err, err
+    assert main(["study", "no-such-study"]) == 2 and "imgclf studies lists them" in capsys.readouterr().err
+
+
+def test_studies_lists_every_ready_study(capsys):
+    assert main(["studies", "--no-cost"]) == 0
+    out = capsys.readouterr().out
+    assert all(n in out for n in READY)
+
+
+def test_the_new_figures_render(tmp_path):
+    hist = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e, "train_acc": 0.5 + e / 20, "val_acc": 0.4 + e / 20}
+            for e in range(1, 4)]
+    p = F.study_curves([{"name": "a", "history": hist}, {"name": "b" * 40, "history": hist[:2]}], tmp_path / "c")
+    assert p.stat().st_size > 10_000
+    groups = {"best 3": [("trial 1", hist)], "median 3": [("trial 2", hist)], "worst 5": []}
+    assert F.sweep_curve_groups(groups, "val_loss", tmp_path / "g").stat().st_size > 5_000
