@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# The main job on the embedded digits, then its report: curves, confusion matrix, per-class table.
 demo: $(STAMP)
-	$(BIN)/imgclf train --name demo-$$(date +%Y%m%d-%H%M%S) --no-progress
+	@name=demo-$$(date +%Y%m%d-%H%M%S) && $(BIN)/imgclf train --name $$name --no-progress && \
+	  $(BIN)/imgclf report $$name && echo "open runs/$$name/report/report.html to see the run"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests

@@ -42,6 +42,7 @@ class AugmentConfig:
     alternate_flip: bool = False
     translate: NonNegInt = 0  # random shift of up to this many pixels, zero fill
     rotate: Annotated[float, Range(ge=0.0, le=180.0)] = 0.0  # random rotation of up to this many degrees
+    zoom: Annotated[float, Range(ge=0.0, lt=1.0)] = 0.0  # random zoom in or out by a factor of up to 1 +- zoom
     brightness: Annotated[float, Range(ge=0.0, le=1.0)] = 0.0  # multiply by 1 + U(-b, b)
     contrast: Annotated[float, Range(ge=0.0, le=1.0)] = 0.0  # scale deviation from the image mean by 1 + U(-c, c)
     noise: NonNeg = 0.0  # std of additive Gaussian noise, in normalized units
@@ -154,6 +155,7 @@ class TrainConfig:
     monitor: Metric = "val_acc"  # picks the best checkpoint
     time_budget: Optional[Seconds] = None  # stop cleanly after this wall-clock time
     max_params: Optional[PosInt] = None  # refuse a model with more trainable parameters
+    eval_at_start: bool = False  # validation loss and accuracy before the first step (epoch 0 of the curves)
     label_smoothing: Prob = 0.0
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     device: Literal["auto", "cpu", "cuda"] = "auto"

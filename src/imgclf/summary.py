@@ -124,10 +124,22 @@ def summarize(model: nn.Module, input_shape: tuple[int, int, int]) -> Summary:
     return s
 
 
-def format_summary(s: Summary, title: str = "") -> str:
-    """The table as text, totals with thousands separators."""
+def short(n: int) -> str:
+    """A count as the course reports write it: 1.79k, 2.69M, 37.02M; '-' for none."""
+    if not n:
+        return "-"
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(n)
+
+
+def format_summary(s: Summary, title: str = "", style: str = "exact") -> str:
+    """The table as text: counts with thousands separators (exact), or as the reports print them
+    (report: 1.79k, '-' for a layer without weights, totals in both forms)."""
     head = ("Layer", "Kernel Shape", "Output Shape", "Params", "Mult-Adds")
-    body = [(r.name, r.kernel, r.output, f"{r.params:,}", f"{r.macs:,}") for r in s.rows]
+    fmt = short if style == "report" else (lambda n: f"{n:,}")
+    body = [(r.name, r.kernel, r.output, fmt(r.params), fmt(r.macs)) for r in s.rows]
     widths = [max(len(str(x[i])) for x in [head, *body]) for i in range(5)]
     align = ["<", "<", "<", ">", ">"]
 
@@ -139,10 +151,10 @@ def format_summary(s: Summary, title: str = "") -> str:
     out += [line(head), rule, *(line(b) for b in body), rule]
     out += [
         f"Input shape:          {'x'.join(map(str, s.input_shape))}",
-        f"Total params:         {s.total_params:,}",
+        f"Total params:         {s.total_params:,}" + (f" ({short(s.total_params)})" if style == "report" else ""),
         f"Trainable params:     {s.trainable_params:,}",
         f"Non-trainable params: {s.total_params - s.trainable_params:,}",
-        f"Mult-Adds:            {s.total_macs:,}",
+        f"Mult-Adds:            {s.total_macs:,}" + (f" ({short(s.total_macs)})" if style == "report" else ""),
         f"Size as saved:        {s.size_bytes:,} bytes ({s.size_bytes / 2**20:.2f} MiB)",
     ]
     return "\n".join(out)

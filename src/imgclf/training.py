@@ -182,7 +182,8 @@ def _finish(trainer: Trainer, run_dir: Path, log, summ, t0: float) -> None:
     R.write_json(run_dir / R.METRICS, metrics)
     kept = R.kept_phrase(trainer.best_epoch, trainer.monitor)
     if test is not None:
-        log(f"test loss {test['loss']:.4f}  top-1 {100 * test['top1']:.2f}%  top-5 {100 * test['top5']:.2f}%  "
+        top5 = f"top-5 {100 * test['top5']:.2f}%  " if len(splits.classes) > 5 else ""  # 5 of 5 or fewer says nothing
+        log(f"test loss {test['loss']:.4f}  top-1 {100 * test['top1']:.2f}%  {top5}"
             f"({test['n']:,} images, {kept})")
     else:
         log(f"test split not scored (train.final_test: false); kept {kept}; score it once, when the choice is "

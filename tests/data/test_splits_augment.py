@@ -191,3 +191,13 @@ def test_alternating_flip_mirrors_each_image_on_every_other_epoch(crop):
         assert 10 < int(flipped.sum()) < 30  # a random half in the first epoch
     with pytest.raises(Exception, match="alternate_flip: needs data.augment.hflip"):
         data_cfg("data.augment.alternate_flip=true")
+
+
+def test_zoom_scales_about_the_centre():
+    x = torch.zeros(64, 1, 21, 21)
+    x[:, :, 8:13, 8:13] = 1  # a 5x5 square in the middle
+    out = A.random_zoom(x, 0.5, torch.Generator().manual_seed(0))
+    area = out.sum((1, 2, 3))
+    assert out[:, 0, 10, 10].min() > 0.99  # the centre stays
+    assert area.min() < 25 * 0.7 and area.max() > 25 * 1.4  # zoomed out and in across the batch
+    assert torch.equal(A.random_zoom(x, 0.0, torch.Generator()), x)

@@ -17,7 +17,8 @@ def add_parser(sub) -> None:
 
 def format_metrics(m: dict, classes: list[str]) -> str:
     """Loss, top-1, top-5 and per-class accuracy as text."""
-    lines = [f"loss {m['loss']:.4f}  top-1 {100 * m['top1']:.2f}%  top-5 {100 * m['top5']:.2f}%  ({m['n']:,} images)"]
+    top5 = f"top-5 {100 * m['top5']:.2f}%  " if len(classes) > 5 else ""  # of 5 classes or fewer: always 100%
+    lines = [f"loss {m['loss']:.4f}  top-1 {100 * m['top1']:.2f}%  {top5}({m['n']:,} images)"]
     w = max(len(c) for c in classes)
     for c, a in zip(classes, m["per_class_accuracy"]):
         lines.append(f"  {c:<{w}}  {'-' if a is None else f'{100 * a:6.2f}%'}")

@@ -15,6 +15,8 @@ def add_parser(sub) -> None:
     p.add_argument("--classes", type=int, default=10, help="number of classes (default 10)")
     p.add_argument("--set", "-s", dest="options", action="append", default=[], metavar="OPTION=VALUE",
                    help="a model option, e.g. --set spec=c64-p-f100 or --set hidden=[100,100]")
+    p.add_argument("--style", choices=["exact", "report"], default="exact",
+                   help="exact counts (default), or as the course reports print them: 1.79k, '-' for no weights")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 
@@ -47,7 +49,7 @@ def run(args) -> int:
             raise ConfigError(f"--set {o!r} is not of the form option=value")
         options[key.strip().removeprefix("model.")] = yaml.safe_load(val) if val.strip() else None
     s = summarize(build_model(args.model, options, shape, args.classes), shape)
-    print(json.dumps(s.to_dict()) if args.json else format_summary(s, f"{args.model}, input {args.input}, {args.classes} classes"))
+    print(json.dumps(s.to_dict()) if args.json else format_summary(s, f"{args.model}, input {args.input}, {args.classes} classes", args.style))
     return 0
 
 
@@ -66,5 +68,5 @@ def _config_summary(args) -> int:
     strategy = cfg.model.strategy or ("finetune" if cfg.model.pretrained not in (None, "none") else "scratch")
     title = (f"{cfg.model.name} on {cfg.data.name}, input {'x'.join(map(str, in_shape))}, {classes} classes, "
              f"model.strategy={strategy}")
-    print(json.dumps(s.to_dict()) if args.json else format_summary(s, title))
+    print(json.dumps(s.to_dict()) if args.json else format_summary(s, title, args.style))
     return 0

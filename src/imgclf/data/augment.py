@@ -115,6 +115,20 @@ def random_rotate(x: torch.Tensor, degrees: float, g: torch.Generator) -> torch.
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
+@AUGMENTATIONS.register("zoom")
+def random_zoom(x: torch.Tensor, amount: float, g: torch.Generator) -> torch.Tensor:
+    """Zoom each float image in or out by a factor of U(1 - amount, 1 + amount) about its center
+    (Keras' RandomZoom, report 000), bilinear, zero fill where it zooms out."""
+    if amount <= 0:
+        return x
+    n = x.shape[0]
+    scale = 1 / (1 + (_rand(n, g, x.device) * 2 - 1) * amount)  # the sampling grid shrinks to zoom in
+    zero = torch.zeros_like(scale)
+    theta = torch.stack([torch.stack([scale, zero, zero], 1), torch.stack([zero, scale, zero], 1)], 1)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
 @AUGMENTATIONS.register("brightness")
 def random_brightness(x: torch.Tensor, amount: float, g: torch.Generator) -> torch.Tensor:
     """Multiply each float image (0..1) by 1 + U(-amount, amount)."""
@@ -227,5 +241,5 @@ def trivial_augment(x: torch.Tensor, strength: float, g: torch.Generator) -> tor
 
 # Order of application; each stage works in the units named.
 UINT8_STAGE = ("crop_padding", "translate", "crop_size", "hflip")
-FLOAT01_STAGE = ("rotate", "brightness", "contrast")
+FLOAT01_STAGE = ("rotate", "zoom", "brightness", "contrast")
 NORMALIZED_STAGE = ("noise", "cutout")

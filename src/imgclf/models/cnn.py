@@ -158,6 +158,7 @@ PRESETS = {
     "wide-deep-bn": ("c24-b-c24-p-c32-b-c32-p-c48-b-c48-p-f220-f120", "wide-deep, BN after conv1, conv3, conv5"),
     "wide-deep-dropout": ("c24-c24-p-c32-c32-p-c48-c48-p-d0.1-f220-d0.25-f120-d0.25",
                           "wide-deep, dropout 0.1 before fc1 and 0.25 after fc1 and fc2"),
+    "keras-initial": ("c8-p-f64", "report 002's initial Keras CNN: one 3x3 conv of 8 filters, a 2x2 pool, fc 64"),
     "tp5x5": ("c32k5-p-c64k5-p-c64k5-p-f1000", "5x5 convs 32-64-64, 2x2 pools, fc 1000"),
     "tp5x5-bn": ("c32k5-b-p-c64k5-b-p-c64k5-b-p-f1000", "tp5x5 with BN after each conv"),
 }
