@@ -159,3 +159,13 @@ def test_summary_of_a_config_shows_frozen_and_trainable_parameters(capsys):
     assert total(frozen, "Total params") == total(full, "Total params") == 11_172_810  # frozen BN counted too
     assert total(frozen, "Trainable params") == 8_398_858  # layer4 and fc
     assert total(frozen, "Non-trainable params") == 11_172_810 - 8_398_858
+
+
+def test_summary_in_the_reports_style(capsys):
+    assert main(["summary", "deep", "--style", "report"]) == 0
+    out = capsys.readouterr().out
+    assert "conv3  [8, 16, 3, 3]" in out and " 1.17k " in out and "221.18k" in out
+    pool = next(line for line in out.splitlines() if line.startswith("pool1"))
+    assert pool.split()[-2:] == ["-", "-"]  # no weights, no multiply-adds
+    assert "Total params:         127,724 (127.72k)" in out and "Mult-Adds:            2,689,740 (2.69M)" in out
+    assert main(["summary", "keras-initial"]) == 0 and "Total params:         132,010" in capsys.readouterr().out

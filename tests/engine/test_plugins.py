@@ -67,3 +67,25 @@ def test_the_trainer_names_no_plugin():
                if isinstance(c, type) and issubclass(c, Plugin) and c is not Plugin]
     assert classes and not [c for c in classes if c in source]
     assert not [n for n in PLUGINS.names() if f'"{n}"' in source or f"'{n}'" in source]
+
+
+def test_eval_at_start_measures_epoch_0_and_changes_nothing_else():
+    plain = imgclf.train(None, FAST + ["train.epochs=2"], echo=False)
+    seen = imgclf.train(None, FAST + ["train.epochs=2", "train.eval_at_start=true"], echo=False)
+    initial = seen.metrics["initial"]
+    assert initial["epoch"] == 0 and 1.5 < initial["val_loss"] < 3.5 and 0 <= initial["val_acc"] < 0.4  # near chance
+    log = (seen.path / "train.log").read_text()
+    assert "before training: val loss" in log and "chance: loss ln 10 = 2.3026" in log
+    assert list(plain.history["train_loss"]) == list(seen.history["train_loss"])  # the run itself is the same
+
+
+def test_test_top5_is_shown_only_above_five_classes(tmp_path):
+    from conftest import make_image_folder
+
+    folder = make_image_folder(tmp_path / "img", classes=("a", "b", "c"), per_class=6)
+    run = imgclf.train(None, ["data.name=folder", f"data.path={folder}", "data.image_size=8", "train.epochs=1",
+                              "model.spec=c8-p-f16"], echo=False)
+    test_line = [x for x in (run.path / "train.log").read_text().splitlines() if x.startswith("test loss")][0]
+    assert "top-1" in test_line and "top-5" not in test_line
+    ten = imgclf.train(None, FAST + ["train.epochs=1"], echo=False)
+    assert "top-5" in (ten.path / "train.log").read_text()

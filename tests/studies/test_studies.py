@@ -109,3 +109,7 @@ def test_the_new_figures_render(tmp_path):
     assert p.stat().st_size > 10_000
     groups = {"best 3": [("trial 1", hist)], "median 3": [("trial 2", hist)], "worst 5": []}
     assert F.sweep_curve_groups(groups, "val_loss", tmp_path / "g").stat().st_size > 5_000
+    import torch
+
+    images = torch.randint(0, 256, (10, 1, 8, 8), dtype=torch.uint8)
+    assert F.preview_grid(images, list(range(10)), [str(i) for i in range(10)], tmp_path / "p").stat().st_size > 5_000
