@@ -127,4 +127,4 @@ def tar_folder(src: Path, dest: Path) -> Path:
 
 def strip_time(history: list[dict]) -> list[dict]:
     """Epoch records without their wall-clock fields, for comparing two runs."""
-    return [{k: v for k, v in r.items() if k not in ("seconds", "elapsed")} for r in history]
+    return [{k: v for k, v in r.items() if k not in ("seconds", "elapsed", "val_seconds")} for r in history]

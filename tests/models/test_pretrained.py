@@ -173,3 +173,17 @@ def test_the_linear_probe_trains_the_head_on_features_computed_once(tv_weights):
         with pytest.raises(ConfigError, match=words):
             imgclf.load_config(None, ["model.name=resnet18", f"model.pretrained={path}",
                                       "model.strategy=linear-probe", *bad])
+
+
+@pytest.mark.parametrize("strategy", ["freeze", "linear-probe", "two-phase"])
+def test_the_strategies_run_on_an_image_folder(tv_weights, tmp_path, strategy):
+    from conftest import make_image_folder
+
+    _, path = tv_weights
+    folder = make_image_folder(tmp_path / "img", classes=("a", "b", "c"), per_class=6)
+    extra = ["model.trainable=layer4,fc"] if strategy == "freeze" else []
+    run = imgclf.train(None, ["data.name=folder", f"data.path={folder}", "data.image_size=16", "data.channels=3",
+                              "model.name=resnet18", "model.small_input=true", f"model.pretrained={path}",
+                              f"model.strategy={strategy}", "train.epochs=2", "train.batch_size=8", *extra],
+                       echo=False)
+    assert run.metrics["test"]["n"] == 18 and run.metrics["classes"] == ["a", "b", "c"]

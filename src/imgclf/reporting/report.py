@@ -174,7 +174,9 @@ def _comparison_blocks(infos: list[dict], out: Path) -> list:
                       [[i["name"], f"{i['params']:,}", f"{i['mult_adds']:,}", pct(i["top1"]),
                         f"{i['epoch_s']:.1f}"] for i in infos]),
                      ("img", F.compare_runs(infos, out / "figures" / "comparison"),
-                      "Test accuracy against parameters and multiply-adds; validation curves overlaid.")]
+                      "Test accuracy against parameters and multiply-adds; validation curves overlaid."),
+                     ("img", F.study_curves(infos, out / "figures" / "curves"),
+                      "Training and validation, loss and accuracy, per run.")]
     batches = {i["batch"] for i in infos}
     if (len(batches) == len(infos) and len(infos) >= 3 and all(i["train_images"] for i in infos)
             and all(i["top1"] is not None for i in infos)):

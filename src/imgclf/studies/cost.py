@@ -18,7 +18,8 @@ def mult_adds_per_second() -> float:
     net = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(64, 64, 3, padding=1),
                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
     macs = 32 * 32 * 64 * 27 + 16 * 16 * 64 * 576 + 640  # per image
-    x, y = torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,))
+    net = net.to(memory_format=torch.channels_last)  # as the Trainer runs convolutions
+    x, y = torch.randn(64, 3, 32, 32).contiguous(memory_format=torch.channels_last), torch.randint(0, 10, (64,))
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
     steps, t = 0, 0.0
     while steps < 3 or t < 0.5:

@@ -69,7 +69,7 @@ def study_report(spec: StudySpec, folder: Path, log: Callable[[str], None] = pri
         from ..build import prepare_data
 
         split = prepare_data(R.Run(Path(rows[0]["path"])).config)
-        blocks.insert(0, ("img", F.preview_grid(split.train.x[:32], split.train.y[:32], split.classes, figs / "preview"),
+        blocks.insert(len([b for b in blocks if b[0] == "p"]), ("img", F.preview_grid(split.train.x[:32], split.train.y[:32], split.classes, figs / "preview"),
                           "A first look: training images with their classes."))
     if "activations" in spec.figures:
         blocks += _activation_blocks(rows, figs)
@@ -98,7 +98,8 @@ def _activation_blocks(rows: list[dict], figs: Path) -> list:
         run = R.Run(Path(r["path"]))
         image = prepare_data(run.config).test.x[0]
         out = explain(run, image, out_dir=figs / "activations" / r["run"])
-        for p in out.get("paths", [])[:2]:
+        paths = out.get("paths", [])
+        for p in paths[:1] + paths[-1:] if len(paths) > 1 else paths:  # the first maps and the Grad-CAM
             blocks.append(("img", Path(p), f"{r['run']}: {Path(p).stem.replace('_', ' ')}"))
     return blocks
 

@@ -99,7 +99,8 @@ def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = Fals
                                                   f"{' '.join(spec.retrain_set) or 'the same settings'}"
                                                   if spec.retrain_top else ""))
         for p in planned:
-            log(f"  {p.status:8} {p.name}: {' '.join(p.overrides) or '(the base)'}")
+            own = "(its config file)" if p.name in spec.run_bases else "(the base)"
+            log(f"  {p.status:8} {p.name}: {' '.join(p.overrides) or own}")
         log(f"results in {folder}/; nothing trained (--dry-run)")
         return None
     folder.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ configurations are retrained; what the report compares. Ready studies live in co
     report: "000"                 # the course report it comes from (../shared/seeds/)
     base: ../cifar10-base.yaml    # an experiment file, relative to this one
     set: {train.epochs: 120}      # overrides for every run: the report's own settings
-    better: {train.epochs: 30}    # imgclf's better recipe where it has one (imgclf study NAME --better)
+    better: {train.epochs: 30}    # imgclf's better recipe where it has one, instead of set: (--better)
     runs:                         # name: overrides, or the path of a config file (`grid:` of key: [values])
       wide: {model.name: wide}
       norm: ../tp5x5-norm.yaml
@@ -68,7 +68,7 @@ def parse_study(raw, name: str, source: Optional[Path] = None, better: bool = Fa
                 extra: tuple = ()) -> StudySpec:
     """Validate a study mapping; every run's config is checked here, before anything trains.
 
-    `better` applies the study's `better:` settings over its `set:`; `extra` (key=value) over both."""
+    `better` applies the study's `better:` settings instead of its `set:`; `extra` (key=value) over them."""
     where = f"study {name}"
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: a study file is a mapping with title:, base: and runs:, grid: or sweep:")
@@ -83,8 +83,8 @@ def parse_study(raw, name: str, source: Optional[Path] = None, better: bool = Fa
         base = read_experiment(folder / raw["base"])
     if better and not raw.get("better"):
         raise ConfigError(f"{where}: has no better: settings; run it without --better")
-    common = _overrides(raw.get("set"), f"{where}: set") + (_overrides(raw.get("better"), f"{where}: better")
-                                                           if better else []) + list(extra)
+    chosen = ("better", raw.get("better")) if better else ("set", raw.get("set"))
+    common = _overrides(chosen[1], f"{where}: {chosen[0]}") + list(extra)
     runs: dict[str, list[str]] = {}
     run_bases: dict[str, dict] = {}
     for run, o in (raw.get("runs") or {}).items():

@@ -113,28 +113,31 @@ def write_figures(df, spec: SweepSpec, study, out_dir: Path, top_k: int = 5) -> 
     params = [p for p in spec.space if done[p.name].notna().all() and done[p.name].nunique() > 1]
     if params:
         n = len(params)
-        fig, axes = plt.subplots(1, n, figsize=(4 * n, 3.4), squeeze=False)
+        cols = max(1, n - 1)  # each hyperparameter on x, coloured by each other one in turn
+        fig, axes = plt.subplots(n, cols, figsize=(4 * cols, 3.2 * n), squeeze=False)
         for i, p in enumerate(params):
-            ax = axes[0][i]
             vals = [json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v for v in done[p.name]]
-            x = _numeric(done[p.name], False)
-            other = params[(i + 1) % n] if n > 1 else None
-            c = _numeric(done[other.name], _is_log(other, list(done[other.name]))) if other is not None else None
-            if x is None:  # categorical: positions
-                labels = sorted({str(v) for v in vals})
-                x = np.array([labels.index(str(v)) for v in vals], dtype=float)
-                ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize=8)
-            elif _is_log(p, vals):
-                ax.set_xscale("log")
-            if c is None:
-                ax.scatter(x, done[obj], color="tab:blue", s=22, alpha=0.85)
-            else:
-                sc = ax.scatter(x, done[obj], c=c, cmap="viridis", s=22, alpha=0.85)
-                fig.colorbar(sc, ax=ax).set_label(("log10 " if _is_log(other, list(done[other.name])) else "") + other.name)
-            ax.set_xlabel(p.name)
-            ax.set_ylabel(obj)
-            ax.grid(alpha=0.3)
-        fig.suptitle(f"{obj} against each hyperparameter ({len(done)} complete trials)")
+            others = [q for q in params if q is not p] or [None]
+            for j, other in enumerate(others):
+                ax = axes[i][j]
+                x = _numeric(done[p.name], False)
+                c = _numeric(done[other.name], _is_log(other, list(done[other.name]))) if other is not None else None
+                if x is None:  # categorical: positions
+                    labels = sorted({str(v) for v in vals})
+                    x = np.array([labels.index(str(v)) for v in vals], dtype=float)
+                    ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize=8)
+                elif _is_log(p, vals):
+                    ax.set_xscale("log")
+                if c is None:
+                    ax.scatter(x, done[obj], color="tab:blue", s=22, alpha=0.85)
+                else:
+                    sc = ax.scatter(x, done[obj], c=c, cmap="viridis", s=22, alpha=0.85)
+                    fig.colorbar(sc, ax=ax).set_label(("log10 " if _is_log(other, list(done[other.name])) else "")
+                                                      + other.name)
+                ax.set_xlabel(p.name)
+                ax.set_ylabel(obj)
+                ax.grid(alpha=0.3)
+        fig.suptitle(f"{obj} against each hyperparameter, coloured by each other one ({len(done)} complete trials)")
         fig.tight_layout()
         paths.append(_save(fig, out_dir / "objective_vs_params.png"))
     corr = correlations(df, spec)
