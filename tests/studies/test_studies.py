@@ -113,3 +113,14 @@ def test_the_new_figures_render(tmp_path):
 
     images = torch.randint(0, 256, (10, 1, 8, 8), dtype=torch.uint8)
     assert F.preview_grid(images, list(range(10)), [str(i) for i in range(10)], tmp_path / "p").stat().st_size > 5_000
+
+
+def test_the_cost_estimate_times_the_runs_own_model():
+    from imgclf.config import load_config
+    from imgclf.studies.cost import run_seconds, words
+
+    one = run_seconds(load_config(None, ["train.epochs=1"]))
+    ten = run_seconds(load_config(None, ["train.epochs=10"]))
+    assert 0 < one and ten == pytest.approx(10 * one)  # the step is timed once per model and batch
+    assert run_seconds(load_config(None, ["train.epochs=10", "train.time_budget=1"])) <= 1
+    assert words(30) == "30 s" and words(600) == "10 min" and words(7200) == "2.0 h"

@@ -44,5 +44,10 @@ def run_list(args) -> int:
     w = max((len(r[0]) for r in rows), default=0)
     for name, report, what, cost, title in rows:
         print(f"{name:<{w}}  {report:>3}  {what:<18} {cost:>8}  {title}")
+    import os
+
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if not args.no_cost and load > 0.5 * cores:
+        print(f"note: the machine was busy while timing (load {load:.1f} on {cores} cores): the costs are too high")
     print("run one with: imgclf study NAME (--dry-run first says what it trains)")
     return 0
