@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .build import prepare_data
-from .export import export
+from .serving import export
 from .inference import evaluate, explain, predict
 from .preflight import pick_device, preflight
 from .runs import Run, load_run

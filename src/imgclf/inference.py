@@ -72,7 +72,7 @@ def predict(run: Run | str | os.PathLike, images: Iterable, top: int = 5) -> lis
 
     `run` is a run, or a model exported by `imgclf export` (a .onnx or .pt2 file)."""
     if not isinstance(run, Run) and Path(run).suffix.lower() in (".onnx", ".pt2"):
-        from .export import Exported
+        from .serving import Exported
 
         exported = Exported(run)
         shape, classes, logits = exported.source_shape, exported.classes, exported.logits

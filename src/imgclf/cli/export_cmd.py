@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..errors import ConfigError
-    from ..export import export
+    from ..serving import export
     from ..runs import load_run
 
     if args.images < 1:

@@ -1,11 +1,11 @@
 """Export a run's kept model for serving outside imgclf: ONNX (run by onnxruntime) or torch.export's
-ExportedProgram (`.pt2`; TorchScript is deprecated upstream).
+ExportedProgram (`.pt2`; TorchScript is deprecated upstream); load exported files to predict.
 
 The exported model takes what a client has: raw uint8 images, (N, C, H, W) at the shape the run's
 data were decoded at (`source_shape`, e.g. 1x28x28 for Fashion-MNIST), any batch size N. It does
 the run's evaluation preprocessing itself (scale, channel conversion, resize, center crop,
 normalization) and returns float32 logits (N, classes). The class names travel inside the file
-(ONNX metadata `classes`, a `classes.json` entry of the .pt2), as does the input contract.
+(ONNX metadata `classes`, an `imgclf.json` entry of the .pt2), as does the input contract.
 
 Every export is verified in the same call: the exported file runs on the run's test images and
 its logits must match PyTorch's within 1e-4 of their scale, else the export is refused.

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import imgclf
-from imgclf import export as E
+from imgclf import serving as E
 from imgclf.cli.main import main
 from imgclf.errors import ImgclfError
 
