@@ -117,8 +117,9 @@ def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = Fals
     queue = [_train_cmd(spec, folder, p, threads) for p in todo]
     failed = _run_all(queue, workers, folder / "study.log")
     if failed:
-        raise ConfigError(f"study {spec.name}: {failed} run(s) failed (see {folder / 'study.log'}); fix the cause "
-                          f"and run the study again: finished runs are kept")
+        where = folder / "study.log" if workers > 1 else "their output above"
+        raise ConfigError(f"study {spec.name}: {failed} run(s) failed (see {where}); fix the cause and run the study "
+                          f"again: finished runs are kept")
     from .report import study_report
 
     return study_report(spec, folder, log)
