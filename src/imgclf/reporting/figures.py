@@ -26,6 +26,17 @@ def _plt():
     return plt
 
 
+def log_axis(ax, axis: str = "x") -> None:
+    """A log scale whose ticks read 0.001, 100, 1e+06: the default labels are TeX (10^-3), which
+    prints as raw markup with text.parse_math off."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    a = ax.xaxis if axis == "x" else ax.yaxis
+    a.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    a.set_minor_formatter(NullFormatter())
+
+
 def _save(fig, path) -> Path:
     plt = _plt()
     path = Path(path).with_suffix(".png")
@@ -159,7 +170,7 @@ def compare_runs(runs: Sequence[dict], path) -> Path:
     axes[0].set_xlabel("trainable parameters")
     axes[1].set_xlabel("multiply-adds per image")
     for ax in axes[:2]:
-        ax.set_xscale("log")
+        log_axis(ax)
         ax.set_ylabel("test top-1 accuracy (%)")
     axes[2].set_xlabel("epoch")
     axes[2].set_ylabel("validation accuracy (%)")

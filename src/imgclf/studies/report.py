@@ -114,8 +114,11 @@ def _sweep_blocks(sweep_dir: Path, figs: Path) -> list:
     obj = sspec.options.objective
     blocks: list = [("h2", f"Sweep: {len(done)} complete configurations"),
                     ("pre", format_table(done.head(10), sspec, "best 10:"))]
+    captions = {"objective_vs_params": f"{obj} against each hyperparameter, coloured by each other one.",
+                "correlation": "Pearson correlations of the hyperparameters (log10 of log-scaled ones) and the objective.",
+                "best_curves": f"{obj} per epoch of the best 5 configurations."}
     for p in write_figures(df, sspec, study, figs / "sweep"):
-        blocks.append(("img", p, p.stem.replace("_", " ")))
+        blocks.append(("img", p, captions.get(p.stem, p.stem.replace("_", " "))))
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     order = [int(n) for n in done["trial"]]
     mid = max(0, len(order) // 2 - 1)

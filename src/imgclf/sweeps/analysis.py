@@ -104,6 +104,8 @@ def write_figures(df, spec: SweepSpec, study, out_dir: Path, top_k: int = 5) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ..reporting.figures import log_axis
+
     out_dir.mkdir(parents=True, exist_ok=True)
     done = ranked(df, spec)
     paths: list[Path] = []
@@ -127,7 +129,7 @@ def write_figures(df, spec: SweepSpec, study, out_dir: Path, top_k: int = 5) -> 
                     x = np.array([labels.index(str(v)) for v in vals], dtype=float)
                     ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize=8)
                 elif _is_log(p, vals):
-                    ax.set_xscale("log")
+                    log_axis(ax)
                 if c is None:
                     ax.scatter(x, done[obj], color="tab:blue", s=22, alpha=0.85)
                 else:
@@ -137,7 +139,7 @@ def write_figures(df, spec: SweepSpec, study, out_dir: Path, top_k: int = 5) -> 
                 ax.set_xlabel(p.name)
                 ax.set_ylabel(obj)
                 ax.grid(alpha=0.3)
-        fig.suptitle(f"{obj} against each hyperparameter, coloured by each other one ({len(done)} complete trials)")
+        fig.suptitle(f"{obj} against each hyperparameter,\ncoloured by each other one ({len(done)} complete trials)", fontsize=10)
         fig.tight_layout()
         paths.append(_save(fig, out_dir / "objective_vs_params.png"))
     corr = correlations(df, spec)
