@@ -145,8 +145,8 @@ def _log_header(log, cfg, run_dir: Path, splits, summ, device, processes: int, l
     if frozen and cfg.model.strategy == "freeze":
         log(f"frozen: {frozen:,} parameters (model.strategy=freeze; trainable: {cfg.model.trainable}; "
             f"batch norm {cfg.model.frozen_bn})")
-    elif frozen:
-        log(f"frozen: {frozen:,} parameters (model.strategy={cfg.model.strategy}; batch norm frozen)")
+    elif frozen and cfg.model.strategy == "linear-probe":
+        log(f"frozen: {frozen:,} parameters (model.strategy=linear-probe: the head alone trains; batch norm frozen)")
 
 
 def _extra(cfg, splits, in_shape) -> dict:
