@@ -124,3 +124,16 @@ def test_the_cost_estimate_times_the_runs_own_model():
     assert 0 < one and ten == pytest.approx(10 * one)  # the step is timed once per model and batch
     assert run_seconds(load_config(None, ["train.epochs=10", "train.time_budget=1"])) <= 1
     assert words(30) == "30 s" and words(600) == "10 min" and words(7200) == "2.0 h"
+
+
+def test_a_run_trained_with_other_settings_is_never_reused_silently(tmp_path, capsys):
+    f = tmp_path / "one.yaml"
+    f.write_text("title: one\nset: {train.epochs: 1, train.batch_size: 128}\nruns:\n  a: {optim.lr: 0.05}\n")
+    run_study(str(f), tmp_path / "studies", log=lambda m: None)
+    f.write_text("title: one\nset: {train.epochs: 1, train.batch_size: 128}\nruns:\n  a: {optim.lr: 0.01}\n")
+    lines = []
+    run_study(str(f), tmp_path / "studies", dry_run=True, log=lines.append)
+    assert any("changed  a" in x for x in lines)
+    assert main(["study", str(f), "--studies-dir", str(tmp_path / "studies")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "other settings than the study's now (optim.lr)" in err and "delete" in err

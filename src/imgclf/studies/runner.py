@@ -32,9 +32,28 @@ def status_of(folder: Path) -> str:
     return "partial" if (folder / R.LAST).is_file() else "missing"
 
 
+# what may differ between a finished run and its study without making it another experiment
+FREE = {"data.data_dir", "train.threads", "train.device", "model.pretrained_sha256"}
+
+
+def changed_keys(spec: StudySpec, name: str, folder: Path) -> list[str]:
+    """The config keys where a finished run differs from what the study now asks of it."""
+    from ..config import flatten, load_config
+
+    saved = flatten(load_config(folder / R.CONFIG).to_dict())
+    wanted = flatten(spec.config(name).to_dict())
+    return sorted(k for k in set(saved) | set(wanted) if k not in FREE and saved.get(k) != wanted.get(k))
+
+
 def plan(spec: StudySpec, folder: Path) -> list[Planned]:
-    """The study's runs with what each needs (every config already validated by the spec)."""
-    out = [Planned(n, o, status_of(folder / "runs" / n)) for n, o in spec.runs.items()]
+    """The study's runs with what each needs (every config already validated by the spec); a run
+    trained with other settings than the study's now is `changed`, never silently reused."""
+    out = []
+    for n, o in spec.runs.items():
+        status = status_of(folder / "runs" / n)
+        if status != "missing" and changed_keys(spec, n, folder / "runs" / n):
+            status = "changed"
+        out.append(Planned(n, o, status))
     if spec.sweep is not None and spec.retrain_top:
         for i in range(1, spec.retrain_top + 1):
             out.append(Planned(f"top{i}", [], status_of(folder / "runs" / f"top{i}")))
@@ -108,6 +127,11 @@ def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = Fals
         from ..sweeps.runner import run_sweep
 
         run_sweep(spec.sweep, "sweep", workers=workers, sweeps_dir=folder, echo=True)
+    changed = [p.name for p in planned if p.status == "changed"]
+    if changed:
+        keys = changed_keys(spec, changed[0], folder / "runs" / changed[0])
+        raise ConfigError(f"study {spec.name}: run {changed[0]} was trained with other settings than the study's now "
+                          f"({', '.join(keys[:3])}); delete {folder / 'runs' / changed[0]} to train it again")
     todo = [p for p in planned if p.status != "done"]
     retrain = _retrain_points(spec, folder / "sweep") if any(p.name not in spec.runs for p in todo) else {}
     _write_configs(spec, folder, [p for p in todo if p.status == "missing"], retrain)
