@@ -72,7 +72,7 @@ def study_seconds(spec) -> float:
         if spec.retrain_top:
             from ..config import from_dict
 
-            total += spec.retrain_top * run_seconds(from_dict(sweep.base, spec.retrain_set))
+            total += spec.retrain_top * run_seconds(from_dict(sweep.base, spec.common + spec.retrain_set))
     return total
 
 

@@ -78,7 +78,7 @@ def study_report(spec: StudySpec, folder: Path, log: Callable[[str], None] = pri
     title = f"{spec.title}" + (f" (report {spec.report})" if spec.report else "")
     atomic_write_text(folder / "report.html", render_html(title, blocks))
     atomic_write_text(folder / "report.md", render_md(title, blocks, folder))
-    atomic_write_text(folder / "results.json", json.dumps([{k: v for k, v in r.items()} for r in rows], indent=1))
+    atomic_write_text(folder / "results.json", json.dumps(rows, indent=1))
     log(f"wrote {folder / 'report.html'} and report.md ({len(rows)} runs)")
     return {"html": str(folder / "report.html"), "md": str(folder / "report.md"), "rows": rows}
 

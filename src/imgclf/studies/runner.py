@@ -71,18 +71,18 @@ def _train_cmd(spec: StudySpec, folder: Path, p: Planned, threads: Optional[int]
     return [sys.executable, "-m", "imgclf.cli.main", *cmd]
 
 
-def _write_configs(spec: StudySpec, folder: Path, todo: list[Planned], retrain: dict[str, list[str]]) -> None:
+def _write_configs(spec: StudySpec, folder: Path, todo: list[Planned], retrain: dict) -> None:
     from ..atomic import atomic_write_text
-    from ..config import from_dict, save_config
+    from ..config import save_config
 
     for p in todo:
-        cfg = spec.config(p.name) if p.name in spec.runs else from_dict(retrain[p.name])
+        cfg = spec.config(p.name) if p.name in spec.runs else retrain[p.name]
         atomic_write_text(folder / "configs" / f"{p.name}.yaml", save_config(cfg))
 
 
-def _retrain_points(spec: StudySpec, sweep_dir: Path) -> dict[str, dict]:
-    """The sweep's best `retrain_top` configurations as experiment mappings, retrain.set applied."""
-    from ..config import merge, parse_override, _nest
+def _retrain_points(spec: StudySpec, sweep_dir: Path) -> dict:
+    """The sweep's best `retrain_top` configurations, validated, the study's settings and retrain.set applied."""
+    from ..config import from_dict, merge
     from ..sweeps.analysis import load_sweep_study, ranked, trials_frame
     from ..sweeps.space import decode_point, to_overrides
 
@@ -92,10 +92,7 @@ def _retrain_points(spec: StudySpec, sweep_dir: Path) -> dict[str, dict]:
     out = {}
     for i, num in enumerate(best["trial"], 1):
         point = decode_point(sspec.space, by_number[int(num)].params)
-        raw = merge(sspec.base, to_overrides(point))
-        for text in spec.common + spec.retrain_set:
-            raw = merge(raw, _nest(*parse_override(text)))
-        out[f"top{i}"] = raw
+        out[f"top{i}"] = from_dict(merge(sspec.base, to_overrides(point)), spec.common + spec.retrain_set)
     return out
 
 
