@@ -3,6 +3,7 @@ import json
 import os
 
 import pytest
+import yaml
 
 from imgclf.cli.main import main
 from imgclf.errors import ConfigError
@@ -72,9 +73,11 @@ def test_a_sweep_study_retrains_its_best(tmp_path):
                      "space:\n  optim.lr: [0.05, 0.001]\n")
     f = tmp_path / "sw.yaml"
     f.write_text("title: sweep\nsweep: s.yaml\nretrain: {top: 1, set: {train.epochs: 2}}\n")
-    out = run_study(str(f), tmp_path / "studies", log=lambda m: None)
+    out = run_study(str(f), tmp_path / "studies", workers=2, log=lambda m: None)
     folder = tmp_path / "studies" / "sw"
     assert [r["run"] for r in out["rows"]] == ["top1"] and out["rows"][0]["epochs"] == 2
+    # one run left to train gets every core, not the share of one of two workers
+    assert yaml.safe_load((folder / "runs" / "top1" / "config.yaml").read_text())["train"]["threads"] is None
     md = (folder / "report.md").read_text()
     assert "groups_val_loss.png" in md and "Sweep: 2 complete configurations" in md
     data = json.loads((folder / "sweep" / "results.json").read_text())

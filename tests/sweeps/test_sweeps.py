@@ -12,7 +12,7 @@ import yaml
 
 from imgclf.cli.main import main
 from imgclf.errors import ConfigError
-from imgclf.sweeps.analysis import load_sweep_study, sweep_results
+from imgclf.sweeps.analysis import load_sweep_study, ranked, sweep_results, trial_label, trials_frame
 from imgclf.sweeps.runner import run_sweep
 from imgclf.sweeps.space import grid_points, parse_space, to_overrides
 from imgclf.sweeps.spec import parse_sweep
@@ -160,6 +160,9 @@ def test_results_cli_tables_json_figures_and_retrain(tmp_path, capsys):
     folder = Path(os.environ["IMGCLF_SWEEPS"]) / "s" if os.environ.get("IMGCLF_SWEEPS") else Path("sweeps") / "s"
     for f in ("objective_vs_params.png", "correlation.png", "best_curves.png"):
         assert (folder / "figures" / f).stat().st_size > 5000
+    spec, study, _ = load_sweep_study("s")
+    labels = [trial_label(r, spec) for _, r in ranked(trials_frame(study, spec), spec).iterrows()]
+    assert sorted(labels) == sorted(f"hidden.0 {h}, lr {lr}" for lr in (0.2, 0.05, 0.001) for h in (8, 16))
     assert main(["results", "s", "--json"]) == 0
     recs = json.loads(capsys.readouterr().out)
     assert len(recs) == 6 and {"optim.lr", "model.hidden.0", "objective", "status", "seconds"} <= set(recs[0])

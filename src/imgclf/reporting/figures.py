@@ -37,6 +37,14 @@ def log_axis(ax, axis: str = "x") -> None:
     a.set_minor_formatter(NullFormatter())
 
 
+def epoch_axis(ax) -> None:
+    """An x axis of whole epochs: matplotlib's default ticks read 2.5, 7.5 on short runs."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _save(fig, path) -> Path:
     plt = _plt()
     path = Path(path).with_suffix(".png")
@@ -60,7 +68,7 @@ def learning_curves(history: Sequence[dict], path, best_epoch: Optional[int] = N
             ax.plot(ep, [scale * r[f"val_{key}"] for r in history], "s-", ms=3, label="validation")
         if best_epoch:
             ax.axvline(best_epoch, color="gray", ls="--", lw=1, label=f"best epoch ({best_epoch})")
-        ax.set_xlabel("epoch")
+        epoch_axis(ax)
         ax.set_ylabel(label)
         ax.legend()
     if title:
@@ -172,7 +180,7 @@ def compare_runs(runs: Sequence[dict], path) -> Path:
     for ax in axes[:2]:
         log_axis(ax)
         ax.set_ylabel("test top-1 accuracy (%)")
-    axes[2].set_xlabel("epoch")
+    epoch_axis(axes[2])
     axes[2].set_ylabel("validation accuracy (%)")
     axes[2].legend(fontsize=8)
     return _save(fig, path)
@@ -211,7 +219,7 @@ def study_curves(runs: Sequence[dict], path) -> Path:
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     for ax in axes[1]:
-        ax.set_xlabel("epoch")
+        epoch_axis(ax)
     handles, labels = axes[0][0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, _labels(labels), loc="lower center", ncol=min(6, len(labels)), fontsize=8)
@@ -230,7 +238,7 @@ def sweep_curve_groups(groups: dict, key: str, path) -> Path:
             h = [x for x in hist if x.get(key) is not None]
             ax.plot([x["epoch"] for x in h], [x[key] for x in h], marker="o", ms=2.5, label=str(label))
         ax.set_title(title)
-        ax.set_xlabel("epoch")
+        epoch_axis(ax)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel(key)

@@ -106,7 +106,7 @@ def _activation_blocks(rows: list[dict], figs: Path) -> list:
 
 def _sweep_blocks(sweep_dir: Path, figs: Path) -> list:
     """The sweep's table and figures, with the learning curves of its best 3, median 3 and worst 5."""
-    from ..sweeps.analysis import format_table, load_sweep_study, ranked, trials_frame, write_figures
+    from ..sweeps.analysis import format_table, load_sweep_study, ranked, trial_label, trials_frame, write_figures
 
     sspec, study, _ = load_sweep_study(sweep_dir)
     df = trials_frame(study, sspec)
@@ -120,12 +120,12 @@ def _sweep_blocks(sweep_dir: Path, figs: Path) -> list:
     for p in write_figures(df, sspec, study, figs / "sweep"):
         blocks.append(("img", p, captions.get(p.stem, p.stem.replace("_", " "))))
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    order = [int(n) for n in done["trial"]]
+    order = [row for _, row in done.iterrows()]
     mid = max(0, len(order) // 2 - 1)
     groups = {"best 3": order[:3], "median 3": order[mid : mid + 3], "worst 5": order[-5:] if len(order) > 3 else []}
     for key in ("val_loss", "train_loss"):
-        curves = {g: [(f"trial {n}", trials[n].user_attrs.get("history") or []) for n in ns]
-                  for g, ns in groups.items()}
+        curves = {g: [(trial_label(r, sspec), trials[int(r["trial"])].user_attrs.get("history") or []) for r in rows]
+                  for g, rows in groups.items()}
         blocks.append(("img", F.sweep_curve_groups(curves, key, figs / "sweep" / f"groups_{key}"),
                        f"{key} of the best 3, median 3 and worst 5 configurations by {obj}."))
     return blocks

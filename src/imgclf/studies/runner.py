@@ -130,10 +130,11 @@ def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = Fals
         raise ConfigError(f"study {spec.name}: run {changed[0]} was trained with other settings than the study's now "
                           f"({', '.join(keys[:3])}); delete {folder / 'runs' / changed[0]} to train it again")
     todo = [p for p in planned if p.status != "done"]
+    workers = max(1, min(workers, len(todo)))   # one run left gets every core, not a worker's share
     retrain = _retrain_points(spec, folder / "sweep") if any(p.name not in spec.runs for p in todo) else {}
     _write_configs(spec, folder, [p for p in todo if p.status == "missing"], retrain)
     log(f"study {spec.name}: {len(planned) - len(todo)} of {len(planned)} runs done, {len(todo)} to train"
-        + (f" ({workers} at a time)" if workers > 1 and len(todo) > 1 else ""))
+        + (f" ({workers} at a time)" if workers > 1 else ""))
     threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
     queue = [_train_cmd(spec, folder, p, threads) for p in todo]
     failed = _run_all(queue, workers, folder / "study.log")

@@ -45,6 +45,13 @@ def ranked(df, spec: SweepSpec):
     return done.sort_values(spec.options.objective, ascending=spec.direction == "minimize", kind="stable")
 
 
+def trial_label(row, spec: SweepSpec) -> str:
+    """A legend label naming a trial by its settings ('lr 0.001, dropout 0, batch_size 64'), not its number."""
+    def short(v):
+        return f"{v:g}" if isinstance(v, float) else str(v)
+    return ", ".join(f"{p.name.split('.', 1)[-1]} {short(row[p.name])}" for p in spec.space)   # less the section
+
+
 def format_table(df, spec: SweepSpec, title: str) -> str:
     """The seed report's layout: one column per hyperparameter, then the objective."""
     cols = [p.name for p in spec.space] + [spec.options.objective]
@@ -104,7 +111,7 @@ def write_figures(df, spec: SweepSpec, study, out_dir: Path, top_k: int = 5) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..reporting.figures import log_axis
+    from ..reporting.figures import epoch_axis, log_axis
 
     out_dir.mkdir(parents=True, exist_ok=True)
     done = ranked(df, spec)
@@ -156,11 +163,11 @@ def write_figures(df, spec: SweepSpec, study, out_dir: Path, top_k: int = 5) -> 
         paths.append(_save(fig, out_dir / "correlation.png"))
     best = {t.number: t for t in study.get_trials(deepcopy=False)}
     fig, ax = plt.subplots(figsize=(6, 4))
-    for num in done["trial"].head(top_k):
-        hist = best[int(num)].user_attrs.get("history") or []
+    for _, row in done.head(top_k).iterrows():
+        hist = best[int(row["trial"])].user_attrs.get("history") or []
         if hist and hist[0].get(obj) is not None:
-            ax.plot([h["epoch"] for h in hist], [h[obj] for h in hist], marker="o", ms=3, label=f"trial {num}")
-    ax.set_xlabel("epoch")
+            ax.plot([h["epoch"] for h in hist], [h[obj] for h in hist], marker="o", ms=3, label=trial_label(row, spec))
+    epoch_axis(ax)
     ax.set_ylabel(obj)
     ax.set_title(f"Learning curves of the best {min(top_k, len(done))}")
     ax.grid(alpha=0.3)
