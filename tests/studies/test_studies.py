@@ -140,3 +140,22 @@ def test_a_run_trained_with_other_settings_is_never_reused_silently(tmp_path, ca
     assert main(["study", str(f), "--studies-dir", str(tmp_path / "studies")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "other settings than the study's now (optim.lr)" in err and "delete" in err
+
+
+def test_a_grid_is_costed_as_the_sweep_trains_it(tmp_path):
+    from imgclf.studies.cost import run_seconds, sweep_seconds
+    from imgclf.sweeps.spec import parse_sweep
+
+    def grid(space: dict, model: dict):
+        base = {"data": {"name": "fashion-mnist"}, "model": model, "schedule": {"name": "none"},
+                "train": {"epochs": 10, "batch_size": 256}}
+        return parse_sweep({"base": base, "strategy": "grid", "objective": "val_acc", "space": space})
+
+    one_layer = {"name": "mlp", "hidden": [16]}
+    cohort = sweep_seconds(grid({"optim.lr": [0.1, 0.01], "train.epochs": [10]}, one_layer))
+    # configurations differing only in epochs share one model of the cohort: only the longest counts
+    assert sweep_seconds(grid({"optim.lr": [0.1, 0.01], "train.epochs": [5, 10]}, one_layer)) == cohort
+    assert sweep_seconds(grid({"optim.lr": [0.1, 0.01], "train.epochs": [20]}, one_layer)) == pytest.approx(2 * cohort)
+    # two hidden layers train one by one: the sum of the runs
+    two = grid({"optim.lr": [0.1, 0.01]}, {"name": "mlp", "hidden": [16, 16]})
+    assert sweep_seconds(two) == pytest.approx(2 * run_seconds(two.config_for({"optim.lr": 0.1})))
