@@ -80,6 +80,7 @@ def test_a_sweep_study_retrains_its_best(tmp_path):
     assert yaml.safe_load((folder / "runs" / "top1" / "config.yaml").read_text())["train"]["threads"] is None
     md = (folder / "report.md").read_text()
     assert "groups_val_loss.png" in md and "Sweep: 2 complete configurations" in md
+    assert "| top1: lr 0.05 |" in md or "| top1: lr 0.001 |" in md  # a retrained run is named by its settings
     data = json.loads((folder / "sweep" / "results.json").read_text())
     assert all(len(r["history"]) == 1 for r in data)  # the epoch histories travel in the JSON export
 

@@ -37,11 +37,15 @@ def run_row(name: str, folder: Path) -> dict:
             "history": ([m["initial"]] if m.get("initial") else []) + hist, "path": str(folder)}
 
 
+def _label(r: dict) -> str:
+    return f"{r['run']}: {r['settings']}" if r.get("settings") else r["run"]
+
+
 def _cells(r: dict) -> list:
     def num(v, fmt):
         return "-" if v is None else format(v, fmt)
 
-    return [r["run"], num(r["best_epoch"], "d"), num(r["train_loss"], ".4f"), pct(r["train_acc"]),
+    return [_label(r), num(r["best_epoch"], "d"), num(r["train_loss"], ".4f"), pct(r["train_acc"]),
             num(r["val_loss"], ".4f"), pct(r["val_acc"]), num(r["test_loss"], ".4f"), pct(r["test_acc"]),
             num(r["epoch_s"], ".1f"), num(r["step_ms"], ".2f"), f"{r['params']:,}", f"{r['mult_adds']:,}"]
 
@@ -50,6 +54,7 @@ def study_report(spec: StudySpec, folder: Path, log: Callable[[str], None] = pri
     """Write the study's report from its runs (and sweep); returns the paths and the table's rows."""
     figs = folder / "figures"
     rows = [run_row(n, folder / "runs" / n) for n in _run_names(spec, folder)]
+    _name_retrained(spec, rows)
     blocks: list = [("p", spec.about)] if spec.about else []
     if spec.note:
         blocks.append(("p", spec.note))
@@ -57,7 +62,7 @@ def study_report(spec: StudySpec, folder: Path, log: Callable[[str], None] = pri
         blocks += [("h2", "Runs"), ("table", COLUMNS, [_cells(r) for r in rows]),
                    ("p", "Loss and accuracy of each run's kept epoch (the best by its monitor); s/epoch includes the "
                          "validation pass, ms/step does not."),
-                   ("img", F.study_curves([{"name": r["run"], "history": r["history"]} for r in rows],
+                   ("img", F.study_curves([{"name": _label(r), "history": r["history"]} for r in rows],
                                           figs / "curves"),
                     "Training and validation, loss and accuracy, per run.")]
     if "timing" in spec.figures and len(rows) > 1:
@@ -81,6 +86,27 @@ def study_report(spec: StudySpec, folder: Path, log: Callable[[str], None] = pri
     atomic_write_text(folder / "results.json", json.dumps(rows, indent=1))
     log(f"wrote {folder / 'report.html'} and report.md ({len(rows)} runs)")
     return {"html": str(folder / "report.html"), "md": str(folder / "report.md"), "rows": rows}
+
+
+def _name_retrained(spec: StudySpec, rows: list[dict]) -> None:
+    """A retrained run's settings ('hidden.0 2048, hidden.1 1024'), shown beside its name ('top1')."""
+    if spec.sweep is None:
+        return
+    from ..sweeps.analysis import trial_label
+    from ..sweeps.spec import load_sweep
+
+    sweep = load_sweep(spec.sweep)
+    for r in rows:
+        if r["run"] not in spec.runs:
+            d = R.Run(Path(r["path"])).config.to_dict()
+            r["settings"] = trial_label({p.name: _lookup(d, p.name) for p in sweep.space}, sweep)
+
+
+def _lookup(d, key: str):
+    """The value at a dotted key of a config dict ('model.hidden.0' indexes the list)."""
+    for part in key.split("."):
+        d = d[int(part)] if isinstance(d, list) else d.get(part)
+    return d
 
 
 def _run_names(spec: StudySpec, folder: Path) -> list[str]:

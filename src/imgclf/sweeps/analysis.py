@@ -48,7 +48,7 @@ def ranked(df, spec: SweepSpec):
 def trial_label(row, spec: SweepSpec) -> str:
     """A legend label naming a trial by its settings ('lr 0.001, dropout 0, batch_size 64'), not its number."""
     def short(v):
-        return f"{v:g}" if isinstance(v, float) else str(v)
+        return f"{v:.3g}" if isinstance(v, float) else str(v)   # 3 digits: a legend, not the table
     return ", ".join(f"{p.name.split('.', 1)[-1]} {short(row[p.name])}" for p in spec.space)   # less the section
 
 
