@@ -38,7 +38,7 @@ def run_list(args) -> int:
     for f in ready_studies():
         spec = load_study(f)
         n = len(spec.runs) + spec.retrain_top
-        what = f"{n} runs" + (" + a sweep" if spec.sweep else "")
+        what = f"{n} run{'s' if n != 1 else ''}" + (" + a sweep" if spec.sweep else "")
         cost = "" if args.no_cost else f"~{words(study_seconds(spec))}"
         rows.append((spec.name, spec.report, what, cost, spec.title))
     w = max((len(r[0]) for r in rows), default=0)

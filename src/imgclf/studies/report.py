@@ -84,7 +84,7 @@ def study_report(spec: StudySpec, folder: Path, log: Callable[[str], None] = pri
     atomic_write_text(folder / "report.html", render_html(title, blocks))
     atomic_write_text(folder / "report.md", render_md(title, blocks, folder))
     atomic_write_text(folder / "results.json", json.dumps(rows, indent=1))
-    log(f"wrote {folder / 'report.html'} and report.md ({len(rows)} runs)")
+    log(f"wrote {folder / 'report.html'} and report.md ({len(rows)} run{'s' if len(rows) != 1 else ''})")
     return {"html": str(folder / "report.html"), "md": str(folder / "report.md"), "rows": rows}
 
 
