@@ -160,3 +160,13 @@ def test_a_grid_is_costed_as_the_sweep_trains_it(tmp_path):
     # two hidden layers train one by one: the sum of the runs
     two = grid({"optim.lr": [0.1, 0.01]}, {"name": "mlp", "hidden": [16, 16]})
     assert sweep_seconds(two) == pytest.approx(2 * run_seconds(two.config_for({"optim.lr": 0.1})))
+
+
+def test_several_workers_start_the_longest_run_first(tmp_path, capsys):
+    f = tmp_path / "order.yaml"
+    f.write_text("title: order\nset: {train.batch_size: 128}\n"
+                 "runs:\n  a: {train.epochs: 1}\n  b: {train.epochs: 1}\n  long: {train.epochs: 3}\n")
+    out = run_study(str(f), tmp_path / "studies", workers=2, log=lambda m: None)
+    started = [x for x in capsys.readouterr().out.splitlines() if x.startswith("imgclf train")]
+    assert "--name long" in started[0] and len(started) == 3
+    assert [r["run"] for r in out["rows"]] == ["a", "b", "long"]  # the report keeps the study's order
