@@ -151,7 +151,7 @@ def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = Fals
 
 def _longest_first(todo: list[Planned], folder: Path) -> list[Planned]:
     """The runs by estimated cost, longest first: the last to start is then a short one, not a long
-    run left alone on one worker's share of the cores (a 2048x2048 MLP ran 10 min so)."""
+    run left alone on one worker's share of the cores (a 2048x2048 MLP ran 12 min so)."""
     from ..config import load_config
     from .cost import run_seconds
 
