@@ -5,6 +5,7 @@ Each function takes plain data (histories, metrics, arrays), writes `path` (.png
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -45,11 +46,13 @@ def epoch_axis(ax) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _save(fig, path) -> Path:
+def _save(fig, path, layout: bool = True) -> Path:
+    """Write the figure as PNG and SVG (atomically); `layout=False` keeps a layout already made."""
     plt = _plt()
     path = Path(path).with_suffix(".png")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if layout:
+        fig.tight_layout()
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=140), binary=True)
     atomic_write(path.with_suffix(".svg"), lambda f: fig.savefig(f, format="svg"), binary=True)
     plt.close(fig)
@@ -221,10 +224,14 @@ def study_curves(runs: Sequence[dict], path) -> Path:
     for ax in axes[1]:
         epoch_axis(ax)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, _labels(labels), loc="lower center", ncol=min(6, len(labels)), fontsize=8)
-    fig.tight_layout(rect=(0, 0.06 if handles else 0, 1, 1))
-    return _save(fig, path)
+    fig.tight_layout()
+    if handles:  # one shared legend below the panels, in a strip of its own
+        labels = _labels(labels, width=60)  # run names with settings ('top1: hidden.0 2048, ...') stay whole
+        ncol = min(6 if max(map(len, labels)) <= 24 else 2, len(labels))
+        strip = 0.03 + 0.03 * math.ceil(len(labels) / ncol)  # figure fraction: one 8-pt line is about 3% of 8 in
+        fig.tight_layout(rect=(0, strip, 1, 1))
+        fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8)
+    return _save(fig, path, layout=False)
 
 
 def sweep_curve_groups(groups: dict, key: str, path) -> Path:
