@@ -134,6 +134,14 @@ def test_a_run_trained_with_other_settings_is_never_reused_silently(tmp_path, ca
     f = tmp_path / "one.yaml"
     f.write_text("title: one\nset: {train.epochs: 1, train.batch_size: 128}\nruns:\n  a: {optim.lr: 0.05}\n")
     run_study(str(f), tmp_path / "studies", log=lambda m: None)
+    # what a run records about itself (the hash of weights it loaded) is not a changed setting
+    saved = tmp_path / "studies" / "one" / "runs" / "a" / "config.yaml"
+    raw = yaml.safe_load(saved.read_text())
+    raw["model"]["pretrained_sha256"] = "0" * 64
+    saved.write_text(yaml.safe_dump(raw))
+    lines = []
+    run_study(str(f), tmp_path / "studies", dry_run=True, log=lines.append)
+    assert any("done     a" in x for x in lines)
     f.write_text("title: one\nset: {train.epochs: 1, train.batch_size: 128}\nruns:\n  a: {optim.lr: 0.01}\n")
     lines = []
     run_study(str(f), tmp_path / "studies", dry_run=True, log=lines.append)

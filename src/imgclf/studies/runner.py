@@ -40,8 +40,12 @@ def changed_keys(spec: StudySpec, name: str, folder: Path) -> list[str]:
     """The config keys where a finished run differs from what the study now asks of it."""
     from ..config import flatten, load_config
 
-    saved = flatten(load_config(folder / R.CONFIG).to_dict())
-    wanted = flatten(spec.config(name).to_dict())
+    def settings(cfg) -> dict:
+        flat = flatten(cfg.to_dict())  # the model's options stay one value: drop its free keys inside it
+        flat["model"] = {k: v for k, v in flat["model"].items() if f"model.{k}" not in FREE}
+        return flat
+
+    saved, wanted = settings(load_config(folder / R.CONFIG)), settings(spec.config(name))
     return sorted(k for k in set(saved) | set(wanted) if k not in FREE and saved.get(k) != wanted.get(k))
 
 
