@@ -178,3 +178,14 @@ def test_several_workers_start_the_longest_run_first(tmp_path, capsys):
     started = [x for x in capsys.readouterr().out.splitlines() if x.startswith("imgclf train")]
     assert "--name long" in started[0] and len(started) == 3
     assert [r["run"] for r in out["rows"]] == ["a", "b", "long"]  # the report keeps the study's order
+
+
+def test_a_failed_run_still_leaves_the_report_of_the_others(tmp_path, capsys):
+    f = tmp_path / "fails.yaml"
+    f.write_text("title: fails\nset: {train.epochs: 1, train.batch_size: 128}\n"
+                 "runs:\n  a: {}\n  diverges: {optim.lr: 50}\n")
+    assert main(["study", str(f), "--studies-dir", str(tmp_path / "studies")]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "1 run(s) failed" in err and "the report has the others" in err
+    md = (tmp_path / "studies" / "fails" / "report.md").read_text()
+    assert "| a |" in md and "Not finished: diverges" in md

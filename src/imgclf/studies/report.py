@@ -58,6 +58,7 @@ def study_report(spec: StudySpec, folder: Path, log: Callable[[str], None] = pri
     blocks: list = [("p", spec.about)] if spec.about else []
     if spec.note:
         blocks.append(("p", spec.note))
+    unfinished = [n for n in _planned_names(spec) if n not in {r["run"] for r in rows}]
     if rows:
         blocks += [("h2", "Runs"), ("table", COLUMNS, [_cells(r) for r in rows]),
                    ("p", "Loss and accuracy of each run's kept epoch (the best by its monitor); s/epoch includes the "
@@ -65,6 +66,9 @@ def study_report(spec: StudySpec, folder: Path, log: Callable[[str], None] = pri
                    ("img", F.study_curves([{"name": _label(r), "history": r["history"]} for r in rows],
                                           figs / "curves"),
                     "Training and validation, loss and accuracy, per run.")]
+    if unfinished:
+        blocks.append(("p", f"Not finished: {', '.join(unfinished)} (failed, or not run yet; study.log in this folder "
+                            f"says why)."))
     if "timing" in spec.figures and len(rows) > 1:
         timing = [{"batch": r["batch"], "step_s": r["step_ms"] / 1000, "epoch_s": r["epoch_s"],
                    "top1": r["test_acc"] or 0.0} for r in rows]
@@ -109,9 +113,12 @@ def _lookup(d, key: str):
     return d
 
 
+def _planned_names(spec: StudySpec) -> list[str]:
+    return list(spec.runs) + [f"top{i}" for i in range(1, spec.retrain_top + 1)]
+
+
 def _run_names(spec: StudySpec, folder: Path) -> list[str]:
-    names = list(spec.runs) + [f"top{i}" for i in range(1, spec.retrain_top + 1)]
-    return [n for n in names if (folder / "runs" / n / R.METRICS).is_file()]
+    return [n for n in _planned_names(spec) if (folder / "runs" / n / R.METRICS).is_file()]
 
 
 def _activation_blocks(rows: list[dict], figs: Path) -> list:

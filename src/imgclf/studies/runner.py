@@ -144,13 +144,16 @@ def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = Fals
     threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
     queue = [_train_cmd(spec, folder, p, threads) for p in todo]
     failed = _run_all(queue, workers, folder / "study.log")
-    if failed:
-        where = folder / "study.log" if workers > 1 else "their output above"
-        raise ConfigError(f"study {spec.name}: {failed} run(s) failed (see {where}); fix the cause and run the study "
-                          f"again: finished runs are kept")
     from .report import study_report
 
-    return study_report(spec, folder, log)
+    # A failed run (one that diverged, say) is itself an answer: the report is written with the
+    # runs that finished and names the others, and the command still fails.
+    out = study_report(spec, folder, log)
+    if failed:
+        where = folder / "study.log" if workers > 1 else "their output above"
+        raise ConfigError(f"study {spec.name}: {failed} run(s) failed (see {where}); the report has the others; "
+                          f"fix the cause and run the study again: finished runs are kept")
+    return out
 
 
 def _longest_first(todo: list[Planned], folder: Path) -> list[Planned]:
