@@ -67,8 +67,8 @@ def study_report(spec: StudySpec, folder: Path, log: Callable[[str], None] = pri
                                           figs / "curves"),
                     "Training and validation, loss and accuracy, per run.")]
     if unfinished:
-        blocks.append(("p", f"Not finished: {', '.join(unfinished)} (failed, or not run yet; study.log in this folder "
-                            f"says why)."))
+        blocks.append(("p", f"Not finished: {', '.join(unfinished)} (failed, or not run yet: the study's output, "
+                            f"or study.log here with several workers, says why)."))
     if "timing" in spec.figures and len(rows) > 1:
         timing = [{"batch": r["batch"], "step_s": r["step_ms"] / 1000, "epoch_s": r["epoch_s"],
                    "top1": r["test_acc"] or 0.0} for r in rows]
