@@ -1,6 +1,8 @@
 """imgclf study / imgclf studies: run a study of the course as one command; list the ready ones."""
 from __future__ import annotations
 
+import os
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("study", help="run a study (its missing runs, then its report); see imgclf studies",
@@ -44,8 +46,6 @@ def run_list(args) -> int:
     w = max((len(r[0]) for r in rows), default=0)
     for name, report, what, cost, title in rows:
         print(f"{name:<{w}}  {report:>3}  {what:<18} {cost:>8}  {title}")
-    import os
-
     load, cores = os.getloadavg()[0], os.cpu_count() or 1
     if not args.no_cost and load > 0.5 * cores:
         print(f"note: the machine was busy while timing (load {load:.1f} on {cores} cores): the costs are too high")

@@ -87,6 +87,24 @@ def sibling_key(cfg) -> Optional[str]:
     return json.dumps(d, sort_keys=True)
 
 
+def shared_models(cfgs: list) -> tuple[list, list[int]]:
+    """The models a cohort trains: configs that differ only in epochs share one, trained to the
+    longest of them. Returns each model's config and, per input config, the index of its model."""
+    index: dict[str, int] = {}
+    models: list = []
+    which: list[int] = []
+    for cfg in cfgs:
+        d = cfg.to_dict()
+        d["train"].pop("epochs")
+        i = index.setdefault(json.dumps(d, sort_keys=True), len(models))
+        if i == len(models):
+            models.append(cfg)
+        elif cfg.train.epochs > models[i].train.epochs:
+            models[i] = cfg
+        which.append(i)
+    return models, which
+
+
 class StackedMLP:
     """The parameters of K models side by side, with per-column hyperparameters."""
 

@@ -224,13 +224,14 @@ def study_curves(runs: Sequence[dict], path) -> Path:
     for ax in axes[1]:
         epoch_axis(ax)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.tight_layout()
-    if handles:  # one shared legend below the panels, in a strip of its own
-        labels = _labels(labels, width=60)  # run names with settings ('top1: hidden.0 2048, ...') stay whole
-        ncol = min(6 if max(map(len, labels)) <= 24 else 2, len(labels))
-        strip = 0.03 + 0.03 * math.ceil(len(labels) / ncol)  # figure fraction: one 8-pt line is about 3% of 8 in
-        fig.tight_layout(rect=(0, strip, 1, 1))
-        fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8)
+    if not handles:
+        return _save(fig, path)
+    # one shared legend below the panels, in a strip of its own that _save's layout must not undo
+    labels = _labels(labels, width=60)  # run names with settings ('top1: hidden.0 2048, ...') stay whole
+    ncol = min(6 if max(map(len, labels)) <= 24 else 2, len(labels))
+    strip = 0.03 + 0.03 * math.ceil(len(labels) / ncol)  # figure fraction: one 8-pt line is about 3% of 8 in
+    fig.tight_layout(rect=(0, strip, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8)
     return _save(fig, path, layout=False)
 
 

@@ -115,7 +115,7 @@ def _cohort_step(cfgs: list, bs: int, steps: int) -> float:
 def sweep_seconds(sweep) -> float:
     """Estimated seconds of a sweep: a grid as its workers train it (cohorts together, configurations
     that differ only in epochs read off their longest), other strategies trial by trial."""
-    from ..engine.batched import sibling_key
+    from ..engine.batched import shared_models
     from ..sweeps.space import grid_points
     from ..sweeps.study import group_key
 
@@ -132,10 +132,7 @@ def sweep_seconds(sweep) -> float:
             total += run_seconds(sweep.config_for(p))
     for key, cfgs in groups.items():
         if key.startswith("batch:") and len(cfgs) > 1:
-            longest: dict = {}  # as the sweep trains a cohort: members differing only in epochs share a model
-            for c in sorted(cfgs, key=lambda c: c.train.epochs):
-                longest[sibling_key(c)] = c
-            total += cohort_seconds(list(longest.values()))
+            total += cohort_seconds(shared_models(cfgs)[0])  # as the sweep trains a cohort
         else:
             total += run_seconds(max(cfgs, key=lambda c: c.train.epochs))
     return total
@@ -152,7 +149,7 @@ def run_seconds(cfg) -> float:
 
 
 def study_seconds(spec) -> float:
-    """Estimated seconds of a whole study: its runs, and its sweep's configurations one by one."""
+    """Estimated seconds of a whole study: its runs, its sweep (see sweep_seconds) and the retraining."""
     total = sum(run_seconds(spec.config(r)) for r in spec.runs)
     if spec.sweep is not None:
         from ..sweeps.spec import load_sweep

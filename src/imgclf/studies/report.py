@@ -58,6 +58,7 @@ def study_report(spec: StudySpec, folder: Path, log: Callable[[str], None] = pri
     blocks: list = [("p", spec.about)] if spec.about else []
     if spec.note:
         blocks.append(("p", spec.note))
+    intro = len(blocks)  # the preview goes right after these paragraphs
     unfinished = [n for n in _planned_names(spec) if n not in {r["run"] for r in rows}]
     if rows:
         blocks += [("h2", "Runs"), ("table", COLUMNS, [_cells(r) for r in rows]),
@@ -78,8 +79,8 @@ def study_report(spec: StudySpec, folder: Path, log: Callable[[str], None] = pri
         from ..build import prepare_data
 
         split = prepare_data(R.Run(Path(rows[0]["path"])).config)
-        blocks.insert(len([b for b in blocks if b[0] == "p"]), ("img", F.preview_grid(split.train.x[:32], split.train.y[:32], split.classes, figs / "preview"),
-                          "A first look: training images with their classes."))
+        preview = F.preview_grid(split.train.x[:32], split.train.y[:32], split.classes, figs / "preview")
+        blocks.insert(intro, ("img", preview, "A first look: training images with their classes."))
     if "activations" in spec.figures:
         blocks += _activation_blocks(rows, figs)
     if spec.sweep is not None and (folder / "sweep" / "sweep.yaml").is_file():

@@ -169,24 +169,11 @@ def _tell(study, spec: SweepSpec, t, point: dict, cfg, hist: list[dict], error: 
 def run_cohort(study, storage, spec: SweepSpec, trials: list, data_cache: dict, log) -> list[str]:
     """Train trials of one cohort as one batched computation; siblings that differ only in epochs share a model."""
     from ..preflight import pick_device
-    from ..engine.batched import train_cohort
+    from ..engine.batched import shared_models, train_cohort
 
     t0 = time.perf_counter()
     points, cfgs = _take(spec, trials)
-    models: dict[str, int] = {}
-    model_cfgs = []
-    which = []
-    for cfg in cfgs:
-        d = cfg.to_dict()
-        d["train"].pop("epochs")
-        k = json.dumps(d, sort_keys=True)
-        if k not in models:
-            models[k] = len(model_cfgs)
-            model_cfgs.append(cfg)
-        i = models[k]
-        if cfg.train.epochs > model_cfgs[i].train.epochs:
-            model_cfgs[i] = cfg
-        which.append(i)
+    model_cfgs, which = shared_models(cfgs)
     longest = max(c.train.epochs for c in cfgs)
     log(f"training {len(trials)} configurations together as one batched computation: {len(model_cfgs)} models, "
         f"batch {cfgs[0].train.batch_size}, up to {longest} epochs (results read at each configuration's own epochs)")
