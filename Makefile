@@ -22,8 +22,10 @@ demo: $(STAMP)
 	@name=demo-$$(date +%Y%m%d-%H%M%S) && $(BIN)/imgclf train --name $$name --no-progress && \
 	  $(BIN)/imgclf report $$name && echo "open runs/$$name/report/report.html to see the run"
 
+# The docs site is built too: --strict turns a broken link into a failure.
 test: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests
+	$(BIN)/mkdocs build --strict --quiet
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info

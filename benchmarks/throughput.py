@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     from imgclf.api import prepare_data
     from imgclf.config import load_config
     from imgclf.data.splits import Split, Splits
-    from imgclf.engine.precision import autocast, autocast_dtype
+    from imgclf.device import autocast, autocast_dtype
     from imgclf.engine.trainer import Trainer
     from imgclf.evaluation import evaluate_split
     from imgclf.models import build_model

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from imgclf.api import pick_device, prepare_data  # noqa: E402
 from imgclf.inference import restore  # noqa: E402
 from imgclf.data.loader import batches  # noqa: E402
-from imgclf.engine.precision import autocast, autocast_dtype  # noqa: E402
+from imgclf.device import autocast, autocast_dtype  # noqa: E402
 from imgclf.errors import ImgclfError  # noqa: E402
 
 SHIFTS = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)]

@@ -18,7 +18,7 @@ from imgclf.engine.optim import OPTIMIZERS, SCHEDULES, build_optimizer, lr_at, s
 from imgclf.engine.plugins import PLUGINS, Context, Plugin
 from imgclf.evaluation.evaluate import TTA, tta_views
 from imgclf.models import MODELS, build_model
-from imgclf.preflight import known_shape
+from imgclf.budget import known_shape
 from imgclf.summary import summarize
 
 

@@ -36,13 +36,21 @@ def test_exports_match_pytorch_and_predict_the_same_top5(runs, kind, fmt, tmp_pa
     assert out["max_diff"] <= 1e-4 * max(1.0, out["tolerance"] / 1e-4) and out["images"] == 64
     model = E.Exported(out["path"])
     assert model.classes == [str(c) for c in run.metrics["classes"]] and model.source_shape == (1, 8, 8)
-    x = torch.randint(0, 256, (5, 1, 8, 8), dtype=torch.uint8)  # another batch size than the export's
+    g = torch.Generator().manual_seed(7)  # seeded: the same images on every run of the suite
+    x = torch.randint(0, 256, (5, 1, 8, 8), dtype=torch.uint8, generator=g)  # another batch size than the export's
     served, _ = E.served_model(run)
     assert torch.allclose(model.logits(x), served(x), atol=1e-4, rtol=1e-4)
     imgs = [x[i] for i in range(5)]
     from_run, from_file = imgclf.predict(run, imgs), imgclf.predict(out["path"], imgs)
-    assert [[c for c, _ in p] for p in from_run] == [[c for c, _ in p] for p in from_file]
-    assert all(abs(a[1] - b[1]) < 1e-3 for pr, pf in zip(from_run, from_file) for a, b in zip(pr, pf))
+    for pr, pf in zip(from_run, from_file):
+        assert all(abs(a[1] - b[1]) < 1e-3 for a, b in zip(pr, pf))
+        # Ranks must agree where the scores differ by more than the export's tolerance; two classes
+        # within it of each other may swap places (the runtimes' last bits differ), and that is no error.
+        probs = dict(pf)
+        for i, (ca, pa) in enumerate(pr):
+            for cb, pb in pr[i + 1:]:
+                if pa - pb > 1e-4 and ca in probs and cb in probs:
+                    assert probs[ca] > probs[cb], (ca, cb, pr, pf)
 
 
 def test_the_preprocessing_is_in_the_file(runs, tmp_path, capsys):

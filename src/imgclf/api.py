@@ -1,13 +1,73 @@
-"""The Python API: train, load a run, evaluate, predict and explain. The CLI is a thin layer over it."""
+"""The Python API: train, load a run, evaluate, predict, explain and export. The CLI is a thin layer
+over it, and it is the top of the run layers (runs < inference < serving, reporting < api)."""
 from __future__ import annotations
 
+import os
+from typing import Iterable, Optional
+
+from . import inference, serving, training
+from . import runs as R
 from .build import prepare_data
-from .serving import export
-from .inference import evaluate, explain, predict
-from .preflight import pick_device, preflight
-from .runs import Run, load_run
+from .device import pick_device
+from .preflight import preflight
+from .reporting import explain as _explain
+from .run_files import is_export
 from .studies import run_study
-from .training import fit_in_memory, train
+from .training import fit_in_memory
+
+
+class Run(R.Run):
+    """A run folder (config, history, metrics, summary) that also evaluates, predicts, explains and exports."""
+
+    def evaluate(self, split: str = "test", tta: Optional[str] = None) -> dict:
+        """Re-score the kept weights on a split (see `evaluate`)."""
+        return inference.evaluate(self, split, tta)
+
+    def predict(self, images: Iterable, top: int = 5) -> list[list[tuple[str, float]]]:
+        """Top-`top` (class, probability) pairs for each image."""
+        return inference.predict(self, images, top)
+
+    def explain(self, image, layer: Optional[str] = None, target: Optional[str] = None, out_dir=None) -> dict:
+        """Feature maps and Grad-CAM for one image."""
+        return _explain.explain(self, image, layer, target, out_dir)
+
+    def export(self, fmt: str = "onnx", output=None, images: int = 64, log=print) -> dict:
+        """Export the kept model (onnx or pt2), verified against PyTorch."""
+        return serving.export(self, fmt, output, images, log)
+
+
+def load_run(ref, runs_dir=None) -> Run:
+    """A Run from a folder path or a name under the runs folder."""
+    return Run(R.resolve_run(ref, runs_dir))
+
+
+def train(*args, **kwargs) -> Optional[Run]:
+    """Train an experiment into a run folder (see training.train); None on the non-main ranks of torchrun."""
+    run = training.train(*args, **kwargs)
+    return None if run is None else Run(run.path)
+
+
+def evaluate(run, split: str = "test", tta: Optional[str] = None) -> dict:
+    """Re-evaluate a run's best checkpoint on a split ('test', 'val' or 'train'), optionally with another TTA."""
+    return inference.evaluate(run, split, tta)
+
+
+def predict(source, images: Iterable, top: int = 5) -> list[list[tuple[str, float]]]:
+    """Top-`top` (class, probability) pairs for each image, from a run or an exported .onnx/.pt2 file."""
+    if not isinstance(source, R.Run) and is_export(source):
+        return serving.predict_exported(source, images, top)
+    return inference.predict(source, images, top)
+
+
+def explain(run, image, layer: Optional[str] = None, target: Optional[str] = None, out_dir=None) -> dict:
+    """Feature maps and Grad-CAM of a run's best checkpoint for one image (a path or a uint8 tensor)."""
+    return _explain.explain(run, image, layer, target, out_dir)
+
+
+def export(run: "Run | str | os.PathLike", fmt: str = "onnx", output=None, images: int = 64, log=print) -> dict:
+    """Export a run's kept model as `fmt` (onnx or pt2), verify it against PyTorch, and say what was checked."""
+    return serving.export(run, fmt, output, images, log)
+
 
 __all__ = ["Run", "load_run", "train", "fit_in_memory", "evaluate", "predict", "explain", "prepare_data",
            "preflight", "pick_device", "export", "run_study"]

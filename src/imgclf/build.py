@@ -2,11 +2,13 @@
 data, a seeded model checked against its budget, plugins and the Trainer."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from .data import load_raw, make_splits
 from .data.splits import Split, Splits
@@ -14,8 +16,8 @@ from .distributed import World, shard_batches
 from .engine.plugins import Context, Plugin, build_plugins
 from .engine.trainer import Trainer
 from .models import build_model
-from .models.pretrained import apply_strategy, check_trainable, pretrain
-from .preflight import check_budget, model_input_shape, trainable_params
+from .models.pretrained import apply_strategy, check_trainable, pretrain, weights_stats
+from .budget import check_budget, model_input_shape, trainable_params
 
 
 def prepare_data(cfg) -> Splits:
@@ -23,10 +25,6 @@ def prepare_data(cfg) -> Splits:
     pretrained weights' statistics replace the train split's."""
     splits = make_splits(load_raw(cfg.data), cfg.data)
     if cfg.data.normalization == "weights":
-        from dataclasses import replace
-
-        from .models.pretrained import weights_stats
-
         mean, std = weights_stats(cfg, splits.shape[0])
         splits = replace(splits, mean=mean, std=std)
     return splits
@@ -83,8 +81,6 @@ def build_trainer(cfg, model: nn.Module, splits: Splits, device: torch.device, *
     found = build_plugins(Context(cfg, splits, run_dir, log, progress), plugins)
     trainer = Trainer(cfg, model, splits, device, found, extra_state)
     if world.size > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
         # A layer that stops training mid-run (a whitening bias frozen after some epochs) leaves
         # a parameter without a gradient, which DDP must be told to expect.
         changing = any(hasattr(m, "set_epoch") for m in model.modules()) or cfg.model.strategy == "two-phase"

@@ -8,60 +8,15 @@ smaller training crop, and the parameter budget.
 """
 from __future__ import annotations
 
-import os
-from typing import Optional
-
 import torch
 from torch import nn
 
-from .errors import BudgetError, ConfigError
-
-
-def pick_device(name: str) -> torch.device:
-    """'auto' means the GPU when there is one; under torchrun, each process's own GPU (LOCAL_RANK)."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device: cuda was asked for but no CUDA GPU is available; use train.device=auto")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
-    return torch.device(name)
-
-
-def known_shape(data_cfg) -> tuple[tuple[int, int, int], Optional[int]]:
-    """The (C, H, W) the model sees a data set's images at (data.channels and data.image_size applied) and
-    its class count (None when only the data tell), from the config alone."""
-    from .data import DATASETS
-
-    from .data.adapt import target_shape
-
-    shape = DATASETS.attr(data_cfg.name, "shape")
-    shape = tuple(shape(data_cfg) if callable(shape) else shape)
-    return target_shape(data_cfg, shape), DATASETS.attr(data_cfg.name, "classes")
-
-
-def model_input_shape(cfg, data_shape: tuple[int, int, int]) -> tuple[int, int, int]:
-    """The shape the model sees: the data's, or the crop's when training crops."""
-    c, h, w = data_shape
-    crop = cfg.data.augment.crop_size
-    if crop:
-        if crop > min(h, w):
-            raise ConfigError(f"data.augment.crop_size: {crop} is larger than the {h}x{w} images; use at most {min(h, w)}")
-        return (c, crop, crop)
-    return (c, h, w)
-
-
-def trainable_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def check_budget(cfg, params: int, at_least: bool = False) -> None:
-    """Refuse a model over train.max_params; `at_least` when the count is a lower bound (classes unknown)."""
-    if cfg.train.max_params is not None and params > cfg.train.max_params:
-        raise BudgetError(
-            f"model {cfg.model.name!r} has {'at least ' if at_least else ''}{params:,} trainable parameters, over "
-            f"the budget of {cfg.train.max_params:,} (train.max_params); choose a smaller model or raise the budget"
-        )
+from .budget import check_budget, known_shape, model_input_shape, trainable_params
+from .build import configured_model
+from .device import pick_device
+from .distributed import launched
+from .errors import ConfigError
+from .models.pretrained import weights_file
 
 
 def _probe(model: nn.Module, shape: tuple[int, int, int], what: str, fix: str) -> None:
@@ -94,21 +49,15 @@ def preflight(cfg) -> None:
     if cfg.train.sync_bn and device.type != "cuda":
         raise ConfigError("train.sync_bn: PyTorch's SyncBatchNorm runs on CUDA GPUs only; remove it to train on "
                           "CPUs (each process then normalizes with its own batch's statistics)")
-    from .distributed import launched
-
     if cfg.model.strategy == "linear-probe" and launched():
         raise ConfigError("model.strategy=linear-probe trains a head in seconds on one process: run it without "
                           "torchrun")
     shape, classes = known_shape(cfg.data)
     in_shape = model_input_shape(cfg, shape)
     if cfg.model.pretrained not in (None, "none"):  # found (or fetched) now, not after decoding
-        from .models.pretrained import weights_file
-
         weights_file(cfg.model.pretrained, cfg.model.name, cfg.data.download)
-    from .build import configured_model  # the run's own builder, without reading weights
-
     try:
-        model = configured_model(cfg, in_shape, classes or 2, weights=False).eval()
+        model = configured_model(cfg, in_shape, classes or 2, weights=False).eval()  # the run's own builder, no weights read
     except (ValueError, RuntimeError, TypeError, ZeroDivisionError) as e:  # a builder's own complaint
         opts = ", ".join(f"{k}={v!r}" for k, v in cfg.model.options.items()) or "its defaults"
         raise ConfigError(f"model {cfg.model.name} cannot be built with {opts} for {'x'.join(map(str, in_shape))} "

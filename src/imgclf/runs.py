@@ -1,4 +1,7 @@
-"""Run folders on disk: runs/<name>/ with config, history, metrics, summary and checkpoints."""
+"""Run folders on disk: runs/<name>/ with config, history, metrics, summary and checkpoints.
+
+The bottom of the run layers (runs < inference < serving < api): a Run here reads its files;
+api.Run adds evaluate, predict, explain and export on top."""
 from __future__ import annotations
 
 import json
@@ -6,15 +9,11 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
 from .atomic import atomic_write_text
+from .config import load_config
 from .errors import RunError
-
-CONFIG, HISTORY, METRICS = "config.yaml", "history.jsonl", "metrics.json"
-SUMMARY_TXT, SUMMARY_JSON, LOG = "summary.txt", "summary.json", "train.log"
-BEST, LAST = "best.pt", "last.pt"
-CLAIM = ".claim"  # created exclusively by the process that owns a new run folder
+from .run_files import BEST, CLAIM, CONFIG, HISTORY, LAST, LOG, METRICS, SUMMARY_JSON, SUMMARY_TXT  # noqa: F401
 
 
 def runs_root(runs_dir: str | os.PathLike | None = None) -> Path:
@@ -139,14 +138,12 @@ class Run:
 
     @property
     def config(self):
-        from .config import load_config
-
         return load_config(self.path / CONFIG)
 
     @property
     def history(self):
         """Per-epoch records as a pandas DataFrame (one row per epoch)."""
-        import pandas as pd
+        import pandas as pd  # local: pandas costs 0.3 s at start-up and only this property needs it
 
         return pd.DataFrame(read_history(self.path / HISTORY))
 
@@ -157,16 +154,6 @@ class Run:
     @property
     def summary(self) -> str:
         return (self.path / SUMMARY_TXT).read_text(encoding="utf-8")
-
-    def evaluate(self, split: str = "test", tta: Optional[str] = None) -> dict:
-        from .inference import evaluate
-
-        return evaluate(self, split, tta)
-
-    def predict(self, images: Sequence, top: int = 5) -> list[list[tuple[str, float]]]:
-        from .inference import predict
-
-        return predict(self, images, top)
 
 
 def load_run(ref, runs_dir=None) -> Run:

@@ -21,9 +21,13 @@ from typing import Optional
 import torch
 from torch import nn
 
+from . import run_files as F
+from .build import prepare_data
 from .errors import ConfigError, DataError, ImgclfError
+from .inference import restore, top_classes
+from .runs import Run, load_run
 
-FORMATS = {"onnx": ".onnx", "pt2": ".pt2"}
+FORMATS = F.EXPORT_SUFFIXES
 TOLERANCE = 1e-4  # largest |exported - PyTorch| logit difference, in units of max(1, largest |logit|)
 ONNX_OPSET = 20  # Resize with antialias needs 18 or later
 
@@ -48,8 +52,6 @@ class Served(nn.Module):
 
 def served_model(run) -> tuple[Served, dict]:
     """The run's kept model, ready to export, and what the file should record about it."""
-    from .inference import restore
-
     run, cfg, state, model, transform = restore(run, torch.device("cpu"))
     source = tuple(state.get("source_shape") or state["data_shape"])
     info = {"classes": [str(c) for c in state["classes"]], "source_shape": list(source),
@@ -116,7 +118,7 @@ def write(served: Served, info: dict, fmt: str, path: Path, example: torch.Tenso
 
 def _write_onnx(served: Served, info: dict, example: torch.Tensor, tmp: Path) -> None:
     try:
-        import onnx
+        import onnx  # local: optional (imgclf[export]) and slow to import
     except ImportError:
         raise ConfigError("ONNX export needs onnx and onnxruntime: pip install 'imgclf[export]'") from None
     program = torch.onnx.export(served, (example,), dynamo=True, dynamic_shapes=({0: _batch_dim()},),
@@ -147,7 +149,7 @@ class Exported:
 
     def _load_onnx(self) -> None:
         try:
-            import onnxruntime as ort
+            import onnxruntime as ort  # local: optional (imgclf[export]) and slow to import
         except ImportError:
             raise ConfigError("running an ONNX model needs onnxruntime: pip install 'imgclf[export]'") from None
         try:
@@ -179,6 +181,12 @@ class Exported:
             return self.run(images.contiguous()).float()
 
 
+def predict_exported(path: str | os.PathLike, images, top: int = 5) -> list[list[tuple[str, float]]]:
+    """Top-`top` (class, probability) pairs for each image from an exported .onnx or .pt2 file."""
+    exported = Exported(path)
+    return top_classes(exported.logits, images, exported.source_shape, exported.classes, top)
+
+
 def _info(info: dict, path: Path) -> dict:
     if not {"classes", "source_shape"} <= set(info):
         raise DataError(f"{path} was not exported by imgclf (no class names in it); export it with: imgclf export RUN")
@@ -187,8 +195,6 @@ def _info(info: dict, path: Path) -> dict:
 
 def test_images(run, cfg, source: tuple, n: int) -> tuple[torch.Tensor, str]:
     """Up to `n` of the run's test images as decoded, or seeded random images when the data cannot be read."""
-    from .build import prepare_data
-
     try:
         x = prepare_data(cfg).test.x[:n]
         if tuple(x.shape[1:]) == source:
@@ -203,14 +209,12 @@ def test_images(run, cfg, source: tuple, n: int) -> tuple[torch.Tensor, str]:
 def export(run, fmt: str = "onnx", output: Optional[str | os.PathLike] = None, images: int = 64,
            log=print) -> dict:
     """Export a run's kept model as `fmt` (onnx or pt2), verify it against PyTorch, and say what was checked."""
-    from .runs import Run, load_run
-
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r} is not known; choose {' or '.join(FORMATS)}")
     run = run if isinstance(run, Run) else load_run(run)
     served, info = served_model(run)
     source = tuple(info["source_shape"])
-    path = Path(output) if output else run.path / f"model{FORMATS[fmt]}"
+    path = Path(output) if output else run.path / F.export_name(fmt)
     if path.suffix.lower() != FORMATS[fmt]:
         raise ConfigError(f"--output {path}: a {fmt} export ends in {FORMATS[fmt]}")
     x, what = test_images(run, run.config, source, images)

@@ -19,7 +19,8 @@ from .engine.plugins import Plugin
 from .engine.trainer import Trainer
 from .errors import ConfigError, RunError
 from .evaluation import evaluate_split
-from .preflight import pick_device, preflight
+from .device import pick_device
+from .preflight import preflight
 from .runs import Run
 from .summary import format_summary, summarize
 

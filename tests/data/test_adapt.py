@@ -8,7 +8,7 @@ from conftest import make_idx_dir
 from imgclf.config import load_config
 from imgclf.data.adapt import adapt
 from imgclf.engine.checkpoint import load_checkpoint
-from imgclf.preflight import known_shape
+from imgclf.budget import known_shape
 
 
 def test_gray_to_rgb_and_back_and_resizes():

@@ -8,7 +8,8 @@ import yaml
 from conftest import f32_rtol
 from imgclf.api import fit_in_memory, prepare_data
 from imgclf.config import load_config
-from imgclf.engine.batched import cohort_key, train_cohort
+from imgclf.engine.batched import train_cohort
+from imgclf.sweeps.cohorts import cohort_key
 from imgclf.sweeps.analysis import sweep_results
 from imgclf.sweeps.runner import run_sweep
 

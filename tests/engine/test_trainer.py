@@ -235,7 +235,7 @@ def test_bf16_precision_trains_on_cpu_and_fp16_needs_a_gpu():
 
 
 def test_auto_precision_is_fp32_on_cpu_and_mixed_on_cuda():
-    from imgclf.engine.precision import autocast_dtype, grad_scaler
+    from imgclf.device import autocast_dtype, grad_scaler
 
     assert autocast_dtype("auto", torch.device("cpu")) is None
     assert autocast_dtype("bf16", torch.device("cpu")) is torch.bfloat16

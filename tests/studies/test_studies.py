@@ -121,7 +121,7 @@ def test_the_new_figures_render(tmp_path):
 
 def test_the_cost_estimate_times_the_runs_own_model():
     from imgclf.config import load_config
-    from imgclf.studies.cost import run_seconds, words
+    from imgclf.run_cost import run_seconds, words
 
     one = run_seconds(load_config(None, ["train.epochs=1"]))
     ten = run_seconds(load_config(None, ["train.epochs=10"]))
@@ -152,7 +152,8 @@ def test_a_run_trained_with_other_settings_is_never_reused_silently(tmp_path, ca
 
 
 def test_a_grid_is_costed_as_the_sweep_trains_it(tmp_path):
-    from imgclf.studies.cost import run_seconds, sweep_seconds
+    from imgclf.run_cost import run_seconds
+    from imgclf.sweeps.cost import sweep_seconds
     from imgclf.sweeps.spec import parse_sweep
 
     def grid(space: dict, model: dict):

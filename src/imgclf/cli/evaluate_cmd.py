@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import json
 
+from ..api import evaluate, load_run
+from ..engine.checkpoint import load_checkpoint
+from ..run_files import BEST
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="evaluate a run's best checkpoint on a split")
@@ -26,15 +30,12 @@ def format_metrics(m: dict, classes: list[str]) -> str:
 
 
 def run(args) -> int:
-    from ..api import evaluate, load_run
-    from ..engine.checkpoint import load_checkpoint
-
     r = load_run(args.run, args.runs_dir)
     m = evaluate(r, args.split, args.tta)
     if args.json:
         print(json.dumps(m))
     else:
-        classes = load_checkpoint(r.path / "best.pt")["classes"]
+        classes = load_checkpoint(r.path / BEST)["classes"]
         tta = f" (test-time augmentation: {m['tta']})" if m["tta"] != "none" else ""
         print(f"{r.name} on the {args.split} split{tta}")
         print(format_metrics(m, classes))

@@ -1,6 +1,8 @@
 """imgclf explain: feature maps and Grad-CAM of a run for one image."""
 from __future__ import annotations
 
+from ..api import explain, load_run
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("explain", help="feature maps and Grad-CAM of a run's model on an image")
@@ -14,8 +16,6 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..api import explain, load_run
-
     res = explain(load_run(args.run, args.runs_dir), args.image, args.layer, args.target, args.out)
     print(f"{args.image}: " + ", ".join(f"{c} {100 * p:.1f}%" for c, p in res["top"]))
     for p in res["paths"]:

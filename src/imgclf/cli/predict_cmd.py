@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import json
 
+from ..api import load_run, predict
+from ..errors import ConfigError
+from ..run_files import is_export
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("predict", help="classify image files with a run's best checkpoint or an exported model")
@@ -15,15 +19,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..api import load_run, predict
-    from ..errors import ConfigError
-
     if args.top < 1:
         raise ConfigError(f"--top {args.top}: must be at least 1")
-    from pathlib import Path
-
-    exported = Path(args.run).suffix.lower() in (".onnx", ".pt2")
-    preds = predict(args.run if exported else load_run(args.run, args.runs_dir), args.images, args.top)
+    preds = predict(args.run if is_export(args.run) else load_run(args.run, args.runs_dir), args.images, args.top)
     if args.json:
         print(json.dumps([{"image": str(i), "top": [{"class": c, "probability": p} for c, p in ps]}
                           for i, ps in zip(args.images, preds)]))

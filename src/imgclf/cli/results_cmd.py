@@ -3,6 +3,11 @@ from __future__ import annotations
 
 import json
 
+from ..errors import ConfigError
+from ..reporting.sweep_figures import write_figures
+from ..sweeps.analysis import correlations, format_table, load_sweep_study, ranked, trials_frame
+from ..sweeps.runner import export_results
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("results", help="rank, export and plot the trials of a sweep")
@@ -16,10 +21,6 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..errors import ConfigError
-    from ..atomic import atomic_write_text
-    from ..sweeps.analysis import correlations, format_table, load_sweep_study, ranked, trials_frame, write_figures
-
     if args.top < 1:
         raise ConfigError(f"--top {args.top}: must be at least 1")
     spec, study, folder = load_sweep_study(args.sweep, args.sweeps_dir, args.storage)
@@ -46,9 +47,7 @@ def run(args) -> int:
     failed = df[df["status"] == "failed"]
     for _, row in failed.head(args.top).iterrows():
         print(f"failed trial {row['trial']}: {row['reason']}")
-    df.to_csv(folder / "results.csv", index=False)
-    atomic_write_text(folder / "results.json", df.to_json(orient="records", indent=1))
-    written = ["results.csv", "results.json"]
+    written = [p.name for p in export_results(study, spec, folder)]  # the same files the sweep writes
     if not args.no_figures and len(r):
         written += [p.name for p in write_figures(df, spec, study, folder / "figures", args.top)]
     print(f"\nwrote {folder}/: " + ", ".join(written))

@@ -57,7 +57,7 @@ def _config_summary(args) -> int:
     """The model of a config (default: the default experiment) with its trainable and frozen parameters."""
     from ..build import configured_model
     from ..config import load_config
-    from ..preflight import known_shape, model_input_shape
+    from ..budget import known_shape, model_input_shape
     from ..summary import format_summary, summarize
 
     cfg = load_config(args.config, args.options)

@@ -11,7 +11,6 @@ the models one by one with torch.optim.SGD, to floating-point tolerance.
 """
 from __future__ import annotations
 
-import json
 import time
 from typing import Callable, Optional
 
@@ -20,46 +19,11 @@ from torch import nn
 
 from ..data.loader import Transform, kept_count
 from ..data.splits import Splits
+from ..budget import check_budget, trainable_params
 from ..errors import ImgclfError
-from ..preflight import check_budget, trainable_params
-from .optim import SCHEDULES, lr_at
+from ..models import build_model
+from .optim import lr_at
 from .trainer import epoch_seed
-
-
-def epoch_free(cfg) -> bool:
-    """Whether the config's run is a plain count of epochs: a schedule that never reads the total
-    epoch count, and no plugin that can end a run early (early stopping, a time budget)."""
-    t = cfg.train
-    return (not SCHEDULES.attr(cfg.schedule.name, "time_driven") and not t.early_stopping.enabled
-            and t.time_budget is None)
-
-
-def cohort_key(cfg) -> Optional[str]:
-    """Configs with equal keys can train together; None when this engine cannot train `cfg`.
-
-    Eligible: a perceptron or an MLP with one hidden layer and no dropout, plain or momentum
-    SGD (no Nesterov), an epoch-free run (see epoch_free), no augmentation, fp32, uncompiled.
-    Learning rate, momentum, weight decay, hidden width and epochs may differ within a cohort.
-    """
-    d = cfg.to_dict()
-    m, o, t = d["model"], d["optim"], d["train"]
-    if m["name"] == "mlp":
-        if len(m.get("hidden", [100])) != 1 or m.get("dropout", 0.0) > 0:
-            return None
-    elif m["name"] != "perceptron":
-        return None
-    # early_crop_share says how long early_crop lasts: alone it augments nothing
-    if any(v for k, v in d["data"]["augment"].items() if k != "early_crop_share"):
-        return None
-    if o["name"] != "sgd" or o["nesterov"] or not epoch_free(cfg):
-        return None
-    if t["precision"] in ("bf16", "fp16", "native") or t["compile"]:
-        return None
-    for key in ("lr", "momentum", "weight_decay"):
-        o.pop(key)
-    t.pop("epochs")
-    m = {"name": m["name"]}  # hidden width may differ
-    return json.dumps({**d, "optim": o, "train": t, "model": m}, sort_keys=True)
 
 
 def softmax_last(z: torch.Tensor) -> torch.Tensor:
@@ -76,33 +40,6 @@ def log_softmax_last(z: torch.Tensor) -> torch.Tensor:
     """log(softmax_last(z)), computed stably."""
     s = z - z.amax(-1, keepdim=True)
     return s.sub_(s.exp().sum(-1, keepdim=True).log_())
-
-
-def sibling_key(cfg) -> Optional[str]:
-    """Configs with equal keys differ at most in epochs and can be read off one longest run; None if not."""
-    if not epoch_free(cfg):
-        return None
-    d = cfg.to_dict()
-    d["train"].pop("epochs")
-    return json.dumps(d, sort_keys=True)
-
-
-def shared_models(cfgs: list) -> tuple[list, list[int]]:
-    """The models a cohort trains: configs that differ only in epochs share one, trained to the
-    longest of them. Returns each model's config and, per input config, the index of its model."""
-    index: dict[str, int] = {}
-    models: list = []
-    which: list[int] = []
-    for cfg in cfgs:
-        d = cfg.to_dict()
-        d["train"].pop("epochs")
-        i = index.setdefault(json.dumps(d, sort_keys=True), len(models))
-        if i == len(models):
-            models.append(cfg)
-        elif cfg.train.epochs > models[i].train.epochs:
-            models[i] = cfg
-        which.append(i)
-    return models, which
 
 
 class StackedMLP:
@@ -436,13 +373,11 @@ def _evaluate(st, x: torch.Tensor, y: torch.Tensor, smoothing: float, chunk: int
 def train_cohort(cfgs: list, splits: Splits, device: torch.device,
                  on_epoch: Callable[[int, list[Optional[dict]]], None] = lambda e, r: None,
                  log: Callable[[str], None] = lambda m: None) -> tuple[list[list[dict]], list[Optional[str]], StackedMLP]:
-    """Train configs of one cohort (same cohort_key) together to the longest epoch count.
+    """Train configs of one cohort (same sweeps.cohorts.cohort_key) together to the longest epoch count.
 
     Returns each config's per-epoch history (up to its own epochs), each one's failure reason
     (None if fine) and the stacked parameters.
     """
-    from ..models import build_model
-
     base = cfgs[0]
     epochs = [c.train.epochs for c in cfgs]
     models = []

@@ -24,7 +24,7 @@ from ..evaluation import evaluate_split
 from .monitor import improved, mode_of
 from .optim import build_optimizer, set_lr
 from .pace import EpochPace
-from .precision import autocast, autocast_dtype, grad_scaler
+from ..device import autocast, autocast_dtype, grad_scaler
 
 
 class TrainingDiverged(ImgclfError):

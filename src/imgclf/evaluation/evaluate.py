@@ -8,7 +8,7 @@ from torch import nn
 
 from ..data.loader import Transform, batches
 from ..data.splits import Split
-from ..engine.precision import autocast
+from ..device import autocast
 from ..registry import Registry
 from .metrics import confusion_matrix, per_class_accuracy, topk_correct
 

@@ -11,13 +11,16 @@ from ..validation import Range
 from .registry import MODELS
 
 
-@MODELS.register("perceptron")
+# stackable: the options under which engine/batched.py can train this model side by side with others
+# of its cohort (a perceptron or an MLP with one hidden layer and no dropout); models without it train alone.
+@MODELS.register("perceptron", stackable=lambda options: True)
 def perceptron(in_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
     """One linear layer from the flattened image to the class scores."""
     return nn.Sequential(OrderedDict(flatten=nn.Flatten(), fc1=nn.Linear(math.prod(in_shape), num_classes)))
 
 
-@MODELS.register("mlp")
+@MODELS.register("mlp", stackable=lambda options: len(options.get("hidden", [100])) == 1
+                 and not options.get("dropout", 0.0))
 def mlp(
     in_shape: tuple[int, int, int],
     num_classes: int,

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..run_files import BEST
 
 
 def imagenet_file(model_name: str) -> tuple[Path, str]:
@@ -49,7 +50,7 @@ def weights_file(spec: str, model_name: str, download: bool = True) -> Path:
                           f"{url} on a machine that is online and put it at that path (or set TORCH_HOME)")
     p = Path(spec).expanduser()
     if p.is_dir():  # a run folder: its kept weights
-        p = p / "best.pt"
+        p = p / BEST
     if not p.is_file():
         raise ConfigError(f"model.pretrained: {p} not found; give imagenet, a weights file or a run folder")
     return p

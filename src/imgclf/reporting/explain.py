@@ -1,7 +1,9 @@
-"""Looking inside a trained CNN: feature maps of conv layers and Grad-CAM heat maps."""
+"""Looking inside a trained CNN: feature maps of conv layers and Grad-CAM heat maps, drawn for one
+image of a run (`explain`) from the weights inference restores."""
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -10,7 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import run_files as F
+from ..data.augment import center_crop
 from ..errors import ConfigError
+from ..inference import read_image, restore
+from ..runs import Run
+from .figures import pyplot, save_figure
 
 
 def conv_layers(model: nn.Module) -> list[str]:
@@ -92,9 +99,7 @@ def _image01(x_uint8: torch.Tensor) -> np.ndarray:
 def explain_figures(model: nn.Module, x_norm: torch.Tensor, x_uint8: torch.Tensor, classes: list[str], out_dir,
                     layer: Optional[str] = None, target: Optional[int] = None, max_maps: int = 32) -> dict:
     """Write feature-map grids, channel-summed overlays and Grad-CAM overlays; return paths and the prediction."""
-    from .figures import _plt, _save
-
-    plt = _plt()
+    plt = pyplot()
     out_dir = Path(out_dir)
     img = _image01(x_uint8)
     cmap = "gray" if img.ndim == 2 else None
@@ -119,7 +124,7 @@ def explain_figures(model: nn.Module, x_norm: torch.Tensor, x_uint8: torch.Tenso
             ax.imshow(fm[i].numpy(), cmap="viridis")
             ax.set_title(f"ch {i}", fontsize=7)
         fig.suptitle(f"feature maps of {name} ({len(fm)} channels, {fm.shape[1]}x{fm.shape[2]})")
-        paths.append(_save(fig, out_dir / f"maps_{name.replace('.', '_')}"))
+        paths.append(save_figure(fig, out_dir / f"maps_{name.replace('.', '_')}"))
     cam, cls, probs = grad_cam(model, x_norm, layer, target)
     fig, axes = plt.subplots(1, 2, figsize=(6.5, 3.4))
     axes[0].imshow(img, cmap=cmap)
@@ -131,7 +136,27 @@ def explain_figures(model: nn.Module, x_norm: torch.Tensor, x_uint8: torch.Tenso
         ax.axis("off")
         ax.grid(False)
     fig.colorbar(im, ax=axes[1], fraction=0.046, label="relevance")
-    paths.append(_save(fig, out_dir / f"gradcam_{classes[cls].replace('/', '_')}"))
+    paths.append(save_figure(fig, out_dir / f"gradcam_{classes[cls].replace('/', '_')}"))
     top = probs.topk(min(5, len(probs)))
     return {"paths": paths, "class": classes[cls], "cam": cam,
             "top": [(classes[int(i)], float(p)) for p, i in zip(top.values, top.indices)]}
+
+
+def explain(run: Run | str | os.PathLike, image, layer: Optional[str] = None, target: Optional[str] = None,
+            out_dir=None) -> dict:
+    """Feature maps and Grad-CAM of a run's best checkpoint for one image (a path or a uint8 tensor)."""
+    run, cfg, state, model, transform = restore(run, torch.device("cpu"))
+    c, h, w = state["data_shape"]
+    if isinstance(image, torch.Tensor):
+        x, name = image, "tensor"
+    else:
+        x, name = read_image(image, c, h), Path(image).stem
+    classes = list(state["classes"])
+    cls = None
+    if target is not None:
+        if target not in classes:
+            raise ConfigError(f"class {target!r} is not one of: {', '.join(classes)}")
+        cls = classes.index(target)
+    shown = center_crop(x, cfg.data.augment.crop_size) if cfg.data.augment.crop_size else x
+    out = Path(out_dir) if out_dir else run.path / F.EXPLAIN_DIR / name
+    return explain_figures(model.float(), transform.eval(x[None]), shown, classes, out, layer, cls)

@@ -14,7 +14,7 @@ import numpy as np
 from ..atomic import atomic_write
 
 
-def _plt():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -46,9 +46,9 @@ def epoch_axis(ax) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _save(fig, path, layout: bool = True) -> Path:
+def save_figure(fig, path, layout: bool = True) -> Path:
     """Write the figure as PNG and SVG (atomically); `layout=False` keeps a layout already made."""
-    plt = _plt()
+    plt = pyplot()
     path = Path(path).with_suffix(".png")
     path.parent.mkdir(parents=True, exist_ok=True)
     if layout:
@@ -61,7 +61,7 @@ def _save(fig, path, layout: bool = True) -> Path:
 
 def learning_curves(history: Sequence[dict], path, best_epoch: Optional[int] = None, title: str = "") -> Path:
     """Train/val loss and accuracy per epoch, the best epoch marked; the gap shows overfitting."""
-    plt = _plt()
+    plt = pyplot()
     ep = [r["epoch"] for r in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, key, label in ((a, "loss", "cross-entropy loss"), (b, "acc", "accuracy (%)")):
@@ -76,7 +76,7 @@ def learning_curves(history: Sequence[dict], path, best_epoch: Optional[int] = N
         ax.legend()
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _labels(classes: Sequence[str], width: int = 24) -> list[str]:
@@ -86,7 +86,7 @@ def _labels(classes: Sequence[str], width: int = 24) -> list[str]:
 
 def confusion_matrix(conf, classes: Sequence[str], path, title: str = "") -> Path:
     """The confusion matrix as counts and row-normalized (each true class sums to 100%)."""
-    plt = _plt()
+    plt = pyplot()
     m = np.asarray(conf, dtype=float)
     norm = m / np.maximum(m.sum(1, keepdims=True), 1)
     n = len(classes)
@@ -110,12 +110,12 @@ def confusion_matrix(conf, classes: Sequence[str], path, title: str = "") -> Pat
     axes[1].set_title("row-normalized")
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def per_class_accuracy(accuracy: Sequence[Optional[float]], classes: Sequence[str], path, title: str = "") -> Path:
     """A bar per class: the share of its test images classified correctly."""
-    plt = _plt()
+    plt = pyplot()
     vals = [100 * (a or 0.0) for a in accuracy]
     classes = _labels(classes)
     fig, ax = plt.subplots(figsize=(max(5, 0.5 * len(classes) + 2), 3.8))
@@ -126,12 +126,12 @@ def per_class_accuracy(accuracy: Sequence[Optional[float]], classes: Sequence[st
     for b, v in zip(bars, vals):
         ax.text(b.get_x() + b.get_width() / 2, v + 1, f"{v:.0f}", ha="center", fontsize=8)
     ax.set_title(title or "accuracy per class")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def image_grid(images, titles: Sequence[str], path, suptitle: str = "", cols: int = 6) -> Path:
     """The given images (uint8 N x C x H x W) in a grid, each with its title."""
-    plt = _plt()
+    plt = pyplot()
     imgs = np.asarray(images)
     n = len(imgs)
     rows = max(1, (n + cols - 1) // cols)
@@ -146,7 +146,7 @@ def image_grid(images, titles: Sequence[str], path, suptitle: str = "", cols: in
         ax.set_title(titles[i], fontsize=8)
     if suptitle:
         fig.suptitle(suptitle)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def misclassified_grid(images, true: Sequence[int], pred: Sequence[int], prob: Sequence[float],
@@ -169,7 +169,7 @@ def compare_runs(runs: Sequence[dict], path) -> Path:
     Each run is a dict with name, params, mult_adds, top1 (0..1, or None for a run whose test
     split was not scored: it shows in the curves only) and history.
     """
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     for r in runs:
         for ax, key in ((axes[0], "params"), (axes[1], "mult_adds")) if r["top1"] is not None else ():
@@ -186,12 +186,12 @@ def compare_runs(runs: Sequence[dict], path) -> Path:
     epoch_axis(axes[2])
     axes[2].set_ylabel("validation accuracy (%)")
     axes[2].legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def batch_size_study(rows: Sequence[dict], path) -> Path:
     """Time per step, time per epoch and accuracy against batch size (rows: batch, step_s, epoch_s, top1)."""
-    plt = _plt()
+    plt = pyplot()
     rows = sorted(rows, key=lambda r: r["batch"])
     b = [r["batch"] for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
@@ -202,14 +202,14 @@ def batch_size_study(rows: Sequence[dict], path) -> Path:
         ax.set_xticks(b, [str(x) for x in b])
         ax.set_xlabel("batch size")
         ax.set_ylabel(label)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def study_curves(runs: Sequence[dict], path) -> Path:
     """The full comparison on one page: training and validation loss and accuracy, one line per run.
 
     Each run is a dict with name and history (epoch records)."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True)
     panels = ((axes[0][0], "train_loss", "training loss"), (axes[0][1], "val_loss", "validation loss"),
               (axes[1][0], "train_acc", "training accuracy (%)"), (axes[1][1], "val_acc", "validation accuracy (%)"))
@@ -225,19 +225,19 @@ def study_curves(runs: Sequence[dict], path) -> Path:
         epoch_axis(ax)
     handles, labels = axes[0][0].get_legend_handles_labels()
     if not handles:
-        return _save(fig, path)
+        return save_figure(fig, path)
     # one shared legend below the panels, in a strip of its own that _save's layout must not undo
     labels = _labels(labels, width=60)  # run names with settings ('top1: hidden.0 2048, ...') stay whole
     ncol = min(6 if max(map(len, labels)) <= 24 else 2, len(labels))
     strip = 0.03 + 0.03 * math.ceil(len(labels) / ncol)  # figure fraction: one 8-pt line is about 3% of 8 in
     fig.tight_layout(rect=(0, strip, 1, 1))
     fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8)
-    return _save(fig, path, layout=False)
+    return save_figure(fig, path, layout=False)
 
 
 def sweep_curve_groups(groups: dict, key: str, path) -> Path:
     """Learning curves of groups of a sweep's trials ('best 3': [(label, history), ...], ...), one panel each."""
-    plt = _plt()
+    plt = pyplot()
     groups = {k: v for k, v in groups.items() if v}
     fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(4.6 * max(1, len(groups)), 3.6), squeeze=False,
                              sharey=True)
@@ -251,4 +251,4 @@ def sweep_curve_groups(groups: dict, key: str, path) -> Path:
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel(key)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

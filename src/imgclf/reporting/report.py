@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from .. import runs as R
+from ..run_files import REPORT_DIR
 from ..errors import RunError
 from . import figures as F
 
@@ -141,7 +142,8 @@ def _misclassified(run, path: Path, k: int = 12) -> Optional[Path]:
 
 
 def _sweep_blocks(path: Path, out: Path, top: int = 5) -> list:
-    from ..sweeps.analysis import correlations, load_sweep_study, ranked, trials_frame, write_figures
+    from ..sweeps.analysis import correlations, load_sweep_study, ranked, trials_frame
+    from .sweep_figures import write_figures
 
     spec, study, folder = load_sweep_study(path)
     df = trials_frame(study, spec)
@@ -245,7 +247,7 @@ def build_report(refs: list, out_dir=None, runs_dir=None, sweeps_dir=None) -> di
             raise RunError(f"{str(ref)!r} is neither a run nor a sweep (no config.yaml or sweep.yaml in {p}, "
                            f"{cands[1]} or {cands[2]})")
         items.append(found)
-    out = Path(out_dir) if out_dir else (items[0] / "report" if len(items) == 1 else
+    out = Path(out_dir) if out_dir else (items[0] / REPORT_DIR if len(items) == 1 else
                                          Path("reports") / time.strftime("report-%Y%m%d-%H%M%S"))
     out.mkdir(parents=True, exist_ok=True)
     blocks: list = []

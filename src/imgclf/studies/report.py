@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from .. import runs as R
+from ..results import write_results
 from ..atomic import atomic_write_text
 from ..reporting import figures as F
 from ..reporting.report import pct, render_html, render_md
@@ -88,7 +89,7 @@ def study_report(spec: StudySpec, folder: Path, log: Callable[[str], None] = pri
     title = f"{spec.title}" + (f" (report {spec.report})" if spec.report else "")
     atomic_write_text(folder / "report.html", render_html(title, blocks))
     atomic_write_text(folder / "report.md", render_md(title, blocks, folder))
-    atomic_write_text(folder / "results.json", json.dumps(rows, indent=1))
+    write_results(folder, rows)
     log(f"wrote {folder / 'report.html'} and report.md ({len(rows)} run{'s' if len(rows) != 1 else ''})")
     return {"html": str(folder / "report.html"), "md": str(folder / "report.md"), "rows": rows}
 
@@ -125,7 +126,7 @@ def _run_names(spec: StudySpec, folder: Path) -> list[str]:
 def _activation_blocks(rows: list[dict], figs: Path) -> list:
     """Feature maps and Grad-CAM of each run's model on the first test image."""
     from ..build import prepare_data
-    from ..inference import explain
+    from ..reporting.explain import explain
 
     blocks: list = []
     for r in rows:
@@ -140,7 +141,8 @@ def _activation_blocks(rows: list[dict], figs: Path) -> list:
 
 def _sweep_blocks(sweep_dir: Path, figs: Path) -> list:
     """The sweep's table and figures, with the learning curves of its best 3, median 3 and worst 5."""
-    from ..sweeps.analysis import format_table, load_sweep_study, ranked, trial_label, trials_frame, write_figures
+    from ..reporting.sweep_figures import write_figures
+    from ..sweeps.analysis import format_table, load_sweep_study, ranked, trial_label, trials_frame
 
     sspec, study, _ = load_sweep_study(sweep_dir)
     df = trials_frame(study, sspec)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 from .. import runs as R
+from ..child import imgclf_command
 from ..errors import ConfigError
 from .spec import StudySpec, find_study, load_study
 
@@ -72,7 +72,7 @@ def _train_cmd(spec: StudySpec, folder: Path, p: Planned, threads: Optional[int]
     else:
         cmd = ["train", "-c", str(cfg_path), "--name", p.name, "--runs-dir", str(folder / "runs")]
     cmd += ["--no-progress"] + (["--set", f"train.threads={threads}"] if threads and p.status != "partial" else [])
-    return [sys.executable, "-m", "imgclf.cli.main", *cmd]
+    return imgclf_command(*cmd)
 
 
 def _write_configs(spec: StudySpec, folder: Path, todo: list[Planned], retrain: dict) -> None:
@@ -160,7 +160,7 @@ def _longest_first(todo: list[Planned], folder: Path) -> list[Planned]:
     """The runs by estimated cost, longest first: the last to start is then a short one, not a long
     run left alone on one worker's share of the cores (a 2048x2048 MLP ran 12 min so)."""
     from ..config import load_config
-    from .cost import run_seconds
+    from ..run_cost import run_seconds
 
     def cost(p: Planned) -> float:
         path = folder / "configs" / f"{p.name}.yaml"

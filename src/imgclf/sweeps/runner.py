@@ -1,34 +1,29 @@
 """Run a sweep: create or join its Optuna study, start its workers, export its results."""
 from __future__ import annotations
 
+import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Optional
 
 import yaml
 
 from ..atomic import atomic_write_text
+from ..child import start_imgclf
+from ..results import write_results
+from .analysis import trials_frame
 from .spec import SweepSpec, load_sweep
 from .store import redact, sweeps_root
-from .study import open_study
+from .queue import open_study
 from .workers import worker_loop
 
 
-def export_results(study, spec: SweepSpec, sweep_dir: Path) -> None:
+def export_results(study, spec: SweepSpec, sweep_dir: Path) -> list[Path]:
     """results.csv and results.json (each trial's epoch history beside its row) in the sweep folder."""
-    import json
-
-    from .analysis import trials_frame
-
     df = trials_frame(study, spec)
     histories = {t.number: t.user_attrs.get("history") or [] for t in study.get_trials(deepcopy=False)}
     records = [{**r, "history": histories.get(r["trial"], [])} for r in json.loads(df.to_json(orient="records"))]
-    # Workers of one sweep export into the same folder at once: each writes its own unique temp
-    # file (a shared fixed name let one worker's rename take the file from under another's).
-    atomic_write_text(sweep_dir / "results.csv", df.to_csv(index=False))
-    atomic_write_text(sweep_dir / "results.json", json.dumps(records, indent=1))
+    return write_results(sweep_dir, records)
 
 
 def run_sweep(path, name: Optional[str] = None, storage_url: Optional[str] = None, workers: int = 1,
@@ -60,15 +55,14 @@ def run_sweep(path, name: Optional[str] = None, storage_url: Optional[str] = Non
         log(f"{workers} worker processes, {threads} torch thread(s) each")
         procs = []
         for _ in range(workers):
-            cmd = [sys.executable, "-m", "imgclf.cli.main", "sweep", str(path), "--name", name, "--worker-only",
-                   "--threads", str(threads)]
+            cmd = ["sweep", str(path), "--name", name, "--worker-only", "--threads", str(threads)]
             if sweeps_dir:
                 cmd += ["--sweeps-dir", str(sweeps_dir)]
             if storage_url:
                 cmd += ["--storage", storage_url]
             if not batched:
                 cmd += ["--one-by-one"]
-            procs.append(subprocess.Popen(cmd))
+            procs.append(start_imgclf(*cmd))
         try:
             for p in procs:
                 p.wait()

@@ -81,7 +81,7 @@ def parse_sweep(raw: dict, source: Optional[Path] = None) -> SweepSpec:
     space = parse_space(raw.pop("space"))
     options = build_dataclass(SweepOptions, raw, "sweep")
     spec = SweepSpec(base, space, options, source)
-    from .strategies import strategy
+    from .strategies import strategy  # noqa: E402
 
     plan = strategy(options.strategy)
     if not plan.queued and options.trials is None:

@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 from typing import Callable, Optional
 
+import optuna
+from optuna.trial import TrialState
+
 from ..registry import Registry
 from .space import coarse_values, decode_point, grid_points, neighbours, product
 
@@ -21,20 +24,20 @@ class Strategy:
     """A strategy with neither queued points nor rounds: trials sampled at random, up to `trials`."""
 
     queued = False  # its points are enqueued up front (each runs once); else sampled, up to sweep.trials
+    upfront = False  # its first points are all its points (a grid), so a cost model can count them
 
     def first_points(self, spec) -> Optional[list[dict]]:
         """The points enqueued when the study is created (None: nothing is queued)."""
         return None
 
     def sampler(self, spec):
-        import optuna
-
         # queued points come from the queue; the sampler only fills what is not queued
         return optuna.samplers.RandomSampler(seed=spec.options.seed)
 
-    def next_round(self, study, spec, log) -> bool:
-        """After every queued trial has ended: enqueue another round; False when the sweep is done."""
-        return False
+    def next_round(self, study, spec) -> tuple[int, list[dict]]:
+        """After every queued trial has ended: the next round's number and its points, which the
+        queue enqueues (no points: the sweep is done). Strategies return points, never enqueue."""
+        return 0, []
 
 
 @STRATEGIES.register("grid")
@@ -42,6 +45,7 @@ class Grid(Strategy):
     """Every point of the space's grid, once."""
 
     queued = True
+    upfront = True
 
     def first_points(self, spec):
         return grid_points(spec.space)
@@ -55,8 +59,6 @@ class TPE(Strategy):
     """Optuna's tree-structured Parzen estimator proposes each next point from the finished ones."""
 
     def sampler(self, spec):
-        import optuna
-
         return optuna.samplers.TPESampler(seed=spec.options.seed)
 
 
@@ -69,17 +71,13 @@ class Hierarchical(Strategy):
     def first_points(self, spec):
         return product(spec.space, {p.name: coarse_values(p, spec.options.points) for p in spec.space})
 
-    def next_round(self, study, spec, log) -> bool:
-        from .study import enqueue
-
-        from optuna.trial import TrialState
-
+    def next_round(self, study, spec) -> tuple[int, list[dict]]:
         trials = study.get_trials(deepcopy=False)
         current = max((t.user_attrs.get("round", 0) for t in trials), default=0)
         if any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials):
-            return False
+            return current + 1, []
         if current + 1 >= spec.options.rounds:
-            return False
+            return current + 1, []
         done = [t for t in trials if t.state == TrialState.COMPLETE]
         done.sort(key=lambda t: t.value, reverse=spec.direction == "maximize")
         shrink = 0.5 ** (current + 2)
@@ -97,11 +95,7 @@ class Hierarchical(Strategy):
                 fresh.append(pt)
         if spec.options.trials:
             fresh = fresh[: spec.options.trials]
-        if not fresh:
-            return False
-        enqueue(study, spec, fresh, current + 1)
-        log(f"round {current + 2}/{spec.options.rounds}: {len(fresh)} finer configurations around the top {spec.options.top_k}")
-        return True
+        return current + 1, fresh
 
 
 def strategy(name: str) -> Strategy:
@@ -111,8 +105,6 @@ def strategy(name: str) -> Strategy:
 
 def _optuna_pruner(factory_name: str, **kw):
     def make():
-        import optuna
-
         return getattr(optuna.pruners, factory_name)(**kw)
 
     return make

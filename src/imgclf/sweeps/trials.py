@@ -168,8 +168,9 @@ def _tell(study, spec: SweepSpec, t, point: dict, cfg, hist: list[dict], error: 
 
 def run_cohort(study, storage, spec: SweepSpec, trials: list, data_cache: dict, log) -> list[str]:
     """Train trials of one cohort as one batched computation; siblings that differ only in epochs share a model."""
-    from ..preflight import pick_device
-    from ..engine.batched import shared_models, train_cohort
+    from ..device import pick_device
+    from ..engine.batched import train_cohort
+    from .cohorts import shared_models
 
     t0 = time.perf_counter()
     points, cfgs = _take(spec, trials)

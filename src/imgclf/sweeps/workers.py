@@ -12,7 +12,7 @@ from typing import Callable, Optional
 from .space import decode_point
 from .spec import SweepSpec
 from .strategies import strategy
-from .study import group_key
+from .queue import advance, group_key
 from .trials import run_cohort, run_siblings, run_trial, tid
 
 
@@ -87,7 +87,7 @@ def worker_loop(study, storage, spec: SweepSpec, log: Callable[[str], None], sta
     while max_trials is None or ran < max_trials:
         if queued:
             waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-            if not waiting and not plan.next_round(study, spec, log):
+            if not waiting and not advance(study, spec, log):
                 break
         elif _counted(study) >= spec.options.trials:
             break

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 from ...atomic import atomic_write_text
+from ...run_files import BEST, HISTORY, LAST
 from ..checkpoint import save_checkpoint
 from .base import PLUGINS, Context, Plugin
 
@@ -22,9 +23,9 @@ class Checkpoints(Plugin):
     def on_epoch_end(self, trainer, record: dict) -> None:
         state = trainer.state_dict()
         if trainer.best_epoch == trainer.epoch:
-            save_checkpoint(state, self.run_dir / "best.pt")
-        save_checkpoint(state, self.run_dir / "last.pt")
-        atomic_write_text(self.run_dir / "history.jsonl", "".join(json.dumps(r) + "\n" for r in trainer.history))
+            save_checkpoint(state, self.run_dir / BEST)
+        save_checkpoint(state, self.run_dir / LAST)
+        atomic_write_text(self.run_dir / HISTORY, "".join(json.dumps(r) + "\n" for r in trainer.history))
 
 
 @PLUGINS.register("checkpoints")

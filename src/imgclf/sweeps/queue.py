@@ -1,12 +1,16 @@
-"""A sweep's Optuna study: created (with its first points enqueued) or joined, and its queue."""
+"""A sweep's queue: its Optuna study created (with the strategy's first points enqueued) or joined,
+and each later round the strategy returns enqueued, members of one cohort adjacent."""
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
+
+import optuna
 
 from ..errors import ImgclfError
+from .cohorts import cohort_key, sibling_key
 from .space import encode_point
 from .spec import SweepSpec
 from .store import SweepError, open_storage
@@ -15,8 +19,6 @@ from .strategies import PRUNERS, strategy
 
 def open_study(spec: SweepSpec, name: str, sweep_dir: Path, storage_url: Optional[str]):
     """Create the study (and enqueue the first grid) or join the existing one."""
-    import optuna
-
     storage = open_storage(sweep_dir, storage_url)
     try:
         study = optuna.create_study(storage=storage, study_name=name, direction=spec.direction,
@@ -45,10 +47,8 @@ def open_study(spec: SweepSpec, name: str, sweep_dir: Path, storage_url: Optiona
 
 def group_key(spec: SweepSpec, point: dict) -> str:
     """What a point can train with: 'batch:' a cohort of models trained as one computation
-    (engine.batched), 'epochs:' siblings that differ only in epochs, read off one longest
+    (engine/batched.py), 'epochs:' siblings that differ only in epochs, read off one longest
     run; '' when it trains alone."""
-    from ..engine.batched import cohort_key, sibling_key
-
     try:
         cfg = spec.config_for(point)
     except ImgclfError:
@@ -81,10 +81,16 @@ def enqueue(study, spec: SweepSpec, points: list[dict], round_: int) -> int:
     return n
 
 
+def advance(study, spec: SweepSpec, log: Callable[[str], None]) -> bool:
+    """Enqueue the strategy's next round; False when it has none (the sweep is done)."""
+    round_, points = strategy(spec.options.strategy).next_round(study, spec)
+    if not points:
+        return False
+    n = enqueue(study, spec, points, round_)
+    log(f"round {round_ + 1}/{spec.options.rounds}: {n} finer configurations around the top {spec.options.top_k}")
+    return True
 
 
 def _load(name: str, storage, spec: SweepSpec):
-    import optuna
-
     return optuna.load_study(study_name=name, storage=storage, sampler=strategy(spec.options.strategy).sampler(spec),
                              pruner=PRUNERS.get(spec.options.pruner)())

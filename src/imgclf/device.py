@@ -1,15 +1,28 @@
-"""Mixed precision: which dtype autocast runs in, and the loss scaling fp16 needs."""
+"""Where and how tensors compute: the device a run uses, the dtype autocast runs in, and the loss
+scaling fp16 needs. Below every other layer, so evaluation, engine and inference share it."""
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import platform
 from pathlib import Path
 from typing import Optional
 
 import torch
 
-from ..errors import ConfigError
+from .errors import ConfigError
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' means the GPU when there is one; under torchrun, each process's own GPU (LOCAL_RANK)."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device: cuda was asked for but no CUDA GPU is available; use train.device=auto")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+    return torch.device(name)
 
 
 # CPU flags of native bf16 arithmetic. Without them oneDNN emulates bf16: conv-groups 48-80-80 trained

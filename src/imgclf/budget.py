@@ -1,0 +1,45 @@
+"""What a config costs before any image is read: the input shape its model sees, its trainable
+parameters and the budget they must fit (train.max_params). Shared by the builder, the preflight,
+the summary and the studies' cost model, and importing none of them."""
+from __future__ import annotations
+
+from typing import Optional
+
+from torch import nn
+
+from .data import DATASETS
+from .data.adapt import target_shape
+from .errors import BudgetError, ConfigError
+
+
+def known_shape(data_cfg) -> tuple[tuple[int, int, int], Optional[int]]:
+    """The (C, H, W) the model sees a data set's images at (data.channels and data.image_size applied) and
+    its class count (None when only the data tell), from the config alone."""
+    shape = DATASETS.attr(data_cfg.name, "shape")
+    shape = tuple(shape(data_cfg) if callable(shape) else shape)
+    return target_shape(data_cfg, shape), DATASETS.attr(data_cfg.name, "classes")
+
+
+def model_input_shape(cfg, data_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The shape the model sees: the data's, or the crop's when training crops."""
+    c, h, w = data_shape
+    crop = cfg.data.augment.crop_size
+    if crop:
+        if crop > min(h, w):
+            raise ConfigError(f"data.augment.crop_size: {crop} is larger than the {h}x{w} images; use at most {min(h, w)}")
+        return (c, crop, crop)
+    return (c, h, w)
+
+
+def trainable_params(model: nn.Module) -> int:
+    """Parameters the optimizer updates (frozen layers excluded)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def check_budget(cfg, params: int, at_least: bool = False) -> None:
+    """Refuse a model over train.max_params; `at_least` when the count is a lower bound (classes unknown)."""
+    if cfg.train.max_params is not None and params > cfg.train.max_params:
+        raise BudgetError(
+            f"model {cfg.model.name!r} has {'at least ' if at_least else ''}{params:,} trainable parameters, over "
+            f"the budget of {cfg.train.max_params:,} (train.max_params); choose a smaller model or raise the budget"
+        )

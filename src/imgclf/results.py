@@ -1,0 +1,37 @@
+"""The one writer of results files: results.json and results.csv in a run's, a sweep's or a study's
+folder, both written atomically (several sweep workers export into one folder at once, each through
+its own temporary file, so a reader never sees half a file)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from .atomic import atomic_write_text
+
+JSON, CSV = "results.json", "results.csv"
+
+
+def write_results(folder: Path, records: list[dict]) -> list[Path]:
+    """Write `records` (one dict per trial or run) as results.json, and their flat columns as results.csv.
+
+    The JSON keeps every value (a trial's epoch history included); the CSV keeps the columns whose
+    values are numbers, strings or empty, one row per record, for a spreadsheet or pandas."""
+    folder = Path(folder)
+    atomic_write_text(folder / JSON, json.dumps(records, indent=1, default=str) + "\n")
+    columns: list[str] = []
+    for r in records:
+        columns += [k for k, v in r.items() if k not in columns and not isinstance(v, (list, dict))]
+    flat = [c for c in columns if all(not isinstance(r.get(c), (list, dict)) for r in records)]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=flat, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    atomic_write_text(folder / CSV, buf.getvalue())
+    return [folder / JSON, folder / CSV]
+
+
+def read_results(folder: Path) -> list[dict]:
+    """The records of a folder's results.json."""
+    return json.loads((Path(folder) / JSON).read_text(encoding="utf-8"))

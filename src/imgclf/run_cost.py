@@ -1,0 +1,91 @@
+"""A run's cost on this machine, estimated before it runs: a few timed training steps of its own
+model at its own batch size (cached per model and batch), times the steps its epochs take, plus a
+tenth for data and validation. Only as good as the machine is free while it times. The sweeps'
+and the studies' cost models build on it."""
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .budget import known_shape, model_input_shape
+from .build import configured_model
+from .data import DATASETS
+
+OVERHEAD = 1.1  # data, augmentation and the validation pass, on top of the training steps
+STEP_SECONDS: dict[str, float] = {}
+
+
+def step_seconds(cfg) -> float:
+    """Seconds of one training step of `cfg`'s model at its batch size (random data, timed here)."""
+    shape, classes = known_shape(cfg.data)
+    in_shape = model_input_shape(cfg, shape)
+    key = json.dumps([cfg.model.name, cfg.model.options, cfg.model.strategy, in_shape, cfg.train.batch_size],
+                     sort_keys=True, default=str)
+    if key not in STEP_SECONDS:
+        torch.manual_seed(0)
+        model = configured_model(cfg, in_shape, classes or 10, weights=False).train()
+        x = torch.randn(cfg.train.batch_size, *in_shape)
+        if any(isinstance(m, nn.Conv2d) for m in model.modules()):  # as the Trainer runs convolutions
+            model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+        y = torch.randint(0, classes or 10, (cfg.train.batch_size,))
+        opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+        STEP_SECONDS[key] = fastest(lambda: min(_timed_steps(model, opt, x, y)))
+    return STEP_SECONDS[key]
+
+
+def fastest(timed: Callable[[], float]) -> float:
+    """The faster of `timed()` on torch's threads and on one thread.
+
+    On a busy machine torch's threads spin against the other work: a step measured 80x slower
+    (368 ms against 4.6 ms, the Keras CNN at batch 32 beside a sweep). On a free machine the
+    default threads are at least as fast, so the faster of the two is the machine's own speed."""
+    threads = torch.get_num_threads()
+    times = []
+    try:
+        for n in sorted({threads, 1}, reverse=True):
+            torch.set_num_threads(n)
+            times.append(timed())
+    finally:
+        torch.set_num_threads(threads)
+    return min(times)
+
+
+def _timed_steps(model, opt, x, y, steps: int = 3) -> list[float]:
+    """Seconds of each training step but the first (which warms up)."""
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        times.append(time.perf_counter() - t)
+    return times[1:]
+
+
+def train_images(cfg) -> int:
+    n = int((DATASETS.attr(cfg.data.name, "train_images") or 10_000) * (1 - cfg.data.val_fraction))
+    return min(n, cfg.data.max_train or n)
+
+
+def run_seconds(cfg) -> float:
+    """Estimated training seconds of one config (its time budget caps it)."""
+    n = train_images(cfg)
+    steps = cfg.train.epochs * math.ceil(n / cfg.train.batch_size)
+    if cfg.model.strategy == "linear-probe":  # one pass for the features, then the head alone
+        steps = math.ceil(n / cfg.train.batch_size)
+    seconds = steps * step_seconds(cfg) * OVERHEAD
+    return min(seconds, cfg.train.time_budget) if cfg.train.time_budget else seconds
+
+
+def words(seconds: float) -> str:
+    """A duration as a person says it: 45 s, 20 min, 1.5 h."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
