@@ -249,7 +249,7 @@ def test_auto_precision_is_fp32_on_cpu_and_mixed_on_cuda():
 
 
 def test_native_precision_takes_bf16_only_where_the_cpu_computes_it(tmp_path, monkeypatch):
-    from imgclf.engine import precision
+    from imgclf import device as precision
 
     zen3 = tmp_path / "zen3"
     zen3.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma avx512f\n\nprocessor\t: 1\n")

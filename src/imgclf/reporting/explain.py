@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import run_files as F
+from .. import run_files as RF
 from ..data.augment import center_crop
 from ..errors import ConfigError
 from ..inference import read_image, restore
@@ -158,5 +158,5 @@ def explain(run: Run | str | os.PathLike, image, layer: Optional[str] = None, ta
             raise ConfigError(f"class {target!r} is not one of: {', '.join(classes)}")
         cls = classes.index(target)
     shown = center_crop(x, cfg.data.augment.crop_size) if cfg.data.augment.crop_size else x
-    out = Path(out_dir) if out_dir else run.path / F.EXPLAIN_DIR / name
+    out = Path(out_dir) if out_dir else run.path / RF.EXPLAIN_DIR / name
     return explain_figures(model.float(), transform.eval(x[None]), shown, classes, out, layer, cls)
