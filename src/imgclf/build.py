@@ -16,6 +16,7 @@ from .distributed import World, shard_batches
 from .engine.plugins import Context, Plugin, build_plugins
 from .engine.trainer import Trainer
 from .models import build_model
+from .models.strategies import strategy_attr
 from .models.pretrained import apply_strategy, check_trainable, pretrain, weights_stats
 from .budget import check_budget, model_input_shape, trainable_params
 
@@ -83,7 +84,7 @@ def build_trainer(cfg, model: nn.Module, splits: Splits, device: torch.device, *
     if world.size > 1:
         # A layer that stops training mid-run (a whitening bias frozen after some epochs) leaves
         # a parameter without a gradient, which DDP must be told to expect.
-        changing = any(hasattr(m, "set_epoch") for m in model.modules()) or cfg.model.strategy == "two-phase"
+        changing = any(hasattr(m, "set_epoch") for m in model.modules()) or strategy_attr(cfg.model, "changes_trainable", False)
         ddp = DistributedDataParallel(trainer.model, device_ids=[device.index] if device.type == "cuda" else None,
                                       find_unused_parameters=changing)
         trainer.forward = torch.compile(ddp) if cfg.train.compile else ddp

@@ -27,6 +27,7 @@ Metric = Literal["val_loss", "val_acc", "train_loss", "train_acc"]  # what the e
 OptimizerName = Annotated[str, Choice("imgclf.engine.optim", "OPTIMIZERS")]
 ScheduleName = Annotated[str, Choice("imgclf.engine.optim", "SCHEDULES")]
 TTAName = Annotated[str, Choice("imgclf.evaluation.evaluate", "TTA")]
+TransferStrategy = Annotated[str, Choice("imgclf.models.strategies", "STRATEGIES")]
 Seconds = Annotated[float, Parse(parse_duration, "a duration such as 90s, 45m or 1.5h"), Range(gt=0.0)]
 
 
@@ -94,7 +95,7 @@ class ModelConfig:
     # two-phase: only the head trains for the first head_epochs, then every layer (fastai's fine_tune;
     # with optim.layer_decay the rates grow toward the head); linear-probe: the head alone trains, on
     # the frozen body's features computed once per image (no augmentation), in seconds
-    strategy: Optional[Literal["scratch", "finetune", "freeze", "two-phase", "linear-probe"]] = None
+    strategy: Optional[TransferStrategy] = None  # a name of models/strategies.py
     head_epochs: Annotated[int, Range(ge=1)] = 1  # two-phase: epochs of the head alone
     trainable: Optional[str] = None  # freeze: comma-separated parameter prefixes that train, e.g. layer4,fc
     # freeze: frozen batch-norm layers keep their statistics and affine (frozen), normalize with each

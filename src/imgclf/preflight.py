@@ -17,6 +17,7 @@ from .device import pick_device
 from .distributed import launched
 from .errors import ConfigError
 from .models.pretrained import weights_file
+from .models.strategies import strategy_attr
 
 
 def _probe(model: nn.Module, shape: tuple[int, int, int], what: str, fix: str) -> None:
@@ -49,7 +50,7 @@ def preflight(cfg) -> None:
     if cfg.train.sync_bn and device.type != "cuda":
         raise ConfigError("train.sync_bn: PyTorch's SyncBatchNorm runs on CUDA GPUs only; remove it to train on "
                           "CPUs (each process then normalizes with its own batch's statistics)")
-    if cfg.model.strategy == "linear-probe" and launched():
+    if strategy_attr(cfg.model, "features_once", False) and launched():
         raise ConfigError("model.strategy=linear-probe trains a head in seconds on one process: run it without "
                           "torchrun")
     shape, classes = known_shape(cfg.data)

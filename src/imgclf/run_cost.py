@@ -15,6 +15,7 @@ from torch import nn
 from .budget import known_shape, model_input_shape
 from .build import configured_model
 from .data import DATASETS
+from .models.strategies import strategy_attr
 
 OVERHEAD = 1.1  # data, augmentation and the validation pass, on top of the training steps
 STEP_SECONDS: dict[str, float] = {}
@@ -76,7 +77,7 @@ def run_seconds(cfg) -> float:
     """Estimated training seconds of one config (its time budget caps it)."""
     n = train_images(cfg)
     steps = cfg.train.epochs * math.ceil(n / cfg.train.batch_size)
-    if cfg.model.strategy == "linear-probe":  # one pass for the features, then the head alone
+    if strategy_attr(cfg.model, "features_once", False):  # one pass for the features, then the head alone
         steps = math.ceil(n / cfg.train.batch_size)
     seconds = steps * step_seconds(cfg) * OVERHEAD
     return min(seconds, cfg.train.time_budget) if cfg.train.time_budget else seconds

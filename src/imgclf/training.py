@@ -21,6 +21,7 @@ from .errors import ConfigError, RunError
 from .evaluation import evaluate_split
 from .device import pick_device
 from .preflight import preflight
+from .models.strategies import strategy_attr
 from .runs import Run
 from .summary import format_summary, summarize
 
@@ -113,7 +114,7 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
     if state is not None:
         trainer.load_state_dict(state, best_state)
         log(f"resuming {run_dir} after epoch {trainer.epoch}/{cfg.train.epochs}")
-    elif cfg.model.strategy in ("freeze", "linear-probe") or cfg.optim.lr_scales or cfg.optim.layer_decay:
+    elif strategy_attr(cfg.model, "freezes", False) or cfg.optim.lr_scales or cfg.optim.layer_decay:
         log("parameter groups (what trains, at what peak rate):")  # when some train slower, faster or not at all
         for line in group_table(trainer.optimizer, cfg.optim.lr):
             log(line)

@@ -21,6 +21,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..run_files import BEST
+from .strategies import strategy_attr
 
 
 def imagenet_file(model_name: str) -> tuple[Path, str]:
@@ -169,10 +170,11 @@ def apply_strategy(model: nn.Module, cfg) -> nn.Module:
     train: they train as usual, statistics and affine, inside frozen blocks. The linear probe's
     features come from the body in evaluation mode: its batch norm is always `frozen`."""
     m = cfg.model
-    if m.strategy not in ("freeze", "linear-probe"):
+    if not strategy_attr(m, "freezes", False):
         return model
-    prefixes = _prefixes(m) if m.strategy == "freeze" else [head_name(model)]
-    policy = m.frozen_bn if m.strategy == "freeze" else "frozen"
+    head_only = strategy_attr(m, "head_only", False)
+    prefixes = [head_name(model)] if head_only else _prefixes(m)
+    policy = "frozen" if head_only else m.frozen_bn
 
     def trains(name: str) -> bool:
         return any(_under(name, p) for p in prefixes)
