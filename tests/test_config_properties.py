@@ -4,7 +4,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imgclf.config import ExperimentConfig, flatten, from_dict, read_yaml
+from imgclf.config import ExperimentConfig, flatten, from_dict, read_yaml, save_config
 from imgclf.errors import ConfigError
 
 SETTINGS = settings(max_examples=150, deadline=None, database=None, derandomize=True,
@@ -19,8 +19,13 @@ keys = st.sampled_from(KEYS) | st.sampled_from(["model.hidden", "model.spec", "m
 
 
 def _one_line_or_valid(fn):
+    """Either a config that survives its own round trip (dict and YAML), or one ConfigError line."""
     try:
-        return isinstance(fn(), ExperimentConfig)
+        cfg = fn()
+        assert isinstance(cfg, ExperimentConfig)
+        assert from_dict(cfg.to_dict()).to_dict() == cfg.to_dict()  # what it resolved to is itself valid
+        assert from_dict(yaml.safe_load(save_config(cfg))).to_dict() == cfg.to_dict()  # and is what config.yaml holds
+        return True
     except ConfigError as e:
         assert str(e) and "\n" not in str(e), repr(str(e))
         return False

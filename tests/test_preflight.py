@@ -67,8 +67,11 @@ def test_every_shipped_config_passes_the_preflight(tmp_path, monkeypatch):
     (tmp_path / "runs" / "transfer-source" / "best.pt").touch()
     root = Path(__file__).parent.parent / "configs"
     monkeypatch.chdir(tmp_path)
-    for path in sorted([*root.glob("*.yaml"), *root.glob("transfer/*.yaml")]):
-        preflight(load_config(path, ["data.download=false"]))
+    paths = sorted([*root.glob("*.yaml"), *root.glob("transfer/*.yaml")])
+    for path in paths:
+        assert preflight(load_config(path, ["data.download=false"])) is None, path
+    assert len(paths) >= 35  # every shipped config was read (the glob found the folder)
+    assert not (tmp_path / "cache").exists()  # and not one image was decoded to check them
 
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
