@@ -2,7 +2,6 @@
 over it, and it is the top of the run layers (runs < inference < serving, reporting < api)."""
 from __future__ import annotations
 
-import os
 from typing import Iterable, Optional
 
 from . import inference, serving, training
@@ -64,7 +63,7 @@ def explain(run, image, layer: Optional[str] = None, target: Optional[str] = Non
     return _explain.explain(run, image, layer, target, out_dir)
 
 
-def export(run: "Run | str | os.PathLike", fmt: str = "onnx", output=None, images: int = 64, log=print) -> dict:
+def export(run, fmt: str = "onnx", output=None, images: int = 64, log=print) -> dict:
     """Export a run's kept model as `fmt` (onnx or pt2), verify it against PyTorch, and say what was checked."""
     return serving.export(run, fmt, output, images, log)
 

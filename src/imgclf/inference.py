@@ -9,7 +9,7 @@ from typing import Iterable, Optional
 
 import torch
 
-from . import run_files as F
+from . import run_files as RF
 from .build import configured_model, prepare_data
 from .data.folder import decode_image
 from .data.loader import Transform
@@ -25,10 +25,10 @@ def restore(run: Run | str | os.PathLike, device: torch.device):
     """Rebuild a run's model with its best weights, and its evaluation transform."""
     run = run if isinstance(run, Run) else load_run(run)
     cfg = run.config
-    state = load_checkpoint(run.path / F.BEST)
+    state = load_checkpoint(run.path / RF.BEST)
     in_shape = tuple(state["input_shape"])
     model = configured_model(cfg, in_shape, len(state["classes"]), weights=False)
-    check_model(model, state["model"], run.path / F.BEST, run.path / F.CONFIG)
+    check_model(model, state["model"], run.path / RF.BEST, run.path / RF.CONFIG)
     model.to(device).eval()
     transform = Transform(cfg.data.augment, cfg.data.normalization, torch.tensor(state["mean"]),
                           torch.tensor(state["std"]), tuple(state["data_shape"]))

@@ -20,18 +20,11 @@ def write_results(folder: Path, records: list[dict]) -> list[Path]:
     values are numbers, strings or empty, one row per record, for a spreadsheet or pandas."""
     folder = Path(folder)
     atomic_write_text(folder / JSON, json.dumps(records, indent=1, default=str) + "\n")
-    columns: list[str] = []
-    for r in records:
-        columns += [k for k, v in r.items() if k not in columns and not isinstance(v, (list, dict))]
-    flat = [c for c in columns if all(not isinstance(r.get(c), (list, dict)) for r in records)]
+    nested = {k for r in records for k, v in r.items() if isinstance(v, (list, dict))}
+    flat = [k for k in dict.fromkeys(k for r in records for k in r) if k not in nested]  # first-seen order
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=flat, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(records)
     atomic_write_text(folder / CSV, buf.getvalue())
     return [folder / JSON, folder / CSV]
-
-
-def read_results(folder: Path) -> list[dict]:
-    """The records of a folder's results.json."""
-    return json.loads((Path(folder) / JSON).read_text(encoding="utf-8"))

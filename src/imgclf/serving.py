@@ -21,13 +21,13 @@ from typing import Optional
 import torch
 from torch import nn
 
-from . import run_files as F
+from . import run_files as RF
 from .build import prepare_data
 from .errors import ConfigError, DataError, ImgclfError
 from .inference import restore, top_classes
 from .runs import Run, load_run
 
-FORMATS = F.EXPORT_SUFFIXES
+FORMATS = RF.EXPORT_SUFFIXES
 TOLERANCE = 1e-4  # largest |exported - PyTorch| logit difference, in units of max(1, largest |logit|)
 ONNX_OPSET = 20  # Resize with antialias needs 18 or later
 
@@ -214,7 +214,7 @@ def export(run, fmt: str = "onnx", output: Optional[str | os.PathLike] = None, i
     run = run if isinstance(run, Run) else load_run(run)
     served, info = served_model(run)
     source = tuple(info["source_shape"])
-    path = Path(output) if output else run.path / F.export_name(fmt)
+    path = Path(output) if output else run.path / RF.export_name(fmt)
     if path.suffix.lower() != FORMATS[fmt]:
         raise ConfigError(f"--output {path}: a {fmt} export ends in {FORMATS[fmt]}")
     x, what = test_images(run, run.config, source, images)

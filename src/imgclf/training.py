@@ -10,7 +10,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from . import runs as R
-from .build import build_trainer, prepare_data, seeded_model
+from .build import build_trainer, configured_model, prepare_data, seeded_model
 from .distributed import join, leave, main_first
 from .config import ExperimentConfig, flatten, from_dict, load_config, save_config
 from .engine.checkpoint import check_model, load_checkpoint
@@ -51,8 +51,6 @@ def _resolve(config, overrides: Sequence[str], resume, runs_dir):
 
 def _check_resumable(cfg, run_dir: Path, state: dict, best: Optional[dict]) -> None:
     """The checkpoints fit the model the config builds: checked before any data is read."""
-    from .build import configured_model
-
     model = configured_model(cfg, tuple(state["input_shape"]), len(state["classes"]), weights=False)
     check_model(model, state["model"], run_dir / R.LAST, run_dir / R.CONFIG)
     if best is not None:

@@ -9,9 +9,8 @@ from optuna.trial import TrialState
 from imgclf.config import load_config
 from imgclf.sweeps import queue, strategies
 from imgclf.sweeps.cohorts import cohort_key, shared_models, sibling_key
-from imgclf.sweeps.space import decode_point
 from imgclf.sweeps.spec import parse_sweep
-from imgclf.sweeps.store import open_storage, redact
+from imgclf.sweeps.store import SweepError, open_storage, redact
 
 BASE = {"model": {"name": "mlp", "hidden": [16]}, "train": {"epochs": 1, "batch_size": 128},
         "schedule": {"name": "none"}}
@@ -72,5 +71,5 @@ def test_the_journal_store_opens_and_a_url_is_redacted(tmp_path):
 def test_joining_with_another_space_is_refused(tmp_path):
     queue.open_study(parse_sweep({"base": BASE, "space": {"optim.lr": [0.1]}}),
                      "j", tmp_path, None)
-    with pytest.raises(Exception, match="different space"):
+    with pytest.raises(SweepError, match="different space"):
         queue.open_study(parse_sweep({"base": BASE, "space": {"optim.lr": [0.2]}}), "j", tmp_path, None)

@@ -34,7 +34,8 @@ def run(args) -> int:
 
 def run_list(args) -> int:
     from ..studies import load_study, ready_studies
-    from ..studies.cost import study_seconds, words
+    from ..run_cost import words
+    from ..studies.cost import study_seconds
 
     rows = []
     for f in ready_studies():

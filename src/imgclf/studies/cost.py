@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..config import from_dict
-from ..run_cost import run_seconds, words  # noqa: F401  (words: the study command says the estimate)
+from ..run_cost import run_seconds
 from ..sweeps.cost import sweep_seconds
 from ..sweeps.spec import load_sweep
 

@@ -3,7 +3,6 @@ per step, parameters, multiply-adds), the full comparison of learning curves, an
 study asks for; report.html (self-contained), report.md and results.json in the study's folder."""
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Callable

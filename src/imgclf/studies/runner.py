@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .. import runs as R
-from ..child import imgclf_command
+from ..child import start_imgclf
 from ..errors import ConfigError
 from .spec import StudySpec, find_study, load_study
 
@@ -65,14 +65,14 @@ def plan(spec: StudySpec, folder: Path) -> list[Planned]:
 
 
 def _train_cmd(spec: StudySpec, folder: Path, p: Planned, threads: Optional[int]) -> list[str]:
-    """The `imgclf train` command of one run, its config written beside the study's results."""
+    """The arguments of the `imgclf train` command of one run, its config written beside the study's results."""
     cfg_path = folder / "configs" / f"{p.name}.yaml"
     if p.status == "partial":
         cmd = ["train", "--resume", str(folder / "runs" / p.name)]
     else:
         cmd = ["train", "-c", str(cfg_path), "--name", p.name, "--runs-dir", str(folder / "runs")]
     cmd += ["--no-progress"] + (["--set", f"train.threads={threads}"] if threads and p.status != "partial" else [])
-    return imgclf_command(*cmd)
+    return cmd
 
 
 def _write_configs(spec: StudySpec, folder: Path, todo: list[Planned], retrain: dict) -> None:
@@ -177,10 +177,10 @@ def _run_all(cmds: list[list[str]], workers: int, log_path: Path) -> int:
         for cmd in cmds:
             while len(running) >= workers:
                 failed += _reap(running)
-            print("imgclf " + " ".join(cmd[3:]), flush=True)
-            out.write("$ imgclf " + " ".join(cmd[3:]) + "\n")
+            print("imgclf " + " ".join(cmd), flush=True)
+            out.write("$ imgclf " + " ".join(cmd) + "\n")
             out.flush()
-            running.append(subprocess.Popen(cmd, stdout=out if workers > 1 else None, stderr=subprocess.STDOUT))
+            running.append(start_imgclf(*cmd, stdout=out if workers > 1 else None, stderr=subprocess.STDOUT))
         while running:
             failed += _reap(running)
     return failed
