@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from conftest import make_cifar, make_idx_dir, make_image_folder
 from imgclf.config import load_config
 from imgclf.data import load_raw
+from imgclf.data.contract import check_raw
 from imgclf.errors import DataError
 
 SETTINGS = settings(max_examples=40, deadline=None, database=None, derandomize=True,
@@ -31,12 +32,18 @@ damage = st.tuples(st.floats(0, 1) | st.just(1.0), st.lists(st.tuples(st.floats(
                                                               max_size=4))
 
 
-def _loads_or_one_line(overrides):
+def _loads_or_one_line(overrides, images: int, names: tuple[str, ...]):
+    """Either every one of `images` loads, within the contract, or one line names what is damaged."""
     try:
         raw = load_raw(load_config(None, overrides).data)
-        assert raw.train_x.dtype.is_floating_point is False  # whatever loads meets the contract
     except DataError as e:
-        assert str(e) and "\n" not in str(e)
+        msg = str(e)
+        assert msg and "\n" not in msg
+        assert any(n in msg for n in names), msg  # the line points at the file or folder to fix
+        return
+    assert check_raw(raw, "damaged") is raw
+    n = len(raw.train_x) + (0 if raw.test_x is None else len(raw.test_x))
+    assert n == images, f"{n} of {images} images loaded: damage lost data without a word"
 
 
 @SETTINGS
@@ -47,7 +54,8 @@ def test_damaged_idx_files(name, dmg):
         root = make_idx_dir(Path(d) / "idx", n_train=20, n_test=10)
         p = root / name
         p.write_bytes(damaged(p.read_bytes(), *dmg))
-        _loads_or_one_line(["data.name=mnist", f"data.data_dir={root}", "data.download=false"])
+        _loads_or_one_line(["data.name=mnist", f"data.data_dir={root}", "data.download=false"], 30,
+                           (name.split(".")[0], str(root)))
 
 
 @SETTINGS
@@ -57,7 +65,8 @@ def test_damaged_cifar_batches(name, dmg):
         folder = make_cifar(Path(d) / "src", "cifar10", per_batch=3)
         p = folder / name
         p.write_bytes(damaged(p.read_bytes(), *dmg))
-        _loads_or_one_line(["data.name=cifar10", f"data.data_dir={Path(d) / 'src'}", "data.download=false"])
+        _loads_or_one_line(["data.name=cifar10", f"data.data_dir={Path(d) / 'src'}", "data.download=false"],
+                           6 * 3, (name, str(folder)))
 
 
 @SETTINGS
@@ -75,7 +84,8 @@ def test_damaged_images_and_archives(dmg, archive):
             path = root
             img = sorted(root.rglob("*.png"))[0]
             img.write_bytes(damaged(img.read_bytes(), *dmg))
-        _loads_or_one_line(["data.name=folder", f"data.path={path}", "data.image_size=6"])
+        _loads_or_one_line(["data.name=folder", f"data.path={path}", "data.image_size=6"], 4,
+                           (str(path), "imgs"))
 
 
 def test_the_damage_helper_cuts_and_flips():

@@ -10,48 +10,75 @@ import imgclf
 from imgclf.reporting import figures as F
 
 
-def assert_image(path):
+def assert_image(path, *words):
+    """A decodable, non-blank PNG with its SVG twin, whose text carries each of `words`."""
     with Image.open(path) as im:
         im.load()
         arr = np.asarray(im.convert("L"), dtype=float)
     assert arr.shape[0] > 100 and arr.shape[1] > 100
     assert arr.std() > 5  # not blank
-    assert path.with_suffix(".svg").stat().st_size > 1000
+    svg = path.with_suffix(".svg").read_text()
+    missing = [w for w in words if f">{w}<" not in svg]
+    assert not missing, f"{path.name} lacks the text {missing}"
+
+
+@pytest.fixture(autouse=True)
+def svg_text():
+    """SVG text as text (not glyph paths), so that a test can read what a figure says."""
+    import matplotlib
+
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        yield
 
 
 HISTORY = [{"epoch": e, "train_loss": 2 / e, "val_loss": 2.2 / e + 0.05 * e, "train_acc": 1 - 0.5 / e,
             "val_acc": 0.9 - 0.4 / e} for e in range(1, 8)]
 
 
-def test_learning_curves(tmp_path):
-    assert_image(F.learning_curves(HISTORY, tmp_path / "curves", best_epoch=5, title="demo"))
+def test_learning_curves_mark_the_best_epoch_and_both_splits(tmp_path):
+    assert_image(F.learning_curves(HISTORY, tmp_path / "curves", best_epoch=5, title="demo"),
+                 "demo", "best epoch (5)", "train", "validation", "cross-entropy loss", "accuracy (%)")
+    no_val = [{k: v for k, v in r.items() if not k.startswith("val")} for r in HISTORY]
+    svg = F.learning_curves(no_val, tmp_path / "train-only").with_suffix(".svg").read_text()
+    assert ">train<" in svg and ">validation<" not in svg and "best epoch" not in svg
 
 
-def test_confusion_matrix(tmp_path):
+def test_confusion_matrix_shows_counts_and_row_percentages(tmp_path):
     conf = [[50, 3, 2], [10, 30, 5], [0, 4, 60]]
-    assert_image(F.confusion_matrix(conf, ["bird", "cat", "dog"], tmp_path / "conf"))
+    # row 2 is 10/45 = 22% and 30/45 = 67% of its true class; 60 of 64 is 94%
+    assert_image(F.confusion_matrix(conf, ["bird", "cat", "dog"], tmp_path / "conf"),
+                 "bird", "cat", "dog", "50", "60", "22", "67", "94", "counts", "row-normalized")
 
 
-def test_per_class_accuracy(tmp_path):
-    assert_image(F.per_class_accuracy([0.9, 0.5, None], ["a", "b", "c"], tmp_path / "pc"))
+def test_per_class_accuracy_draws_a_missing_class_at_zero(tmp_path):
+    long = "a-very-long-folder-name-for-one-class"
+    assert_image(F.per_class_accuracy([0.9, 0.5, None], ["a", long, "c"], tmp_path / "pc"),
+                 "a", "c", "90", "50", "0", long[:23] + "\u2026")
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-def test_misclassified_grid(tmp_path, channels):
+def test_misclassified_grid_titles_true_predicted_and_probability(tmp_path, channels):
     imgs = np.random.default_rng(0).integers(0, 256, (7, channels, 12, 12), dtype=np.uint8)
-    assert_image(F.misclassified_grid(imgs, [0] * 7, [1] * 7, [0.9] * 7, ["x", "y"], tmp_path / "mis"))
+    path = F.misclassified_grid(imgs, [0] * 7, [1] * 7, [0.9] * 7, ["x", "y"], tmp_path / "mis")
+    assert_image(path, "x")
+    assert path.with_suffix(".svg").read_text().count("-&gt; y (90%)") == 7  # one title per image
 
 
-def test_compare_runs(tmp_path):
+def test_compare_runs_places_each_run_by_its_size(tmp_path):
     runs = [{"name": n, "params": p, "mult_adds": m, "top1": a, "history": HISTORY}
             for n, p, m, a in (("wide", 222226, 13131728, 0.71), ("deep", 127724, 2689740, 0.68))]
-    assert_image(F.compare_runs(runs, tmp_path / "cmp"))
+    runs.append({"name": "unscored", "params": 1000, "mult_adds": 1000, "top1": None, "history": HISTORY})
+    path = F.compare_runs(runs, tmp_path / "cmp")
+    assert_image(path, "wide", "deep", "trainable parameters", "multiply-adds per image")
+    svg = path.with_suffix(".svg").read_text()
+    assert svg.count(">wide<") == 3 and svg.count(">unscored<") == 1  # two scatter labels + legend; legend only
 
 
-def test_batch_size_study(tmp_path):
+def test_batch_size_study_labels_every_batch(tmp_path):
     rows = [{"batch": b, "step_s": 0.001 * b ** 0.5, "epoch_s": 100 / b ** 0.5, "top1": 0.7 - 0.01 * b / 4}
-            for b in (4, 8, 16, 32)]
-    assert_image(F.batch_size_study(rows, tmp_path / "bs"))
+            for b in (32, 4, 16, 8)]
+    assert_image(F.batch_size_study(rows, tmp_path / "bs"), "4", "8", "16", "32", "time per step (ms)",
+                 "time per epoch (s)")
 
 
 def _patch_image(rng, patch_at=None, size=16):

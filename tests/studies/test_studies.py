@@ -106,17 +106,24 @@ def test_studies_lists_every_ready_study(capsys):
     assert all(n in out for n in READY)
 
 
-def test_the_new_figures_render(tmp_path):
-    hist = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e, "train_acc": 0.5 + e / 20, "val_acc": 0.4 + e / 20}
-            for e in range(1, 4)]
-    p = F.study_curves([{"name": "a", "history": hist}, {"name": "b" * 40, "history": hist[:2]}], tmp_path / "c")
-    assert p.stat().st_size > 10_000
-    groups = {"best 3": [("trial 1", hist)], "median 3": [("trial 2", hist)], "worst 5": []}
-    assert F.sweep_curve_groups(groups, "val_loss", tmp_path / "g").stat().st_size > 5_000
+def test_the_study_figures_say_what_they_compare(tmp_path):
+    import matplotlib
     import torch
 
-    images = torch.randint(0, 256, (10, 1, 8, 8), dtype=torch.uint8)
-    assert F.preview_grid(images, list(range(10)), [str(i) for i in range(10)], tmp_path / "p").stat().st_size > 5_000
+    hist = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e, "train_acc": 0.5 + e / 20, "val_acc": 0.4 + e / 20}
+            for e in range(1, 4)]
+    long = "top1: hidden.0 2048, optim.lr 0.1, train.batch_size 128"
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # text stays text, so the test can read it
+        svg = F.study_curves([{"name": "a", "history": hist}, {"name": long, "history": hist[:2]}],
+                             tmp_path / "c").with_suffix(".svg").read_text()
+        assert all(f">{w}<" in svg for w in ("a", long, "training loss", "validation accuracy (%)"))
+        groups = {"best 3": [("trial 1", hist)], "median 3": [("trial 2", hist)], "worst 5": []}
+        svg = F.sweep_curve_groups(groups, "val_loss", tmp_path / "g").with_suffix(".svg").read_text()
+        assert ">trial 1<" in svg and ">trial 2<" in svg and "best 3" in svg and "median 3" in svg
+        images = torch.randint(0, 256, (10, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+        svg = F.preview_grid(images, [3] * 10, [f"class{i}" for i in range(10)],
+                             tmp_path / "p").with_suffix(".svg").read_text()
+        assert svg.count(">class3<") == 10 and ">class0<" not in svg  # each image titled by its own label
 
 
 def test_the_cost_estimate_times_the_runs_own_model():

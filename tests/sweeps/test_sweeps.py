@@ -182,62 +182,20 @@ def test_results_on_an_interrupted_sweep(tmp_path, capsys):
     assert main(["results", "s"]) == 0
 
 
-def _pg_bin():
-    import glob
-    import shutil
-
-    if shutil.which("initdb"):
-        return Path(shutil.which("initdb")).parent
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
-
-
-def test_postgresql_two_workers_each_point_exactly_once(tmp_path):
-    """A throwaway PostgreSQL server; two `imgclf sweep` processes share one sweep through it."""
-    import shutil
-    import socket
-
-    bindir = _pg_bin()
-    if bindir is None:
-        pytest.skip("no PostgreSQL binaries: install them (Debian: apt-get install postgresql) to run this test")
-    import tempfile
-
-    data = Path(tempfile.mkdtemp(prefix="imgclf-pg-"))  # directly under /tmp: reachable by another user
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root: use the 'nobody' account
-        shutil.chown(data, "nobody")
-        run_as = ["runuser", "-u", "nobody", "--"]
-    subprocess.run(run_as + [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "imgclf"],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(run_as + [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1",
-                                        "-k", str(data)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"postgresql+psycopg2://imgclf@127.0.0.1:{port}/postgres"
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.2)
-        time.sleep(0.5)
-        path = write_sweep(tmp_path, {"optim.lr": [0.2, 0.1, 0.05, 0.02], "model.hidden.0": [8, 16, 24]})
-        env = os.environ.copy()
-        workers = [subprocess.Popen(_sweep_cmd(path, "--storage", url, "--threads", "1"), env=env,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-        outs = [w.communicate(timeout=300) for w in workers]
-        assert all(w.returncode == 0 for w in workers), [o[1][-2000:] for o in outs]
-        per_worker = [sum(1 for l in o[0].splitlines() if l.startswith("trial ")) for o in outs]
-        df = sweep_results("s", storage_url=url)
-        assert (df["status"] == "complete").sum() == 12 and len(df) == 12
-        assert df.groupby(["optim.lr", "model.hidden.0"]).size().eq(1).all()
-        assert sum(per_worker) == 12 and min(per_worker) >= 1  # both machines took a share, none ran twice
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        shutil.rmtree(data, ignore_errors=True)
+def test_postgresql_two_workers_each_point_exactly_once(tmp_path, postgres_url):
+    """Two `imgclf sweep` processes share one sweep through a PostgreSQL server."""
+    url = postgres_url
+    path = write_sweep(tmp_path, {"optim.lr": [0.2, 0.1, 0.05, 0.02], "model.hidden.0": [8, 16, 24]})
+    env = os.environ.copy()
+    workers = [subprocess.Popen(_sweep_cmd(path, "--storage", url, "--threads", "1"), env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [w.communicate(timeout=300) for w in workers]
+    assert all(w.returncode == 0 for w in workers), [o[1][-2000:] for o in outs]
+    per_worker = [sum(1 for l in o[0].splitlines() if l.startswith("trial ")) for o in outs]
+    df = sweep_results("s", storage_url=url)
+    assert (df["status"] == "complete").sum() == 12 and len(df) == 12
+    assert df.groupby(["optim.lr", "model.hidden.0"]).size().eq(1).all()
+    assert sum(per_worker) == 12 and min(per_worker) >= 1  # both machines took a share, none ran twice
 
 
 def test_epoch_siblings_are_read_off_one_run(tmp_path, capsys):
@@ -268,3 +226,8 @@ def test_grid_benchmark_quick_mode_runs():
     res = json.loads(proc.stdout)
     assert res["configurations"] == res["complete"] == 16 and res["batched_cohorts"] >= 2
     assert res["sweep_seconds"] > 0 and res["one_by_one_seconds_extrapolated"] > 0
+    assert res["speedup"] == pytest.approx(res["one_by_one_seconds_extrapolated"] / res["sweep_seconds"], abs=0.06)
+    # the extrapolation is each configuration's epochs times its measured epoch time, summed
+    per = res["one_by_one_seconds_per_epoch"]
+    assert per and all(v > 0 for v in per.values()) and res["one_by_one_seconds_extrapolated"] >= min(per.values())
+    assert set(res["correlation_with_val_acc"]) and all(-1 <= v <= 1 for v in res["correlation_with_val_acc"].values())

@@ -26,7 +26,9 @@ def trials_frame(study, spec: SweepSpec):
     for t in study.get_trials(deepcopy=False):
         if t.user_attrs.get("spurious") or t.user_attrs.get("interrupted"):
             continue
-        point = decode_point(spec.space, t.params) if t.params else t.user_attrs.get("point", {})
+        # A waiting trial has no params yet: its queued point is what it will run.
+        stored = t.params or t.system_attrs.get("fixed_params")
+        point = decode_point(spec.space, stored) if stored else t.user_attrs.get("point", {})
         hist = t.user_attrs.get("history") or []
         row = {"trial": t.number, "status": STATUS.get(t.state.name, t.state.name.lower())}
         row.update({p.name: _cell(point.get(p.name)) for p in spec.space})

@@ -44,7 +44,11 @@ def reclaim_stale(study, storage, log, stale_after_s: float) -> int:
             storage.set_trial_state_values(tid, TrialState.FAIL)
         except Exception:
             continue  # another worker reclaimed it first
-        study.enqueue_trial(t.params, user_attrs={"round": t.user_attrs.get("round", 0), "retry_of": t.number})
+        # A worker killed between taking a trial and reading its point left no params: the
+        # queued point is still in the trial's fixed_params, so the configuration is not lost.
+        fixed = storage.get_trial_system_attrs(tid).get("fixed_params") or {}
+        study.enqueue_trial({**fixed, **t.params},
+                            user_attrs={"round": t.user_attrs.get("round", 0), "retry_of": t.number})
         n += 1
     if n:
         log(f"re-queued {n} configuration(s) left running by a stopped worker")
