@@ -287,6 +287,13 @@ def read_yaml(path: str | os.PathLike) -> dict:
     return data
 
 
+def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...]) -> dict:
+    """The mapping `raw` with 'key=value' overrides merged in (not validated: a sweep's base, say)."""
+    for text in overrides:
+        raw = merge(raw, _nest(*parse_override(text)))
+    return raw
+
+
 def from_dict(raw: dict, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
     """Defaults, updated by the mapping `raw`, then by 'key=value' overrides; validated."""
     merged = ExperimentConfig().to_dict()

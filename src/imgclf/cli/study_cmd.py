@@ -15,6 +15,9 @@ def add_parser(sub) -> None:
                    help="override every run, e.g. --set train.epochs=5 (then name the results with --name)")
     p.add_argument("--name", "-n", help="the results folder under the studies folder (default: the study's name)")
     p.add_argument("--workers", type=int, default=1, help="runs trained at once (default 1)")
+    p.add_argument("--budget", metavar="DURATION",
+                   help="the wall time the whole study may take (90s, 20m, 1h): each run trains for an equal "
+                        "share; results go to NAME-DURATION unless --name")
     p.add_argument("--studies-dir", metavar="DIR", help="where results go (default $IMGCLF_STUDIES or ./studies)")
     p.set_defaults(func=run)
     s = sub.add_parser("studies", help="list the ready studies with their estimated cost on this machine")
@@ -28,7 +31,8 @@ def run(args) -> int:
 
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: must be at least 1")
-    run_study(args.study, args.studies_dir, args.workers, args.dry_run, args.better, tuple(args.overrides), args.name)
+    run_study(args.study, args.studies_dir, args.workers, args.dry_run, args.better, tuple(args.overrides), args.name,
+              args.budget)
     return 0
 
 

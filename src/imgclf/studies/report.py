@@ -12,6 +12,7 @@ from ..results import write_results
 from ..atomic import atomic_write_text
 from ..reporting import figures as F
 from ..reporting.report import pct, render_html, render_md
+from .budget import BudgetPlan, budget_rows
 from .spec import StudySpec
 
 COLUMNS = ["run", "best epoch", "train loss", "train acc", "val loss", "val acc", "test loss", "test acc",
@@ -59,6 +60,13 @@ def study_report(spec: StudySpec, folder: Path, log: Callable[[str], None] = pri
     if spec.note:
         blocks.append(("p", spec.note))
     intro = len(blocks)  # the preview goes right after these paragraphs
+    shares = BudgetPlan.load(folder)
+    if shares is not None and rows:
+        for r in rows:  # the split, in results.json too
+            r["budget_share_s"] = shares.share_s.get(r["run"])
+            r["annealed_from"] = shares.annealed.get(r["run"])
+        cols, body, text = budget_rows(shares, rows, shares.spent_s)
+        blocks += [("h2", "Budget"), ("p", text), ("table", cols, body)]
     unfinished = [n for n in _planned_names(spec) if n not in {r["run"] for r in rows}]
     if rows:
         blocks += [("h2", "Runs"), ("table", COLUMNS, [_cells(r) for r in rows]),

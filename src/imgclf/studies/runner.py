@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+import yaml
+
 from .. import runs as R
 from ..child import start_imgclf
 from ..errors import ConfigError
+from .budget import ANNEAL, BudgetPlan, parse_budget, plan_budget
 from .spec import StudySpec, find_study, load_study
 
 
@@ -101,19 +105,27 @@ def _retrain_points(spec: StudySpec, sweep_dir: Path) -> dict:
 
 
 def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = False, better: bool = False,
-              overrides: tuple = (), name: Optional[str] = None,
+              overrides: tuple = (), name: Optional[str] = None, budget: Optional[str] = None,
               log: Callable[[str], None] = print) -> Optional[dict]:
     """Run what a study still needs, then write its report; with `dry_run`, only say what would run.
 
     `better` runs imgclf's recipe instead of the report's settings; `overrides` (key=value) apply to
-    every run (e.g. fewer epochs); `name` is the results folder (default: the study's name)."""
+    every run (e.g. fewer epochs); `name` is the results folder (default: the study's name, and the
+    budget's, e.g. 000-architectures-1h); `budget` ('1h') is the wall time the whole study may take."""
+    started = time.time()
     spec = load_study(find_study(ref), better, tuple(overrides))
-    if name:
-        spec.name = name
+    spec.name = name or (f"{spec.name}-{budget}" if budget else spec.name)
     folder = studies_root(studies_dir) / spec.name
+    shares = _budget_plan(spec, folder, budget, workers) if budget else None
     planned = plan(spec, folder)
     if dry_run:
         log(f"study {spec.name}: {spec.title}" + (f" (report {spec.report})" if spec.report else ""))
+        log(f"  data: {', '.join(_data_names(spec))}")
+        if spec.common and spec.sweep is not None:
+            log(f"  the sweep and every run with {' '.join(spec.common)}")
+        for run, share in (shares.share_s.items() if shares else ()):
+            how = f", {ANNEAL} over it instead of {shares.annealed[run]}" if run in shares.annealed else ""
+            log(f"  budget {run}: {share:.0f} s (about {share / shares.epoch_s[run]:.1f} epochs here{how})")
         if spec.sweep is not None:
             log(f"  sweep {spec.sweep.name}" + (f", then its best {spec.retrain_top} retrained with "
                                                   f"{' '.join(spec.retrain_set) or 'the same settings'}"
@@ -124,10 +136,12 @@ def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = Fals
         log(f"results in {folder}/; nothing trained (--dry-run)")
         return None
     folder.mkdir(parents=True, exist_ok=True)
+    if shares is not None:
+        shares.save(folder)
     if spec.sweep is not None:
         from ..sweeps.runner import run_sweep
 
-        run_sweep(spec.sweep, "sweep", workers=workers, sweeps_dir=folder, echo=True)
+        run_sweep(_sweep_file(spec, folder), "sweep", workers=workers, sweeps_dir=folder, echo=True)
     changed = [p.name for p in planned if p.status == "changed"]
     if changed:
         keys = changed_keys(spec, changed[0], folder / "runs" / changed[0])
@@ -144,6 +158,9 @@ def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = Fals
     threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
     queue = [_train_cmd(spec, folder, p, threads) for p in todo]
     failed = _run_all(queue, workers, folder / "study.log")
+    if shares is not None:
+        shares.spent_s += time.time() - started
+        shares.save(folder)
     from .report import study_report
 
     # A failed run (one that diverged, say) is itself an answer: the report is written with the
@@ -154,6 +171,47 @@ def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = Fals
         raise ConfigError(f"study {spec.name}: {failed} run(s) failed (see {where}); the report has the others; "
                           f"fix the cause and run the study again: finished runs are kept")
     return out
+
+
+def _data_names(spec: StudySpec) -> list[str]:
+    """The data sets the study trains on, the study's settings applied."""
+    names = {spec.config(r).data.name for r in spec.runs}
+    if spec.sweep is not None:
+        from ..config import from_dict
+        from ..sweeps.spec import load_sweep
+
+        names.add(from_dict(load_sweep(spec.sweep).base, spec.common).data.name)
+    return sorted(names)
+
+
+def _budget_plan(spec: StudySpec, folder: Path, budget: str, workers: int) -> BudgetPlan:
+    """The study's split of `budget`: the one saved in its folder (a resumed study), else a new one;
+    each run's overrides extended with its share."""
+    seconds = parse_budget(budget)
+    saved = BudgetPlan.load(folder)
+    shares = saved if saved is not None and saved.budget_s == seconds else plan_budget(spec, seconds, budget, workers)
+    for run in spec.runs:
+        spec.runs[run] = spec.runs[run] + shares.overrides(run)
+    return shares
+
+
+def _sweep_file(spec: StudySpec, folder: Path) -> Path:
+    """The sweep the study runs: its file, or, with the study's settings (set:, --set), a copy of it
+    whose base has them, written beside the results (`--set data.name=fashion-mnist` reaches it)."""
+    if not spec.common:
+        return spec.sweep
+    from ..atomic import atomic_write_text
+    from ..config import apply_overrides, read_experiment, read_yaml
+
+    raw = read_yaml(spec.sweep)
+    base = raw.get("base") or {}
+    if isinstance(base, str):
+        base = read_experiment(spec.sweep.parent / base)
+    raw["base"] = apply_overrides(base, spec.common)
+    path = folder / "configs" / spec.sweep.name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, yaml.safe_dump(raw, sort_keys=False))
+    return path
 
 
 def _longest_first(todo: list[Planned], folder: Path) -> list[Planned]:

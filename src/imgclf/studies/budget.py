@@ -1,0 +1,141 @@
+"""A study answered within a wall budget the user states (`imgclf study NAME --budget 1h`).
+
+The budget is split into equal shares of training time, one per run (runs at different batch
+sizes get equal time, not equal epochs), after keeping back what is spent outside training:
+starting each run's process and loading its data, and writing the report. Each run then trains
+under `train.time_budget` = its share, with the report's optimizer, rate, batch and model. Where
+the share buys fewer epochs than the report trained, a constant rate would stop short of
+convergence, so the schedule becomes cosine, which the time budget anneals over the share
+(plugins/time_budget.py). The plan is written to the study's folder, so that a study cut short
+resumes with the same shares. Everything here is known before any data is read.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..atomic import atomic_write_text
+from ..engine.optim import SCHEDULES
+from ..errors import ConfigError
+from ..run_cost import run_seconds, words
+from ..validation import parse_duration
+from .spec import StudySpec
+
+PLAN = "budget.json"
+RUN_OVERHEAD_S = 8.0  # seconds per run outside its time budget: process start and imports (5 s, digits), data from the cache
+REPORT_S = 10.0  # seconds for the study's report and its figures
+MARGIN = 0.05  # a share of the budget kept back for what the estimates miss
+ANNEAL = "cosine"  # the time-driven schedule a run whose share is short of its epochs anneals with
+
+
+@dataclass
+class BudgetPlan:
+    """How a study's wall budget is spent: each run's share of training seconds and its settings."""
+
+    budget_s: float
+    text: str  # as the user wrote it: '1h'
+    workers: int
+    share_s: dict[str, float] = field(default_factory=dict)
+    epoch_s: dict[str, float] = field(default_factory=dict)  # estimated seconds per epoch on this machine
+    annealed: dict[str, str] = field(default_factory=dict)  # run -> the schedule it had, now cosine over its share
+    spent_s: float = 0.0  # wall seconds of the study so far, over every invocation, up to its last report
+
+    def overrides(self, run: str) -> list[str]:
+        """The settings that make `run` train within its share."""
+        out = [f"train.time_budget={self.share_s[run]:.1f}"]
+        if run in self.annealed:
+            out.append(f"schedule.name={ANNEAL}")
+        return out
+
+    def save(self, folder: Path) -> None:
+        atomic_write_text(folder / PLAN, json.dumps(asdict(self), indent=2) + "\n")
+
+    @staticmethod
+    def load(folder: Path):
+        """The plan a previous invocation wrote, or None."""
+        p = folder / PLAN
+        return BudgetPlan(**json.loads(p.read_text())) if p.is_file() else None
+
+
+def parse_budget(text: str) -> float:
+    """Seconds of a budget such as '90s', '20m' or '1h'; a one-line error otherwise."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ConfigError(f"--budget {text!r}: not a duration; write it as 90s, 20m or 1h")
+    return seconds
+
+
+def plan_budget(spec: StudySpec, budget_s: float, text: str, workers: int = 1) -> BudgetPlan:
+    """Split `budget_s` seconds over the study's runs; refuse a budget too small for one epoch of each."""
+    if spec.sweep is not None:
+        raise ConfigError(f"study {spec.name}: --budget splits a study's runs, and this one is a sweep; "
+                          f"its cost is in imgclf studies, and the sweep's own trials: option bounds it")
+    runs = list(spec.runs)
+    workers = max(1, min(workers, len(runs)))
+    waves = math.ceil(len(runs) / workers)  # runs trained one after another on each worker's cores
+    fixed = waves * RUN_OVERHEAD_S + REPORT_S
+    share = (budget_s * (1 - MARGIN) - fixed) / waves
+    plan = BudgetPlan(budget_s=budget_s, text=text, workers=workers)
+    for run in runs:
+        cfg = spec.config(run)
+        # With several workers each run gets a worker's share of the cores: its epochs take longer.
+        one = run_seconds(_epochs(cfg, 1)) * workers
+        plan.epoch_s[run] = one
+        plan.share_s[run] = share
+        # Twice the epochs, estimated, before a run keeps a constant rate: the estimate is timed
+        # here and now, and a busy machine made one 1.8x too high (digits, beside the test suite).
+        if share / one < 2 * cfg.train.epochs and not SCHEDULES.attr(cfg.schedule.name, "time_driven"):
+            plan.annealed[run] = cfg.schedule.name
+    slowest = max(runs, key=plan.epoch_s.get)
+    # The test pass and the validation are kept inside the share (a tenth of an epoch, about).
+    need = 1.2 * plan.epoch_s[slowest]
+    if share < need:
+        smallest = (need * waves + fixed) / (1 - MARGIN)
+        raise ConfigError(f"--budget {text} is too small for study {spec.name}: one epoch of run {slowest} takes "
+                          f"about {_seconds(plan.epoch_s[slowest])} here; the smallest budget that trains one epoch of "
+                          f"every run is {_ceil_words(smallest)}")
+    return plan
+
+
+def _epochs(cfg, n: int):
+    """`cfg` with `n` epochs and no time budget: what one epoch costs."""
+    from dataclasses import replace
+
+    return replace(cfg, train=replace(cfg.train, epochs=n, time_budget=None))
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.2g} s" if s < 10 else words(s)
+
+
+def _ceil_words(seconds: float) -> str:
+    """A budget to type, rounded up: seconds under a minute, whole minutes up to 3 h, then tenths of an hour."""
+    if seconds < 60:
+        return f"{math.ceil(seconds)}s"
+    if seconds < 3 * 3600:
+        return f"{math.ceil(seconds / 60)}m"
+    return f"{math.ceil(seconds / 360) / 10:g}h"
+
+
+def budget_rows(plan: BudgetPlan, rows: list[dict], spent_s: float) -> tuple[list[str], list[list[str]], str]:
+    """The report's budget table: each run's share, epochs reached, schedule; and a sentence on the total."""
+    cols = ["run", "share", "est. s/epoch", "epochs reached", "schedule"]
+    body = []
+    for r in rows:
+        name = r["run"]
+        if name not in plan.share_s:
+            continue
+        sched = f"{ANNEAL} over the share (the report: {plan.annealed[name]})" if name in plan.annealed else "as set"
+        body.append([name, words(plan.share_s[name]), f"{plan.epoch_s[name]:.3g}", str(r["epochs"]), sched])
+    at_once = f"{plan.workers} runs at a time" if plan.workers > 1 else "one run at a time"
+    text = (f"Budget {plan.text} ({plan.budget_s:.0f} s) on this machine, {at_once}. Each run had the same "
+            f"training time, not the same number of epochs. Wall time really spent: {spent_s:.0f} s.")
+    if plan.annealed:
+        text += (f" Where a share buys fewer epochs than the report trained, the constant rate would stop short "
+                 f"of convergence: those runs anneal it with {ANNEAL} over their share.")
+    return cols, body, text

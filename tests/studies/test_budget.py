@@ -1,0 +1,96 @@
+"""A study answered within a wall budget: equal shares of training time, each run annealed inside
+its share, the split in results.json, a budget too small refused before any data is read."""
+import json
+import time
+
+import pytest
+import yaml
+
+from imgclf.cli.main import main
+from imgclf.errors import ConfigError
+from imgclf.studies import load_study, run_study
+from imgclf.studies.budget import BudgetPlan, parse_budget, plan_budget
+
+# The report's constant rate at two batch sizes, far more epochs than the budget buys.
+STUDY = {"title": "budgeted", "set": {"data.name": "digits", "model.name": "mlp", "model.hidden": [32],
+                                      "schedule.name": "none", "train.epochs": 1000, "optim.lr": 0.05},
+         "runs": {"b32": {"train.batch_size": 32}, "b128": {"train.batch_size": 128}}}
+
+
+def _write(tmp_path, raw=STUDY):
+    p = tmp_path / "budgeted.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    return p
+
+
+def test_a_budgeted_study_finishes_within_its_budget_every_run_annealed(tmp_path):
+    budget = 36.0  # seconds: 26 kept for starting two runs and the report, 4 s of training each
+    t = time.perf_counter()
+    out = run_study(str(_write(tmp_path)), tmp_path / "studies", budget="36s", log=lambda m: None)
+    wall = time.perf_counter() - t
+    assert wall <= 1.15 * budget, wall
+    folder = tmp_path / "studies" / "budgeted-36s"  # the budget names the results
+    records = json.loads((folder / "results.json").read_text())
+    assert {r["run"] for r in records} == {"b32", "b128"}
+    shares = {r["run"]: r["budget_share_s"] for r in records}
+    assert shares["b32"] == shares["b128"] > 0  # equal time, not equal epochs
+    for r in records:
+        assert r["annealed_from"] == "none" and 1 < r["epochs"] < 1000
+        hist = [json.loads(line) for line in (folder / "runs" / r["run"] / "history.jsonl").read_text().splitlines()]
+        assert hist[-1]["lr"] < 0.1 * 0.05  # the rate was decayed to near zero inside the share
+        assert hist[-1]["elapsed"] <= r["budget_share_s"] * 1.05
+    by_run = {r["run"]: r["epochs"] for r in records}
+    assert by_run["b128"] > by_run["b32"]  # a larger batch buys more epochs in the same time
+    md = (folder / "report.md").read_text()
+    assert "Budget 36s" in md and "Wall time really spent" in md and "cosine over the share" in md
+    assert out["rows"] and BudgetPlan.load(folder).spent_s <= 1.15 * budget
+
+
+def test_a_too_small_budget_is_refused_before_any_data_is_read(tmp_path, capsys):
+    raw = {**STUDY, "set": {**STUDY["set"], "data.name": "cifar10", "model.name": "wide",
+                            "data.data_dir": str(tmp_path / "no-data-here")}}
+    path = _write(tmp_path, raw)
+    assert main(["study", str(path), "--budget", "20s", "--studies-dir", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "too small" in err and "the smallest budget" in err, err
+    smallest = err.rsplit("is ", 1)[1].strip()
+    assert parse_budget(smallest) > 20  # a budget to type, and one that passes the check
+    plan_budget(load_study(path), parse_budget(smallest), smallest)
+    assert not (tmp_path / "no-data-here").exists() and not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("text", ["soon", "-5m", "0s"])
+def test_a_budget_that_is_not_a_duration_is_one_line(text):
+    with pytest.raises(ConfigError, match="90s, 20m or 1h"):
+        parse_budget(text)
+
+
+def test_workers_share_the_budget_in_waves_and_a_resumed_study_keeps_its_shares(tmp_path):
+    spec = load_study(_write(tmp_path))
+    one, two = plan_budget(spec, 600, "10m", workers=1), plan_budget(spec, 600, "10m", workers=2)
+    # two runs one after the other get about half the wall each; side by side, about all of it
+    assert two.share_s["b32"] > 1.9 * one.share_s["b32"]
+    assert two.epoch_s["b32"] == pytest.approx(2 * one.epoch_s["b32"])  # half the cores each
+    one.save(tmp_path)
+    again = BudgetPlan.load(tmp_path)
+    assert again.share_s == one.share_s and again.annealed == one.annealed
+    assert again.overrides("b32")[0] == f"train.time_budget={one.share_s['b32']:.1f}"
+    # 4 s each: 1000 epochs cannot fit, so the constant rate becomes cosine over the share
+    short = plan_budget(spec, 36, "36s")
+    assert short.overrides("b32") == [f"train.time_budget={short.share_s['b32']:.1f}", "schedule.name=cosine"]
+
+
+def test_a_sweep_study_is_refused_a_budget_in_one_line(tmp_path):
+    with pytest.raises(ConfigError, match="is a sweep"):
+        run_study("004-grid-384", tmp_path, budget="1h", dry_run=True)
+
+
+@pytest.mark.parametrize("name", ["004-perceptron", "004-grid-384", "004-grid-2-layers", "004-grid-3-layers",
+                                  "004-hierarchical", "004-resnet18-transfer"])
+def test_the_004_studies_run_on_mnist_and_fashion_mnist_is_one_set_away(name, tmp_path):
+    lines = []
+    run_study(name, tmp_path, dry_run=True, log=lines.append)
+    assert "  data: mnist" in lines
+    lines.clear()
+    run_study(name, tmp_path, dry_run=True, overrides=("data.name=fashion-mnist",), log=lines.append)
+    assert "  data: fashion-mnist" in lines
