@@ -28,19 +28,61 @@ from .summary import format_summary, summarize
 RESUMABLE_KEYS = {"train.epochs", "train.time_budget", "train.device", "train.threads", "data.data_dir"}
 
 
-def _resolve(config, overrides: Sequence[str], resume, runs_dir):
-    """The run's config, its folder when resuming (else None) and the checkpoint states to resume from."""
-    if resume is None:
-        if isinstance(config, ExperimentConfig):
-            return from_dict(config.to_dict(), overrides), None, None, None  # re-validated: it may have been edited
-        return load_config(config, overrides), None, None, None
-    run_dir = R.resolve_run(resume, runs_dir)
-    R.remove_stale_temps(run_dir)
+# Keys the same command may change when it resumes a run, because they cannot change its result:
+# where the data are read from, the threads and the device (numerics aside).
+FREE_KEYS = {"train.device", "train.threads", "data.data_dir"}
+LONGER_KEYS = {"train.epochs", "train.time_budget"}  # may grow: a longer run of the same experiment
+
+
+def _wanted(config, overrides: Sequence[str]):
+    if isinstance(config, ExperimentConfig):
+        return from_dict(config.to_dict(), overrides)  # re-validated: it may have been edited
+    return load_config(config, overrides)
+
+
+def _same_command(wanted, run_dir: Path) -> None:
+    """Refuse to continue `run_dir` with a command whose experiment is not the run's own (a longer run is)."""
     stored = flatten(load_config(run_dir / R.CONFIG).to_dict())
-    cfg = load_config(run_dir / R.CONFIG, overrides)
-    bad = sorted(k for k, v in flatten(cfg.to_dict()).items() if stored.get(k) != v and k not in RESUMABLE_KEYS)
-    if bad:
-        raise ConfigError(f"{', '.join(bad)} cannot change when resuming; only {', '.join(sorted(RESUMABLE_KEYS))} can")
+    here = flatten(wanted.to_dict())
+    for k in sorted(set(stored) | set(here)):
+        a, b = stored.get(k), here.get(k)
+        if a == b or k in FREE_KEYS:
+            continue
+        if k in LONGER_KEYS and (b is None or (a is not None and b > a)):
+            continue  # more epochs, a longer budget or none: the same run, taken further
+        raise ConfigError(f"cannot resume {run_dir} with this command: {k} is {b!r} here and {a!r} in the run; "
+                          f"run the command that started it, or train a new run under another --name")
+
+
+def is_unfinished(name: str, runs_dir=None) -> Optional[bool]:
+    """None if run `name` does not exist, True if it stopped before its end, False if it finished."""
+    folder = R.runs_root(runs_dir) / name
+    if not (folder / R.CONFIG).is_file():
+        return None
+    return not (folder / R.METRICS).is_file()
+
+
+def _resolve(config, overrides: Sequence[str], resume, runs_dir, name: Optional[str] = None):
+    """The run's config, its folder when resuming (else None) and the checkpoint states to resume from.
+
+    `resume` is a run (name or folder) whose own config the overrides change, or True: the run
+    `name`, continued by the command that started it (config and overrides compared with the run's)."""
+    if resume is None:
+        return _wanted(config, overrides), None, None, None
+    if resume is True:
+        if not name:
+            raise ConfigError("--resume alone continues the run named by --name; add --name NAME, or give --resume RUN")
+        run_dir = R.resolve_run(name, runs_dir)
+        cfg = _wanted(config, overrides)
+        _same_command(cfg, run_dir)
+    else:
+        run_dir = R.resolve_run(resume, runs_dir)
+        stored = flatten(load_config(run_dir / R.CONFIG).to_dict())
+        cfg = load_config(run_dir / R.CONFIG, overrides)
+        bad = sorted(k for k, v in flatten(cfg.to_dict()).items() if stored.get(k) != v and k not in RESUMABLE_KEYS)
+        if bad:
+            raise ConfigError(f"{', '.join(bad)} cannot change when resuming; only {', '.join(sorted(RESUMABLE_KEYS))} can")
+    R.remove_stale_temps(run_dir)
     state = best = None
     if (run_dir / R.LAST).exists():
         state = load_checkpoint(run_dir / R.LAST)
@@ -74,10 +116,11 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
 
     With `resume` (a run name or folder), continue that run from its last checkpoint; only
     train.epochs, train.time_budget, train.device, train.threads and data.data_dir may be overridden.
+    With `resume=True`, continue the run `name` from the same config and overrides that started it.
     `plugins` join the ones the config asks for (see engine/plugins). Under torchrun only rank 0
     writes the run folder and returns its Run; the other ranks return None.
     """
-    cfg, run_dir, state, best_state = _resolve(config, overrides, resume, runs_dir)
+    cfg, run_dir, state, best_state = _resolve(config, overrides, resume, runs_dir, name)
     preflight(cfg)  # before anything is decoded or downloaded
     if state is not None:
         _check_resumable(cfg, run_dir, state, best_state)
@@ -101,7 +144,7 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
             title = f"{cfg.model.name} on {cfg.data.name} ({len(splits.classes)} classes)"
             R.atomic_write_text(run_dir / R.SUMMARY_TXT, format_summary(summ, title) + "\n")
             R.write_json(run_dir / R.SUMMARY_JSON, summ.to_dict())
-        elif overrides:
+        elif overrides or resume is True:  # a longer run keeps its new length
             R.atomic_write_text(run_dir / R.CONFIG, save_config(cfg))
         log = _logger(run_dir, echo)
         if resume is None:
@@ -120,7 +163,8 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
     try:
         trainer.fit()
     except KeyboardInterrupt:
-        log(f"interrupted after epoch {trainer.epoch}; continue with: imgclf train --resume {run_dir}")
+        log(f"interrupted after epoch {trainer.epoch}; continue with the same command and --resume, "
+            f"or with: imgclf train --resume {run_dir}")
         raise
     if trainer.best_epoch is None:
         raise RunError(f"no epoch completed within train.time_budget={cfg.train.time_budget:g}s; raise the budget")

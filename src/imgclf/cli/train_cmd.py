@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 
+SAME = "\0same"  # --resume with no value: the run --name names, continued by this same command
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model (default: the digits experiment)",
                        description="Train an experiment; with no --config, the default CNN on the bundled digits.")
@@ -10,7 +13,9 @@ def add_parser(sub) -> None:
                    help="override a config value, e.g. --set optim.lr=0.1 (repeatable)")
     p.add_argument("--name", "-n", help="run folder name under the runs folder")
     p.add_argument("--runs-dir", metavar="DIR", help="folder of runs (default $IMGCLF_RUNS or ./runs)")
-    p.add_argument("--resume", metavar="RUN", help="continue a run from its last checkpoint")
+    p.add_argument("--resume", metavar="RUN", nargs="?", const=SAME,
+                   help="continue a run from its last checkpoint: alone, the run --name names, with this same "
+                        "command; 'auto': that, or a fresh run if it does not exist yet; or a run folder or name")
     p.add_argument("--time-budget", metavar="DURATION", help="stop cleanly after e.g. 90s, 60m, 1.5h")
     p.add_argument("--max-params", metavar="N", help="refuse a model with more trainable parameters")
     p.add_argument("--data-dir", metavar="DIR", help="folder of the data set's files (offline use)")
@@ -36,8 +41,21 @@ def run(args) -> int:
         overrides.append(f"data.data_dir={args.data_dir}")
     from ..errors import ConfigError
 
-    if args.resume and args.config:
-        raise ConfigError("--resume continues a run with its own config; drop --config")
+    resume = args.resume
+    if resume in (SAME, "auto"):
+        if not args.name:
+            raise ConfigError(f"--resume{' auto' if resume == 'auto' else ''} continues the run named by --name; "
+                              f"add --name NAME, or give --resume RUN")
+        from ..training import is_unfinished
+
+        state = is_unfinished(args.name, args.runs_dir)
+        if resume == "auto" and state is False:
+            print(f"run {args.name} has finished; nothing to do (--resume auto)")
+            return 0
+        resume = None if (resume == "auto" and state is None) else True
+    elif resume and args.config:
+        raise ConfigError("--resume RUN continues a run with its own config; drop --config, or name the run with "
+                          "--name and give --resume alone to continue it with this same command")
     if args.best and not args.from_sweep:
         raise ConfigError("--best picks the winner of a sweep: add --from-sweep SWEEP")
     if args.from_sweep:
@@ -53,6 +71,6 @@ def run(args) -> int:
         train(from_dict(cfg.to_dict(), overrides), name=args.name or None, runs_dir=args.runs_dir,
               progress=False if args.no_progress else None)
         return 0
-    train(args.config, overrides, name=args.name, runs_dir=args.runs_dir, resume=args.resume,
+    train(args.config, overrides, name=args.name, runs_dir=args.runs_dir, resume=resume,
           progress=False if args.no_progress else None)
     return 0
