@@ -6,9 +6,9 @@ import os
 import sys
 
 from ..errors import ImgclfError
-from . import evaluate_cmd, explain_cmd, export_cmd, list_cmd, predict_cmd, report_cmd, results_cmd, study_cmd, summary_cmd, sweep_cmd, train_cmd
+from . import evaluate_cmd, explain_cmd, export_cmd, list_cmd, lr_find_cmd, predict_cmd, report_cmd, results_cmd, study_cmd, summary_cmd, sweep_cmd, train_cmd
 
-COMMANDS = [train_cmd, evaluate_cmd, predict_cmd, export_cmd, explain_cmd, summary_cmd, sweep_cmd, study_cmd, results_cmd, report_cmd, list_cmd]
+COMMANDS = [train_cmd, lr_find_cmd, evaluate_cmd, predict_cmd, export_cmd, explain_cmd, summary_cmd, sweep_cmd, study_cmd, results_cmd, report_cmd, list_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

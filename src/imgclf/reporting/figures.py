@@ -252,3 +252,26 @@ def sweep_curve_groups(groups: dict, key: str, path) -> Path:
     axes[0][0].set_ylabel(key)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def lr_finder(result: dict, path) -> Path:
+    """The range test: smoothed loss against the rate (log scale), one line per seed, the
+    suggestions 'valley' and 'steep' marked with their spread over the seeds."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for c in result["curves"]:
+        line, = ax.plot(c["lrs"], c["smoothed"], lw=1.5, label=f"seed {c['seed']} (smoothed)")
+        ax.plot(c["lrs"], c["losses"], lw=0.6, alpha=0.3, color=line.get_color())
+    for key, color in (("valley", "tab:green"), ("steep", "tab:red")):
+        lo, hi = result[f"{key}_spread"]
+        ax.axvspan(lo, hi, color=color, alpha=0.12)
+        ax.axvline(result[key], color=color, ls="--", lw=1.2, label=f"{key} {result[key]:.2e}")
+    log_axis(ax)
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    first = min(min(c["smoothed"]) for c in result["curves"])
+    top = max(c["smoothed"][0] for c in result["curves"])
+    ax.set_ylim(0.9 * first, max(top, first) * 1.6)  # the diverging tail would squash the curve
+    ax.legend(fontsize=8)
+    ax.set_title("learning-rate range test")
+    return save_figure(fig, path)
