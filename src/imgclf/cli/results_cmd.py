@@ -5,7 +5,9 @@ import json
 
 from ..errors import ConfigError
 from ..reporting.sweep_figures import write_figures
-from ..sweeps.analysis import correlations, format_table, load_sweep_study, ranked, trials_frame
+from ..sweeps.analysis import (correlations, format_table, importances, load_sweep_study, pareto_front, ranked,
+                               trials_frame)
+from ..sweeps.store import SweepError
 from ..sweeps.runner import export_results
 
 
@@ -44,6 +46,17 @@ def run(args) -> int:
         if len(corr) > 1:
             obj = spec.options.objective
             print(f"\ncorrelation with {obj}: " + ", ".join(f"{k} {v:+.2f}" for k, v in corr[obj].items() if k != obj))
+    if spec.multi and len(r):
+        front = pareto_front(df, study, spec)
+        print(format_table(front, spec, f"\nPareto front ({len(front)} of {len(r)}: none beats them on every objective):"))
+    if len(r):
+        try:
+            imp = importances(study, spec)
+            for name in ("ped-anova", "fanova"):
+                print(f"importance for {imp['objective']} ({name}, {imp['trials']} trials): "
+                      + ", ".join(f"{k} {v:.2f}" for k, v in imp[name].items()))
+        except SweepError as e:
+            print(f"importance: {e}")
     failed = df[df["status"] == "failed"]
     for _, row in failed.head(args.top).iterrows():
         print(f"failed trial {row['trial']}: {row['reason']}")

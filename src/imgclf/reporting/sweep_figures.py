@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..sweeps.analysis import correlations, is_log, numeric, ranked, trial_label
+from ..sweeps.analysis import correlations, importances, is_log, numeric, pareto_front, ranked, trial_label
 from ..sweeps.spec import SweepSpec
+from ..sweeps.store import SweepError
 from .figures import epoch_axis, log_axis, pyplot, save_figure
 
 
@@ -73,4 +74,54 @@ def write_figures(df, spec: SweepSpec, study, out_dir: Path, top_k: int = 5) -> 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     paths.append(save_figure(fig, out_dir / "best_curves.png"))
+    if spec.multi:
+        paths.append(pareto(df, study, spec, out_dir / "pareto.png"))
+    try:
+        paths.append(importance(importances(study, spec), out_dir / "importance.png"))
+    except SweepError:
+        pass  # too few trials for an estimate: `imgclf results` says so
     return paths
+
+
+def pareto(df, study, spec: SweepSpec, path: Path) -> Path:
+    """The ranking objective against the second (log scale when it spans decades), coloured by the
+    third when there is one; the Pareto front joined and labelled."""
+    plt = pyplot()
+    done = ranked(df, spec)
+    front = pareto_front(df, study, spec)
+    names = [n for n, _ in spec.objectives]
+    y, x = names[0], names[1]
+    colour = names[2] if len(names) > 2 else None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    how = {"c": done[colour], "cmap": "viridis"} if colour else {"color": "tab:blue"}
+    sc = ax.scatter(done[x], done[y], s=26, alpha=0.8, label="trials", **how)
+    if colour:
+        fig.colorbar(sc, ax=ax).set_label(colour)
+    f = front.sort_values(x)
+    ax.plot(f[x], f[y], "-o", color="tab:red", ms=7, mfc="none", lw=1.2, label=f"Pareto front ({len(f)})")
+    for _, row in f.iterrows():
+        ax.annotate(f"#{int(row['trial'])}", (row[x], row[y]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    if done[x].min() > 0 and done[x].max() / done[x].min() >= 30:
+        log_axis(ax)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"{y} against {x}: {len(done)} complete trials")
+    return save_figure(fig, path)
+
+
+def importance(imp: dict, path: Path) -> Path:
+    """Each hyperparameter's share of the objective's variation, by PED-ANOVA and by fANOVA."""
+    plt = pyplot()
+    params = sorted(imp["fanova"], key=lambda k: -imp["fanova"][k])
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(params) + 1.8))
+    ys = np.arange(len(params))
+    for k, (name, color) in enumerate((("ped-anova", "tab:blue"), ("fanova", "tab:orange"))):
+        ax.barh(ys + 0.2 - 0.4 * k, [imp[name].get(p, 0.0) for p in params], height=0.38, color=color, label=name)
+    ax.set_yticks(ys, params)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"importance for {imp['objective']} (normalized)")
+    ax.set_title(f"Hyperparameter importance, from {imp['trials']} complete trials")
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)

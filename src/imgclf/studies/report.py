@@ -159,7 +159,9 @@ def _sweep_blocks(sweep_dir: Path, figs: Path) -> list:
                     ("pre", format_table(done.head(10), sspec, "best 10:"))]
     captions = {"objective_vs_params": f"{obj} against each hyperparameter, coloured by each other one.",
                 "correlation": "Pearson correlations of the hyperparameters (log10 of log-scaled ones) and the objective.",
-                "best_curves": f"{obj} per epoch of the best 5 configurations."}
+                "best_curves": f"{obj} per epoch of the best 5 configurations.",
+                "pareto": "The Pareto front: the configurations no other beats on every objective.",
+                "importance": f"Each hyperparameter's importance for {obj}, by PED-ANOVA and by fANOVA (seeded)."}
     for p in write_figures(df, sspec, study, figs / "sweep"):
         blocks.append(("img", p, captions.get(p.stem, p.stem.replace("_", " "))))
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}

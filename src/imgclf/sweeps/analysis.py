@@ -32,12 +32,13 @@ def trials_frame(study, spec: SweepSpec):
         hist = t.user_attrs.get("history") or []
         row = {"trial": t.number, "status": STATUS.get(t.state.name, t.state.name.lower())}
         row.update({p.name: _cell(point.get(p.name)) for p in spec.space})
-        row[spec.options.objective] = t.value if t.value is not None else (
-            hist[-1].get(spec.options.objective) if hist else None)
+        for i, (name, _) in enumerate(spec.objectives):
+            row[name] = t.values[i] if t.values is not None else (hist[-1].get(name) if hist else None)
         row.update(epochs=len(hist), seconds=t.user_attrs.get("seconds"), round=t.user_attrs.get("round", 0),
                    reason=t.user_attrs.get("reason"))
         rows.append(row)
-    cols = ["trial", "status", *[p.name for p in spec.space], spec.options.objective, "epochs", "seconds", "round", "reason"]
+    cols = ["trial", "status", *[p.name for p in spec.space], *[n for n, _ in spec.objectives], "epochs", "seconds",
+            "round", "reason"]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -55,10 +56,12 @@ def trial_label(row, spec: SweepSpec) -> str:
 
 
 def format_table(df, spec: SweepSpec, title: str) -> str:
-    """The seed report's layout: one column per hyperparameter, then the objective."""
-    cols = [p.name for p in spec.space] + [spec.options.objective]
+    """The seed report's layout: one column per hyperparameter, then the objective(s)."""
+    objs = [n for n, _ in spec.objectives]
+    cols = ["trial"] * spec.multi + [p.name for p in spec.space] + objs
     body = [[("-" if v is None or (isinstance(v, float) and math.isnan(v)) else
-              (f"{v:.4f}" if c == spec.options.objective else (f"{v:g}" if isinstance(v, float) else str(v))))
+              (f"{v:.4f}" if c in objs and abs(v) < 100 else f"{v:,.0f}" if c in objs else
+               (f"{v:g}" if isinstance(v, float) else str(v))))
              for c, v in zip(cols, row)] for row in df[cols].itertuples(index=False)]
     widths = [max(len(c), *(len(r[i]) for r in body)) if body else len(c) for i, c in enumerate(cols)]
     line = lambda cells: "  ".join(f"{x:>{w}}" for x, w in zip(cells, widths))  # noqa: E731
@@ -104,6 +107,51 @@ def correlations(df, spec: SweepSpec):
             cols[("log10 " if is_log(p, vals) else "") + p.name] = arr
     cols[spec.options.objective] = done[spec.options.objective].to_numpy(dtype=float)
     return pd.DataFrame(cols).corr()
+
+
+def pareto_front(df, study, spec: SweepSpec):
+    """The complete trials no other beats on every objective, best by the ranking objective first."""
+    best = {t.number for t in study.best_trials} if spec.multi else set()
+    front = df[df["trial"].isin(best)] if spec.multi else ranked(df, spec).head(1)
+    return ranked(front, spec)
+
+
+MIN_TRIALS = 10  # below this, an importance estimate says more about the few trials than the space
+
+
+def importances(study, spec: SweepSpec, seed: int = 0, min_trials: int = MIN_TRIALS) -> dict:
+    """Each hyperparameter's importance for the ranking objective, by Optuna's PED-ANOVA (fast) and
+    fANOVA (a random forest, seeded): {evaluator: {param: share}, 'trials': n}. The same store
+    gives the same figures."""
+    import optuna
+    from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator
+    from optuna.trial import TrialState
+
+    from .store import SweepError
+
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    if len(done) < min_trials:
+        raise SweepError(f"importance rests on the complete trials: {len(done)} here, at least {min_trials} needed; "
+                         f"run more of the sweep first")
+    params = sorted({k for t in done for k in t.params if len({json.dumps(x.params.get(k), default=str) for x in done}) > 1})
+    if not params:
+        raise SweepError("no hyperparameter varies among the complete trials: nothing to rank")
+    # PED-ANOVA ranks what makes the target low: a maximized objective is negated for it; fANOVA
+    # explains variance, which the sign does not change.
+    sign = -1.0 if spec.direction == "maximize" else 1.0
+    out: dict = {"trials": len(done), "objective": spec.options.objective}
+    # Optuna marks PED-ANOVA experimental; its estimate is what we want, the warning is not.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")  # negated above
+        for name, ev in (("ped-anova", PedAnovaImportanceEvaluator()), ("fanova", FanovaImportanceEvaluator(seed=seed))):
+            # Optuna reads the direction off the study; a multi-objective study needs a target
+            imp = optuna.importance.get_param_importances(study, evaluator=ev, params=params, normalize=True,
+                                                          target=lambda t: sign * t.values[0])
+            out[name] = {k: round(float(v), 6) for k, v in imp.items()}
+    return out
 
 
 def load_sweep_study(ref, sweeps_dir=None, storage_url: Optional[str] = None):

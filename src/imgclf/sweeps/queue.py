@@ -21,7 +21,7 @@ def open_study(spec: SweepSpec, name: str, sweep_dir: Path, storage_url: Optiona
     """Create the study (and enqueue the first grid) or join the existing one."""
     storage = open_storage(sweep_dir, storage_url)
     try:
-        study = optuna.create_study(storage=storage, study_name=name, direction=spec.direction,
+        study = optuna.create_study(storage=storage, study_name=name, directions=spec.directions,
                                     sampler=strategy(spec.options.strategy).sampler(spec),
                                     pruner=PRUNERS.get(spec.options.pruner)())
         created = True

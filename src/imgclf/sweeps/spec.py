@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Optional
@@ -13,6 +14,11 @@ from .space import Param, parse_space, to_overrides
 
 
 
+# Objectives measured per trial beside the epoch records, and whether less is better.
+MEASURED = {"params": "min", "train_seconds": "min"}
+METRICS = typing.get_args(Metric)
+
+
 @dataclass
 class SweepOptions:
     """The sweep file's keys besides base and space."""
@@ -20,6 +26,8 @@ class SweepOptions:
     strategy: Annotated[str, Choice("imgclf.sweeps.strategies", "STRATEGIES")] = "grid"
     trials: Optional[Annotated[int, Range(ge=1)]] = None  # random/tpe: how many; hierarchical: cap per round
     objective: Metric = "val_acc"  # read at the last epoch
+    # several objectives at once, each "NAME max|min": the epoch metrics, params, train_seconds
+    objectives: Optional[list[str]] = None
     pruner: Annotated[str, Choice("imgclf.sweeps.strategies", "PRUNERS")] = "none"
     rounds: Annotated[int, Range(ge=1, le=20)] = 3  # hierarchical: coarse grid + finer rounds
     top_k: Annotated[int, Range(ge=1)] = 3  # hierarchical: refine around this many best
@@ -36,9 +44,36 @@ class SweepSpec:
 
     @property
     def direction(self) -> str:
+        """The first objective's direction: what ranks the trials."""
+        return self.directions[0]
+
+    @property
+    def objectives(self) -> list[tuple[str, str]]:
+        """(name, 'max' or 'min') of each objective, the ranking one first."""
         from ..engine.monitor import mode_of
 
-        return "minimize" if mode_of(self.options.objective) == "min" else "maximize"
+        if not self.options.objectives:
+            return [(self.options.objective, mode_of(self.options.objective))]
+        return [tuple(o.split()) for o in self.options.objectives]  # checked by parse_sweep
+
+    @property
+    def directions(self) -> list[str]:
+        return ["minimize" if mode == "min" else "maximize" for _, mode in self.objectives]
+
+    @property
+    def multi(self) -> bool:
+        return len(self.objectives) > 1
+
+    def values(self, final: dict, measured: dict) -> Optional[list[float]]:
+        """Each objective's value: from the last epoch's record, or `measured` (params, train_seconds);
+        None when one is missing (no validation split, say)."""
+        out = []
+        for name, _ in self.objectives:
+            v = measured.get(name) if name in MEASURED else final.get(name)
+            if v is None:
+                return None
+            out.append(float(v))
+        return out
 
     def config_for(self, point: dict) -> ExperimentConfig:
         """The validated experiment config of one point of the space."""
@@ -80,6 +115,8 @@ def parse_sweep(raw: dict, source: Optional[Path] = None) -> SweepSpec:
     from_dict(base)  # the base alone must be a valid experiment
     space = parse_space(raw.pop("space"))
     options = build_dataclass(SweepOptions, raw, "sweep")
+    if options.objectives is not None:
+        _check_objectives(options)
     spec = SweepSpec(base, space, options, source)
     from .strategies import strategy  # noqa: E402
 
@@ -89,6 +126,30 @@ def parse_sweep(raw: dict, source: Optional[Path] = None) -> SweepSpec:
     for pt in plan.first_points(spec) or ():  # catch a bad value in the space before anything trains
         spec.config_for(pt)
     return spec
+
+
+def _check_objectives(options: SweepOptions) -> None:
+    """objectives: [val_acc max, params min]: known names, each with a direction; the first ranks."""
+    from ..engine.monitor import mode_of
+
+    known = ", ".join([*METRICS, *MEASURED])
+    for o in options.objectives:
+        parts = str(o).split()
+        if len(parts) != 2 or parts[1] not in ("max", "min") or parts[0] not in (*METRICS, *MEASURED):
+            raise ConfigError(f"objectives: {o!r} is not NAME max|min with NAME one of {known}, e.g. 'val_acc max'")
+        natural = MEASURED.get(parts[0]) or mode_of(parts[0])
+        if parts[1] != natural:
+            raise ConfigError(f"objectives: {o!r} asks for the worse {parts[0]}; write '{parts[0]} {natural}'")
+    names = [str(o).split()[0] for o in options.objectives]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"objectives: {names} names one objective twice")
+    if names[0] not in METRICS:
+        raise ConfigError(f"objectives: the first ({names[0]}) ranks the trials and must be an epoch metric: "
+                          f"{', '.join(METRICS)}")
+    if len(names) > 1 and options.pruner != "none":
+        raise ConfigError(f"pruner: {options.pruner} stops trials by one objective; a sweep of several objectives "
+                          f"takes pruner: none")
+    options.objective = names[0]
 
 
 def load_sweep(path: str | Path) -> SweepSpec:

@@ -62,6 +62,14 @@ class TPE(Strategy):
         return optuna.samplers.TPESampler(seed=spec.options.seed)
 
 
+@STRATEGIES.register("nsga2")
+class NSGA2(Strategy):
+    """Optuna's NSGA-II: a genetic search for the Pareto front of several objectives."""
+
+    def sampler(self, spec):
+        return optuna.samplers.NSGAIISampler(seed=spec.options.seed)
+
+
 @STRATEGIES.register("hierarchical")
 class Hierarchical(Strategy):
     """A coarse grid, then rounds of finer grids around the top_k best (the reports' hierarchical search)."""
@@ -79,7 +87,7 @@ class Hierarchical(Strategy):
         if current + 1 >= spec.options.rounds:
             return current + 1, []
         done = [t for t in trials if t.state == TrialState.COMPLETE]
-        done.sort(key=lambda t: t.value, reverse=spec.direction == "maximize")
+        done.sort(key=lambda t: t.values[0], reverse=spec.direction == "maximize")  # the ranking objective
         shrink = 0.5 ** (current + 2)
         points = []
         for t in done[: spec.options.top_k]:

@@ -39,7 +39,7 @@ class ReportObjective(Plugin):
 
         self.history = trainer.history
         self.storage.set_trial_user_attr(self.trial_id, "alive_at", time.time())
-        value = record.get(self.objective)
+        value = record.get(self.objective) if self.objective else None
         if value is not None:
             self.trial.report(float(value), record["epoch"])
             if self.trial.should_prune():
@@ -63,18 +63,21 @@ def run_trial(study, storage, spec: SweepSpec, trial, data_cache: dict, log) -> 
     try:
         cfg = spec.config_for(point)
         trial.set_user_attr("config", cfg.to_dict())
-        cb = ReportObjective(trial, spec.options.objective, storage, trial_id)
+        # Optuna prunes by one objective only: a sweep of several reports nothing (and takes no pruner).
+        cb = ReportObjective(trial, None if spec.multi else spec.options.objective, storage, trial_id)
         trainer = fit_in_memory(cfg, plugins=(cb,), splits=_splits(cfg, data_cache))
         history = trainer.history
-        value = history[-1].get(spec.options.objective)
+        seconds = time.perf_counter() - t0
+        # training seconds: the epochs' own, not the data loading the first trial of a worker pays
+        values = spec.values(history[-1], _measured(spec, cfg, sum(h.get("seconds", 0.0) for h in history)))
         trial.set_user_attr("history", history)
         trial.set_user_attr("metrics", {"final": history[-1], "best_epoch": trainer.best_epoch,
                                         "best_value": trainer.best_value, "stop_reason": trainer.stop_reason})
-        trial.set_user_attr("seconds", time.perf_counter() - t0)
-        if value is None:
+        trial.set_user_attr("seconds", seconds)
+        if values is None:
             raise ImgclfError(f"objective {spec.options.objective} is not available (no validation split?)")
-        study.tell(trial, float(value))
-        log(f"trial {trial.number}: {label} -> {spec.options.objective} {value:.4f} ({time.perf_counter() - t0:.1f}s)")
+        study.tell(trial, values)
+        log(f"trial {trial.number}: {label} -> {_said(spec, values)} ({seconds:.1f}s)")
         return "complete"
     except optuna.TrialPruned as e:
         trial.set_user_attr("history", cb.history)
@@ -92,6 +95,31 @@ def run_trial(study, storage, spec: SweepSpec, trial, data_cache: dict, log) -> 
         study.tell(trial, state=TrialState.FAIL)
         log(f"trial {trial.number}: {label} -> failed: {reason}")
         return "failed"
+
+
+PARAMS: dict[str, int] = {}  # trainable parameters per model config, counted once
+
+
+def _measured(spec: SweepSpec, cfg, seconds: float) -> dict:
+    """The objectives measured beside the epoch records: trainable parameters, training seconds."""
+    out = {"train_seconds": seconds}
+    if any(name == "params" for name, _ in spec.objectives):
+        from ..budget import known_shape, model_input_shape, trainable_params
+        from ..build import configured_model
+
+        d = cfg.to_dict()
+        key = json.dumps([d["model"], d["data"]], sort_keys=True, default=str)
+        if key not in PARAMS:
+            shape, classes = known_shape(cfg.data)
+            model = configured_model(cfg, model_input_shape(cfg, shape), classes or 10, weights=False)
+            PARAMS[key] = trainable_params(model)
+        out["params"] = PARAMS[key]
+    return out
+
+
+def _said(spec: SweepSpec, values: list[float]) -> str:
+    return ", ".join(f"{name} {v:.4f}" if abs(v) < 100 else f"{name} {v:,.0f}"
+                     for (name, _), v in zip(spec.objectives, values))
 
 
 def _splits(cfg, data_cache: dict):
@@ -152,8 +180,8 @@ def _tell(study, spec: SweepSpec, t, point: dict, cfg, hist: list[dict], error: 
     label = ", ".join(f"{k}={v}" for k, v in point.items())
     t.set_user_attr("history", hist)
     t.set_user_attr("seconds", seconds)
-    value = hist[-1].get(spec.options.objective) if len(hist) == cfg.train.epochs and hist else None
-    if value is None:
+    values = spec.values(hist[-1], _measured(spec, cfg, seconds)) if len(hist) == cfg.train.epochs and hist else None
+    if values is None:
         reason = error or ("training stopped early" if len(hist) < cfg.train.epochs else
                            f"objective {spec.options.objective} is not available (no validation split?)")
         t.set_user_attr("reason", reason)
@@ -161,8 +189,8 @@ def _tell(study, spec: SweepSpec, t, point: dict, cfg, hist: list[dict], error: 
         log(f"trial {t.number}: {label} -> failed: {reason}")
         return "failed"
     t.set_user_attr("metrics", {"final": hist[-1], "best_epoch": None, "best_value": None, "stop_reason": None})
-    study.tell(t, float(value))
-    log(f"trial {t.number}: {label} -> {spec.options.objective} {value:.4f}{tag}")
+    study.tell(t, values)
+    log(f"trial {t.number}: {label} -> {_said(spec, values)}{tag}")
     return "complete"
 
 
