@@ -370,16 +370,9 @@ def _evaluate(st, x: torch.Tensor, y: torch.Tensor, smoothing: float, chunk: int
     return (loss / n).tolist(), (correct.double() / n).tolist()
 
 
-def train_cohort(cfgs: list, splits: Splits, device: torch.device,
-                 on_epoch: Callable[[int, list[Optional[dict]]], None] = lambda e, r: None,
-                 log: Callable[[str], None] = lambda m: None) -> tuple[list[list[dict]], list[Optional[str]], StackedMLP]:
-    """Train configs of one cohort (same sweeps.cohorts.cohort_key) together to the longest epoch count.
-
-    Returns each config's per-epoch history (up to its own epochs), each one's failure reason
-    (None if fine) and the stacked parameters.
-    """
-    base = cfgs[0]
-    epochs = [c.train.epochs for c in cfgs]
+def _stack(cfgs: list, splits: Splits, device: torch.device):
+    """The cohort's models stacked (the plain layout when no config has momentum or weight decay),
+    and each one's failure so far: a model over its budget is frozen, as a one-by-one run refuses it."""
     models = []
     for c in cfgs:
         torch.manual_seed(c.train.seed)  # the same initial weights as a one-by-one run
@@ -397,20 +390,63 @@ def train_cohort(cfgs: list, splits: Splits, device: torch.device,
         except ImgclfError as e:
             failed[k] = str(e)
             st.freeze(k)
+    return st, plain, failed
+
+
+def _tensors(base, splits: Splits, device: torch.device, plain: bool, classes: int) -> dict:
+    """The splits normalized once (float32, flattened; the plain layout adds a ones column) and the
+    smoothed one-hot targets of the training split."""
     tf = Transform(base.data.augment, base.data.normalization, splits.mean, splits.std, splits.shape)
 
-    def prep(x):  # whole split normalized once (float32, flattened); the plain layout adds a ones column
+    def prep(x):
         x = tf.eval(x.to(device)).flatten(1)
         return torch.cat([x, x.new_ones(len(x), 1)], 1) if plain else x
 
-    xtr = prep(splits.train.x)
     ytr = splits.train.y.to(device)
-    xva = prep(splits.val.x) if splits.val is not None else None
-    yva = splits.val.y.to(device) if splits.val is not None else None
-    eps, c = base.train.label_smoothing, st.classes
-    onehot = torch.full((len(ytr), 1, c), eps / c, device=device)
+    eps = base.train.label_smoothing
+    onehot = torch.full((len(ytr), 1, classes), eps / classes, device=device)
     onehot.scatter_add_(2, ytr.view(-1, 1, 1), torch.full((len(ytr), 1, 1), 1.0 - eps, device=device))
-    bs, n = base.train.batch_size, len(ytr)
+    has_val = splits.val is not None
+    return {"x": prep(splits.train.x), "y": ytr, "onehot": onehot,
+            "xva": prep(splits.val.x) if has_val else None, "yva": splits.val.y.to(device) if has_val else None}
+
+
+def _epoch(st, plain: bool, d: dict, perm: torch.Tensor, scale: torch.Tensor, bs: int, stop: int):
+    """One epoch of every stacked model in the order `perm`: each one's summed loss and correct count."""
+    c = st.classes
+    if plain:
+        st.set_lr_scale(scale, bs)
+        zbuf = torch.empty(stop, st.k * c, device=perm.device)  # every step's logits, for the epoch's metrics
+        st.run_epoch(d["x"], d["onehot"], zbuf, bs, scale, order=perm)
+        ys = d["y"][perm]
+        z = zbuf.view(stop, st.k, c)
+        loss_sum = -(log_softmax_last(z) * d["onehot"][perm[:stop]]).sum(-1).sum(0)
+        return loss_sum, (z.argmax(-1) == ys[:stop, None]).sum(0)
+    xs, ts, ys = d["x"][perm], d["onehot"][perm], d["y"][perm]  # one gather per epoch, views per step
+    st.set_lr_scale(scale)
+    loss_sum = torch.zeros(st.k, device=perm.device)
+    correct = torch.zeros(st.k, dtype=torch.long, device=perm.device)
+    for i in range(0, stop, bs):
+        j = min(i + bs, stop)
+        loss, z = st.step(xs[i:j], ts[i:j])
+        loss_sum += loss
+        correct += (z.argmax(-1) == ys[i:j, None]).sum(0)
+    return loss_sum, correct
+
+
+def train_cohort(cfgs: list, splits: Splits, device: torch.device,
+                 on_epoch: Callable[[int, list[Optional[dict]]], None] = lambda e, r: None,
+                 log: Callable[[str], None] = lambda m: None) -> tuple[list[list[dict]], list[Optional[str]], StackedMLP]:
+    """Train configs of one cohort (same sweeps.cohorts.cohort_key) together to the longest epoch count.
+
+    Returns each config's per-epoch history (up to its own epochs), each one's failure reason
+    (None if fine) and the stacked parameters.
+    """
+    base = cfgs[0]
+    epochs = [c.train.epochs for c in cfgs]
+    st, plain, failed = _stack(cfgs, splits, device)
+    d = _tensors(base, splits, device, plain, st.classes)
+    bs, n = base.train.batch_size, len(d["y"])
     stop = kept_count(n, bs)  # as the one-by-one loader
     histories: list[list[dict]] = [[] for _ in cfgs]
     elapsed = 0.0
@@ -421,27 +457,10 @@ def train_cohort(cfgs: list, splits: Splits, device: torch.device,
         g = torch.Generator().manual_seed(epoch_seed(base.train.seed, epoch))
         perm = torch.randperm(n, generator=g).to(device)
         with torch.inference_mode():
-            if plain:
-                st.set_lr_scale(scale, bs)
-                zbuf = torch.empty(stop, st.k * c, device=device)  # every step's logits, for the epoch's metrics
-                st.run_epoch(xtr, onehot, zbuf, bs, scale, order=perm)
-                ys = ytr[perm]
-                logp = log_softmax_last(zbuf.view(stop, st.k, c))
-                loss_sum = -(logp * onehot[perm[:stop]]).sum(-1).sum(0)
-                correct = (zbuf.view(stop, st.k, c).argmax(-1) == ys[:stop, None]).sum(0)
-                del zbuf, logp
-            else:
-                xs, ts, ys = xtr[perm], onehot[perm], ytr[perm]  # one gather per epoch, views per step
-                st.set_lr_scale(scale)
-                loss_sum = torch.zeros(st.k, device=device)
-                correct = torch.zeros(st.k, dtype=torch.long, device=device)
-                for i in range(0, stop, bs):
-                    j = min(i + bs, stop)
-                    loss, z = st.step(xs[i:j], ts[i:j])
-                    loss_sum += loss
-                    correct += (z.argmax(-1) == ys[i:j, None]).sum(0)
+            loss_sum, correct = _epoch(st, plain, d, perm, scale, bs, stop)
             ok = st.finite() & torch.isfinite(loss_sum)
-            vl, va = _evaluate(st, xva, yva, eps) if xva is not None else ([None] * st.k, [None] * st.k)
+            eps = base.train.label_smoothing
+            vl, va = _evaluate(st, d["xva"], d["yva"], eps) if d["xva"] is not None else ([None] * st.k, [None] * st.k)
         seconds = time.perf_counter() - t0
         elapsed += seconds
         lr_now = (st.base_lr * scale).tolist()
