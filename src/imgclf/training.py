@@ -7,8 +7,6 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-import torch
-
 from . import runs as R
 from .build import build_trainer, configured_model, prepare_data, seeded_model
 from .distributed import join, leave, main_first
@@ -19,7 +17,7 @@ from .engine.plugins import Plugin
 from .engine.trainer import Trainer
 from .errors import ConfigError, RunError
 from .evaluation import evaluate_split
-from .device import pick_device
+from .device import pick_device, torch_threads
 from .preflight import preflight
 from .models.strategies import strategy_attr
 from .runs import Run
@@ -124,8 +122,12 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
     preflight(cfg)  # before anything is decoded or downloaded
     if state is not None:
         _check_resumable(cfg, run_dir, state, best_state)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+    with torch_threads(cfg.train.threads):
+        return _train(cfg, run_dir, state, best_state, overrides, resume, name, runs_dir, progress, echo, plugins)
+
+
+def _train(cfg, run_dir, state, best_state, overrides, resume, name, runs_dir, progress, echo, plugins):
+    """train() once the config is resolved and checked, on the run's torch threads."""
     device = pick_device(cfg.train.device)
     world = join(device)  # under torchrun: this process's rank among the run's processes
     with main_first():  # rank 0 decodes and caches the data, the others read its cache
@@ -242,11 +244,10 @@ def fit_in_memory(cfg: ExperimentConfig, plugins: Sequence[Plugin] = (), log: Ca
     The test split is not touched: sweeps choose on the validation split.
     """
     preflight(cfg)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    device = pick_device(cfg.train.device)
-    splits = splits if splits is not None else prepare_data(cfg)
-    model, _ = seeded_model(cfg, splits, log=log)
-    trainer = build_trainer(cfg, model, splits, device, log=log, plugins=plugins)
-    trainer.fit()
+    with torch_threads(cfg.train.threads):
+        device = pick_device(cfg.train.device)
+        splits = splits if splits is not None else prepare_data(cfg)
+        model, _ = seeded_model(cfg, splits, log=log)
+        trainer = build_trainer(cfg, model, splits, device, log=log, plugins=plugins)
+        trainer.fit()
     return trainer

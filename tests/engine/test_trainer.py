@@ -351,3 +351,11 @@ def test_whitening_bias_trains_for_its_epochs_only_then_the_rest_trains_on():
     assert one["0.bias"].abs().sum() > 0  # trained in epoch 1 (it starts at zero)
     assert torch.equal(one["0.bias"], two["0.bias"])  # frozen in epoch 2: no step, no weight decay
     assert not torch.equal(one["2.weight"], two["2.weight"])  # while the convs went on training
+
+
+def test_a_run_leaves_the_callers_torch_threads_as_they_were():
+    """train.threads applies to the run alone: a later run in the same process sums in the same
+    order as it would alone (a suite once failed exact-resume checks after a threads=1 run)."""
+    before = torch.get_num_threads()
+    imgclf.train(None, FAST + ["train.epochs=1", f"train.threads={before + 1}"], echo=False)
+    assert torch.get_num_threads() == before

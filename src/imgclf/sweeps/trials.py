@@ -196,7 +196,7 @@ def _tell(study, spec: SweepSpec, t, point: dict, cfg, hist: list[dict], error: 
 
 def run_cohort(study, storage, spec: SweepSpec, trials: list, data_cache: dict, log) -> list[str]:
     """Train trials of one cohort as one batched computation; siblings that differ only in epochs share a model."""
-    from ..device import pick_device
+    from ..device import pick_device, torch_threads
     from ..engine.batched import train_cohort
     from .cohorts import shared_models
 
@@ -216,12 +216,9 @@ def run_cohort(study, storage, spec: SweepSpec, trials: list, data_cache: dict, 
             for t in trials:
                 storage.set_trial_user_attr(tid(storage, study, t), "alive_at", time.time())
 
-    if cfgs[0].train.threads:
-        import torch
-
-        torch.set_num_threads(cfgs[0].train.threads)
-    histories, failed, _ = train_cohort(model_cfgs, _splits(cfgs[0], data_cache), pick_device(cfgs[0].train.device),
-                                        on_epoch)
+    with torch_threads(cfgs[0].train.threads):
+        histories, failed, _ = train_cohort(model_cfgs, _splits(cfgs[0], data_cache),
+                                            pick_device(cfgs[0].train.device), on_epoch)
     seconds = (time.perf_counter() - t0) / len(model_cfgs)
     return [_tell(study, spec, t, p, cfg, histories[i][: cfg.train.epochs], failed[i],
                   seconds * cfg.train.epochs / model_cfgs[i].train.epochs, log, " (batched)")
