@@ -80,9 +80,48 @@ def test_workers_share_the_budget_in_waves_and_a_resumed_study_keeps_its_shares(
     assert short.overrides("b32") == [f"train.time_budget={short.share_s['b32']:.1f}", "schedule.name=cosine"]
 
 
-def test_a_sweep_study_is_refused_a_budget_in_one_line(tmp_path):
-    with pytest.raises(ConfigError, match="is a sweep"):
-        run_study("004-grid-384", tmp_path, budget="1h", dry_run=True)
+SWEEP = {"base": {"data": {"name": "digits"}, "model": {"name": "mlp", "hidden": [16]}, "schedule": {"name": "none"},
+                  "train": {"epochs": 8, "batch_size": 128}},
+         "strategy": "tpe", "trials": 500, "pruner": "successive-halving",
+         "space": {"model.hidden.0": [4, 8, 16, 32, 64], "optim.lr": {"low": 0.005, "high": 0.5, "log": True}}}
+
+
+def _sweep_study(tmp_path, retrain=None):
+    (tmp_path / "search.yaml").write_text(yaml.safe_dump(SWEEP))
+    raw = {"title": "searched", "sweep": "search.yaml", **({"retrain": retrain} if retrain else {})}
+    return _write(tmp_path, raw)
+
+
+def test_a_budgeted_sweep_study_stops_its_sweep_in_time_and_reports_its_front(tmp_path):
+    budget = 30.0  # seconds: 18 kept for the sweep's start and the report, about 10 for the trials
+    t = time.perf_counter()
+    out = run_study(str(_sweep_study(tmp_path)), tmp_path / "studies", budget="30s", log=lambda m: None)
+    wall = time.perf_counter() - t
+    assert wall <= 1.15 * budget, wall
+    folder = tmp_path / "studies" / "budgeted-30s"
+    plan = BudgetPlan.load(folder)
+    assert 0 < plan.sweep_spent_s <= plan.sweep_s + 2.0 and not plan.share_s
+    md = (folder / "report.md").read_text()
+    assert f"The sweep had {plan.sweep_s:.0f} s of wall time" in md and "Pareto front (" in md
+    assert out["rows"] == []  # nothing retrained: the study is its sweep
+    # Rerun: the sweep's time is spent, so nothing more trains; the report is written again.
+    t = time.perf_counter()
+    run_study(str(_sweep_study(tmp_path)), tmp_path / "studies", budget="30s", log=lambda m: None)
+    assert time.perf_counter() - t < 15
+
+
+def test_a_sweep_study_keeps_a_quarter_of_its_budget_for_retraining_its_best(tmp_path):
+    spec = load_study(_sweep_study(tmp_path, {"top": 2, "set": {"train.epochs": 100000}}))
+    plan = plan_budget(spec, 600, "10m")
+    assert set(plan.share_s) == {"top1", "top2"} and plan.share_s["top1"] == plan.share_s["top2"]
+    usable = 600 * 0.95 - 18  # less the margin, the report and the sweep's start
+    assert abs(plan.sweep_s - 0.75 * usable) < 1e-6
+    assert abs(2 * (plan.share_s["top1"] + 8) - 0.25 * usable) < 1e-6  # one after another, each started
+    assert plan.overrides("top1") == [f"train.time_budget={plan.share_s['top1']:.1f}", "schedule.name=cosine"]
+    with pytest.raises(ConfigError, match="too small for study") as e:
+        plan_budget(spec, 20, "20s")
+    smallest = str(e.value).rsplit(" ", 1)[1]
+    plan_budget(spec, parse_budget(smallest), smallest)  # the budget it names passes
 
 
 @pytest.mark.parametrize("name", ["004-perceptron", "004-grid-384", "004-grid-2-layers", "004-grid-3-layers",

@@ -14,6 +14,8 @@ def add_parser(sub) -> None:
     p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
     p.add_argument("--sweeps-dir", metavar="DIR", help="folder of sweeps (default $IMGCLF_SWEEPS or ./sweeps)")
     p.add_argument("--max-trials", type=int, metavar="N", help="stop this process after N configurations")
+    p.add_argument("--budget", metavar="DURATION",
+                   help="wall time the sweep may take (90s, 20m, 1h): no trial starts after it, one running is stopped")
     p.add_argument("--threads", type=int, metavar="T", help="torch threads in this process")
     p.add_argument("--one-by-one", action="store_true",
                    help="train every configuration alone (default: batch configurations that can share a computation)")
@@ -35,8 +37,14 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     if args.max_trials is not None and args.max_trials < 1:
         raise ConfigError(f"--max-trials {args.max_trials}: must be at least 1")
+    budget_s = None
+    if args.budget is not None:
+        from ..studies.budget import parse_budget
+
+        budget_s = parse_budget(args.budget)
     folder = run_sweep(args.sweep, args.name, args.storage, args.workers, args.sweeps_dir,
-                       worker_only=args.worker_only, max_trials=args.max_trials, batched=not args.one_by_one)
+                       worker_only=args.worker_only, max_trials=args.max_trials, batched=not args.one_by_one,
+                       budget_s=budget_s)
     if not args.worker_only:
         from ..sweeps.analysis import load_sweep_study, ranked, trials_frame, format_table
 

@@ -6,7 +6,9 @@ starting each run's process and loading its data, and writing the report. Each r
 under `train.time_budget` = its share, with the report's optimizer, rate, batch and model. Where
 the share buys fewer epochs than the report trained, a constant rate would stop short of
 convergence, so the schedule becomes cosine, which the time budget anneals over the share
-(plugins/time_budget.py). The plan is written to the study's folder, so that a study cut short
+(plugins/time_budget.py). A sweep study's sweep gets the budget left after the retraining of its
+best (a quarter of it, in equal shares): its workers take no trial past its end, and a trial
+running then is stopped. The plan is written to the study's folder, so that a study cut short
 resumes with the same shares. Everything here is known before any data is read.
 """
 from __future__ import annotations
@@ -15,11 +17,14 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Optional
 
 from ..atomic import atomic_write_text
+from ..config import from_dict
 from ..engine.optim import SCHEDULES
 from ..errors import ConfigError
 from ..run_cost import run_seconds, words
+from ..sweeps.spec import load_sweep
 from ..validation import parse_duration
 from .spec import StudySpec
 
@@ -28,6 +33,7 @@ RUN_OVERHEAD_S = 8.0  # seconds per run outside its time budget: process start a
 REPORT_S = 10.0  # seconds for the study's report and its figures
 MARGIN = 0.05  # a share of the budget kept back for what the estimates miss
 ANNEAL = "cosine"  # the time-driven schedule a run whose share is short of its epochs anneals with
+RETRAIN = 0.25  # of a sweep study's budget, for retraining its best (the sweep has the rest)
 
 
 @dataclass
@@ -41,6 +47,8 @@ class BudgetPlan:
     epoch_s: dict[str, float] = field(default_factory=dict)  # estimated seconds per epoch on this machine
     annealed: dict[str, str] = field(default_factory=dict)  # run -> the schedule it had, now cosine over its share
     spent_s: float = 0.0  # wall seconds of the study so far, over every invocation, up to its last report
+    sweep_s: float = 0.0  # a sweep study: the wall seconds its sweep may take
+    sweep_spent_s: float = 0.0  # of those, spent by earlier invocations
 
     def overrides(self, run: str) -> list[str]:
         """The settings that make `run` train within its share."""
@@ -71,35 +79,75 @@ def parse_budget(text: str) -> float:
 
 
 def plan_budget(spec: StudySpec, budget_s: float, text: str, workers: int = 1) -> BudgetPlan:
-    """Split `budget_s` seconds over the study's runs; refuse a budget too small for one epoch of each."""
+    """Split `budget_s` seconds over the study's runs (or its sweep and retraining); refuse a budget
+    too small for one epoch of each."""
     if spec.sweep is not None:
-        raise ConfigError(f"study {spec.name}: --budget splits a study's runs, and this one is a sweep; "
-                          f"its cost is in imgclf studies, and the sweep's own trials: option bounds it")
-    runs = list(spec.runs)
+        return _plan_sweep(spec, budget_s, text, workers)
+    runs = {r: spec.config(r) for r in spec.runs}
     workers = max(1, min(workers, len(runs)))
     waves = math.ceil(len(runs) / workers)  # runs trained one after another on each worker's cores
     fixed = waves * RUN_OVERHEAD_S + REPORT_S
-    share = (budget_s * (1 - MARGIN) - fixed) / waves
     plan = BudgetPlan(budget_s=budget_s, text=text, workers=workers)
-    for run in runs:
-        cfg = spec.config(run)
+    _share(plan, runs, (budget_s * (1 - MARGIN) - fixed) / waves)
+    _refuse_short(plan, spec, lambda need: (need * waves + fixed) / (1 - MARGIN))
+    return plan
+
+
+def _plan_sweep(spec: StudySpec, budget_s: float, text: str, workers: int) -> BudgetPlan:
+    """A sweep study: the retraining of its best gets RETRAIN of the budget, in equal shares; the
+    sweep the rest, its first epoch of the base at least."""
+    sweep = load_sweep(spec.sweep)
+    plan = BudgetPlan(budget_s=budget_s, text=text, workers=max(1, workers))
+    usable = budget_s * (1 - MARGIN) - REPORT_S - RUN_OVERHEAD_S  # the sweep's process start
+    retrain_s = RETRAIN * usable if spec.retrain_top else 0.0
+    if spec.retrain_top:
+        cfg = from_dict(sweep.base, spec.common + spec.retrain_set)
+        waves = math.ceil(spec.retrain_top / plan.workers)
+        _share(plan, {f"top{i}": cfg for i in range(1, spec.retrain_top + 1)}, retrain_s / waves - RUN_OVERHEAD_S)
+    plan.sweep_s = usable - retrain_s
+    one = run_seconds(_epochs(from_dict(sweep.base, spec.common), 1)) * plan.workers
+    need = 1.2 * one  # a trial's first epoch and its validation, at least
+    smallest = (need / (1 - RETRAIN if spec.retrain_top else 1.0) + REPORT_S + RUN_OVERHEAD_S) / (1 - MARGIN)
+    if spec.retrain_top:
+        smallest = max(smallest, _retrain_smallest(plan, spec))
+    if budget_s < smallest:
+        raise ConfigError(f"--budget {text} is too small for study {spec.name}: one epoch of its sweep's base takes "
+                          f"about {_seconds(one)} here; the smallest budget that trains one epoch of a trial"
+                          + (" and of each retrained run" if spec.retrain_top else "") + f" is {_ceil_words(smallest)}")
+    return plan
+
+
+def _retrain_smallest(plan: BudgetPlan, spec: StudySpec) -> float:
+    """The budget whose retraining part gives each retrained run one epoch."""
+    waves = math.ceil(spec.retrain_top / plan.workers)
+    need = 1.2 * max(plan.epoch_s.values())
+    return ((need + RUN_OVERHEAD_S) * waves / RETRAIN + REPORT_S + RUN_OVERHEAD_S) / (1 - MARGIN)
+
+
+def _share(plan: BudgetPlan, runs: dict, share: float) -> None:
+    """Give each run `share` training seconds, and a time-driven schedule where the share buys
+    fewer epochs than it would train."""
+    for run, cfg in runs.items():
         # With several workers each run gets a worker's share of the cores: its epochs take longer.
-        one = run_seconds(_epochs(cfg, 1)) * workers
+        one = run_seconds(_epochs(cfg, 1)) * plan.workers
         plan.epoch_s[run] = one
         plan.share_s[run] = share
         # Twice the epochs, estimated, before a run keeps a constant rate: the estimate is timed
         # here and now, and a busy machine made one 1.8x too high (digits, beside the test suite).
         if share / one < 2 * cfg.train.epochs and not SCHEDULES.attr(cfg.schedule.name, "time_driven"):
             plan.annealed[run] = cfg.schedule.name
-    slowest = max(runs, key=plan.epoch_s.get)
+
+
+def _refuse_short(plan: BudgetPlan, spec: StudySpec, smallest_for) -> None:
+    """Refuse a plan whose share is too short for one epoch of its slowest run; `smallest_for(need)`
+    is the budget that gives a share of `need` seconds."""
+    slowest = max(plan.epoch_s, key=plan.epoch_s.get)
     # The test pass and the validation are kept inside the share (a tenth of an epoch, about).
     need = 1.2 * plan.epoch_s[slowest]
-    if share < need:
-        smallest = (need * waves + fixed) / (1 - MARGIN)
-        raise ConfigError(f"--budget {text} is too small for study {spec.name}: one epoch of run {slowest} takes "
-                          f"about {_seconds(plan.epoch_s[slowest])} here; the smallest budget that trains one epoch of "
-                          f"every run is {_ceil_words(smallest)}")
-    return plan
+    if min(plan.share_s.values()) < need:
+        raise ConfigError(f"--budget {plan.text} is too small for study {spec.name}: one epoch of run {slowest} "
+                          f"takes about {_seconds(plan.epoch_s[slowest])} here; the smallest budget that trains one "
+                          f"epoch of every run is {_ceil_words(smallest_for(need))}")
 
 
 def _epochs(cfg, n: int):
@@ -122,8 +170,10 @@ def _ceil_words(seconds: float) -> str:
     return f"{math.ceil(seconds / 360) / 10:g}h"
 
 
-def budget_rows(plan: BudgetPlan, rows: list[dict], spent_s: float) -> tuple[list[str], list[list[str]], str]:
-    """The report's budget table: each run's share, epochs reached, schedule; and a sentence on the total."""
+def budget_rows(plan: BudgetPlan, rows: list[dict], spent_s: float,
+                trials: Optional[dict] = None) -> tuple[list[str], list[list[str]], str]:
+    """The report's budget table: each run's share, epochs reached, schedule; and a sentence on the
+    total. `trials` (a sweep study): how many trials ended how, {'complete': 12, 'pruned': 30, 'budget': 1}."""
     cols = ["run", "share", "est. s/epoch", "epochs reached", "schedule"]
     body = []
     for r in rows:
@@ -133,8 +183,16 @@ def budget_rows(plan: BudgetPlan, rows: list[dict], spent_s: float) -> tuple[lis
         sched = f"{ANNEAL} over the share (the report: {plan.annealed[name]})" if name in plan.annealed else "as set"
         body.append([name, words(plan.share_s[name]), f"{plan.epoch_s[name]:.3g}", str(r["epochs"]), sched])
     at_once = f"{plan.workers} runs at a time" if plan.workers > 1 else "one run at a time"
-    text = (f"Budget {plan.text} ({plan.budget_s:.0f} s) on this machine, {at_once}. Each run had the same "
-            f"training time, not the same number of epochs. Wall time really spent: {spent_s:.0f} s.")
+    text = f"Budget {plan.text} ({plan.budget_s:.0f} s) on this machine, {at_once}."
+    if trials is not None:
+        text += (f" The sweep had {plan.sweep_s:.0f} s of wall time and spent {plan.sweep_spent_s:.0f} s: "
+                 f"{trials.get('complete', 0)} trials complete, {trials.get('pruned', 0)} pruned, "
+                 f"{trials.get('budget', 0)} stopped by the budget; no trial started once less time was left "
+                 f"than the median trial took.")
+    if body:
+        text += (" Each run had the same training time, not the same number of epochs." if trials is None else
+                 " Its best were retrained with equal shares of a quarter of the budget.")
+    text += f" Wall time really spent: {spent_s:.0f} s."
     if plan.annealed:
         text += (f" Where a share buys fewer epochs than the report trained, the constant rate would stop short "
                  f"of convergence: those runs anneal it with {ANNEAL} over their share.")

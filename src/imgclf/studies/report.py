@@ -61,12 +61,13 @@ def study_report(spec: StudySpec, folder: Path, log: Callable[[str], None] = pri
         blocks.append(("p", spec.note))
     intro = len(blocks)  # the preview goes right after these paragraphs
     shares = BudgetPlan.load(folder)
-    if shares is not None and rows:
+    swept = spec.sweep is not None and (folder / "sweep" / "sweep.yaml").is_file()
+    if shares is not None and (rows or swept):
         for r in rows:  # the split, in results.json too
             r["budget_share_s"] = shares.share_s.get(r["run"])
             r["annealed_from"] = shares.annealed.get(r["run"])
-        cols, body, text = budget_rows(shares, rows, shares.spent_s)
-        blocks += [("h2", "Budget"), ("p", text), ("table", cols, body)]
+        cols, body, text = budget_rows(shares, rows, shares.spent_s, _trial_counts(folder / "sweep") if swept else None)
+        blocks += [("h2", "Budget"), ("p", text)] + ([("table", cols, body)] if body else [])
     unfinished = [n for n in _planned_names(spec) if n not in {r["run"] for r in rows}]
     if rows:
         blocks += [("h2", "Runs"), ("table", COLUMNS, [_cells(r) for r in rows]),
@@ -91,7 +92,7 @@ def study_report(spec: StudySpec, folder: Path, log: Callable[[str], None] = pri
         blocks.insert(intro, ("img", preview, "A first look: training images with their classes."))
     if "activations" in spec.figures:
         blocks += _activation_blocks(rows, figs)
-    if spec.sweep is not None and (folder / "sweep" / "sweep.yaml").is_file():
+    if swept:
         blocks = _sweep_blocks(folder / "sweep", figs) + blocks
     title = f"{spec.title}" + (f" (report {spec.report})" if spec.report else "")
     atomic_write_text(folder / "report.html", render_html(title, blocks))
@@ -146,10 +147,22 @@ def _activation_blocks(rows: list[dict], figs: Path) -> list:
     return blocks
 
 
+def _trial_counts(sweep_dir: Path) -> dict:
+    """How a sweep's trials ended: complete, pruned (by the pruner), budget (stopped by the wall budget)."""
+    from ..sweeps.analysis import load_sweep_study, trials_frame
+    from ..sweeps.spec import BUDGET_STOP
+
+    sspec, study, _ = load_sweep_study(sweep_dir)
+    df = trials_frame(study, sspec)
+    by_budget = df["reason"].fillna("").str.startswith(BUDGET_STOP)
+    return {"complete": int((df["status"] == "complete").sum()),
+            "pruned": int(((df["status"] == "pruned") & ~by_budget).sum()), "budget": int(by_budget.sum())}
+
+
 def _sweep_blocks(sweep_dir: Path, figs: Path) -> list:
     """The sweep's table and figures, with the learning curves of its best 3, median 3 and worst 5."""
     from ..reporting.sweep_figures import write_figures
-    from ..sweeps.analysis import format_table, load_sweep_study, ranked, trial_label, trials_frame
+    from ..sweeps.analysis import format_table, front_axes, load_sweep_study, pareto_front, ranked, trial_label, trials_frame
 
     sspec, study, _ = load_sweep_study(sweep_dir)
     df = trials_frame(study, sspec)
@@ -157,6 +170,11 @@ def _sweep_blocks(sweep_dir: Path, figs: Path) -> list:
     obj = sspec.options.objective
     blocks: list = [("h2", f"Sweep: {len(done)} complete configurations"),
                     ("pre", format_table(done.head(10), sspec, "best 10:"))]
+    if len(done) and (sspec.multi or done["params"].nunique() > 1):
+        front = pareto_front(df, study, sspec)
+        blocks.append(("pre", format_table(front, sspec, f"Pareto front ({len(front)} of {len(done)}: no other "
+                                                         f"configuration is better on every objective):",
+                                           None if sspec.multi else front_axes(sspec))))
     captions = {"objective_vs_params": f"{obj} against each hyperparameter, coloured by each other one.",
                 "correlation": "Pearson correlations of the hyperparameters (log10 of log-scaled ones) and the objective.",
                 "best_curves": f"{obj} per epoch of the best 5 configurations.",

@@ -123,6 +123,8 @@ def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = Fals
         log(f"  data: {', '.join(_data_names(spec))}")
         if spec.common and spec.sweep is not None:
             log(f"  the sweep and every run with {' '.join(spec.common)}")
+        if shares is not None and spec.sweep is not None:
+            log(f"  budget sweep: {shares.sweep_s:.0f} s of wall time, no trial started after it")
         for run, share in (shares.share_s.items() if shares else ()):
             how = f", {ANNEAL} over it instead of {shares.annealed[run]}" if run in shares.annealed else ""
             log(f"  budget {run}: {share:.0f} s (about {share / shares.epoch_s[run]:.1f} epochs here{how})")
@@ -141,7 +143,12 @@ def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = Fals
     if spec.sweep is not None:
         from ..sweeps.runner import run_sweep
 
-        run_sweep(_sweep_file(spec, folder), "sweep", workers=workers, sweeps_dir=folder, echo=True)
+        began = time.time()
+        budget_s = None if shares is None else max(0.0, shares.sweep_s - shares.sweep_spent_s)
+        run_sweep(_sweep_file(spec, folder), "sweep", workers=workers, sweeps_dir=folder, echo=True, budget_s=budget_s)
+        if shares is not None:
+            shares.sweep_spent_s += time.time() - began
+            shares.save(folder)
     changed = [p.name for p in planned if p.status == "changed"]
     if changed:
         keys = changed_keys(spec, changed[0], folder / "runs" / changed[0])
@@ -192,6 +199,8 @@ def _budget_plan(spec: StudySpec, folder: Path, budget: str, workers: int) -> Bu
     shares = saved if saved is not None and saved.budget_s == seconds else plan_budget(spec, seconds, budget, workers)
     for run in spec.runs:
         spec.runs[run] = spec.runs[run] + shares.overrides(run)
+    if spec.retrain_top:  # every retrained run has the same share
+        spec.retrain_set = spec.retrain_set + shares.overrides("top1")
     return shares
 
 

@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 
 from .space import decode_point
-from .spec import SweepSpec
+from .spec import MEASURED, SweepSpec
 
 STATUS = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
 
@@ -34,11 +34,15 @@ def trials_frame(study, spec: SweepSpec):
         row.update({p.name: _cell(point.get(p.name)) for p in spec.space})
         for i, (name, _) in enumerate(spec.objectives):
             row[name] = t.values[i] if t.values is not None else (hist[-1].get(name) if hist else None)
+        measured = t.user_attrs.get("measured") or {}
+        for name in MEASURED:
+            row.setdefault(name, measured.get(name))
         row.update(epochs=len(hist), seconds=t.user_attrs.get("seconds"), round=t.user_attrs.get("round", 0),
                    reason=t.user_attrs.get("reason"))
         rows.append(row)
-    cols = ["trial", "status", *[p.name for p in spec.space], *[n for n, _ in spec.objectives], "epochs", "seconds",
-            "round", "reason"]
+    objs = [n for n, _ in spec.objectives]
+    cols = ["trial", "status", *[p.name for p in spec.space], *objs, *[n for n in MEASURED if n not in objs], "epochs",
+            "seconds", "round", "reason"]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -55,10 +59,10 @@ def trial_label(row, spec: SweepSpec) -> str:
     return ", ".join(f"{p.name.split('.', 1)[-1]} {short(row[p.name])}" for p in spec.space)   # less the section
 
 
-def format_table(df, spec: SweepSpec, title: str) -> str:
-    """The seed report's layout: one column per hyperparameter, then the objective(s)."""
-    objs = [n for n, _ in spec.objectives]
-    cols = ["trial"] * spec.multi + [p.name for p in spec.space] + objs
+def format_table(df, spec: SweepSpec, title: str, columns: Optional[list[str]] = None) -> str:
+    """The seed report's layout: one column per hyperparameter, then the objective(s) (or `columns`)."""
+    objs = columns or [n for n, _ in spec.objectives]
+    cols = ["trial"] * (spec.multi or columns is not None) + [p.name for p in spec.space] + objs
     body = [[("-" if v is None or (isinstance(v, float) and math.isnan(v)) else
               (f"{v:.4f}" if c in objs and abs(v) < 100 else f"{v:,.0f}" if c in objs else
                (f"{v:g}" if isinstance(v, float) else str(v))))
@@ -109,11 +113,27 @@ def correlations(df, spec: SweepSpec):
     return pd.DataFrame(cols).corr()
 
 
+def front_axes(spec: SweepSpec) -> list[str]:
+    """What a Pareto front is drawn over: the objectives of a sweep of several; else the ranking
+    objective against the trainable parameters, with the training seconds beside (the course's
+    question: accuracy under a parameter and a time budget)."""
+    return [n for n, _ in spec.objectives] if spec.multi else [spec.options.objective, *MEASURED]
+
+
 def pareto_front(df, study, spec: SweepSpec):
-    """The complete trials no other beats on every objective, best by the ranking objective first."""
-    best = {t.number for t in study.best_trials} if spec.multi else set()
-    front = df[df["trial"].isin(best)] if spec.multi else ranked(df, spec).head(1)
-    return ranked(front, spec)
+    """The complete trials no other beats on every objective, best by the ranking objective first.
+    A sweep of one objective (pruned, say) gets the front of that objective and the parameters."""
+    if spec.multi:
+        best = {t.number for t in study.best_trials}
+        return ranked(df[df["trial"].isin(best)], spec)
+    done = ranked(df, spec).dropna(subset=["params"])
+    kept, fewest = [], float("inf")
+    # Best objective first: a trial is on the front when it has fewer parameters than every better one.
+    for i, row in done.iterrows():
+        if row["params"] < fewest:
+            kept.append(i)
+            fewest = row["params"]
+    return done.loc[kept]
 
 
 MIN_TRIALS = 10  # below this, an importance estimate says more about the few trials than the space

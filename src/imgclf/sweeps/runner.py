@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -28,8 +29,9 @@ def export_results(study, spec: SweepSpec, sweep_dir: Path) -> list[Path]:
 
 def run_sweep(path, name: Optional[str] = None, storage_url: Optional[str] = None, workers: int = 1,
               sweeps_dir=None, echo: bool = True, worker_only: bool = False, max_trials: Optional[int] = None,
-              stale_after_s: float = 1800.0, batched: bool = True) -> Path:
-    """Run (or join, or resume) the sweep in a YAML file; returns the sweep folder."""
+              stale_after_s: float = 1800.0, batched: bool = True, budget_s: Optional[float] = None) -> Path:
+    """Run (or join, or resume) the sweep in a YAML file; returns the sweep folder. With `budget_s`,
+    the workers take no trial after that many wall seconds, and a trial running then is stopped."""
     spec = load_sweep(path)
     name = name or Path(path).stem
     sweep_dir = sweeps_root(sweeps_dir) / name
@@ -50,6 +52,10 @@ def run_sweep(path, name: Optional[str] = None, storage_url: Optional[str] = Non
         where = redact(storage_url) if storage_url else str(sweep_dir / "journal.log")
         log(f"sweep {name}: strategy {spec.options.strategy}, objective {spec.options.objective} "
             f"({spec.direction}), storage {where}")
+        # Set before any worker starts: the workers, here or joining from elsewhere, read it from the study.
+        study.set_user_attr("deadline", None if budget_s is None else time.time() + budget_s)
+        if budget_s is not None:
+            log(f"wall budget {budget_s:.0f} s: no trial starts after it, and one running then is stopped")
     if workers > 1 and not worker_only:
         threads = max(1, (os.cpu_count() or 1) // workers)
         log(f"{workers} worker processes, {threads} torch thread(s) each")

@@ -12,11 +12,10 @@ from ..errors import ConfigError
 from ..validation import Choice, Range, build_dataclass
 from .space import Param, parse_space, to_overrides
 
-
-
 # Objectives measured per trial beside the epoch records, and whether less is better.
 MEASURED = {"params": "min", "train_seconds": "min"}
 METRICS = typing.get_args(Metric)
+BUDGET_STOP = "the sweep's budget ran out"  # the reason of a trial stopped by the sweep's wall budget
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Optional
 from ..engine.plugins import Plugin
 from ..errors import ImgclfError
 from .space import suggest
-from .spec import SweepSpec
+from .spec import BUDGET_STOP, SweepSpec
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -26,13 +26,22 @@ def tid(storage, study, trial) -> int:
 
 
 class ReportObjective(Plugin):
-    """Report the objective each epoch (for pruners) and mark the trial alive."""
+    """Report the objective each epoch (for pruners), mark the trial alive, and stop it when the
+    sweep's budget runs out (`deadline`, a time.time() value)."""
 
     name = "sweep_report"
 
-    def __init__(self, trial, objective: str, storage, trial_id: int):
+    def __init__(self, trial, objective: str, storage, trial_id: int, deadline: Optional[float] = None):
         self.trial, self.objective, self.storage, self.trial_id = trial, objective, storage, trial_id
+        self.deadline = deadline
         self.history: list[dict] = []
+
+    def on_batch_end(self, trainer, step, loss) -> None:
+        import optuna
+
+        if self.deadline is not None and time.time() > self.deadline:
+            self.history = trainer.history
+            raise optuna.TrialPruned(f"{BUDGET_STOP} during epoch {trainer.epoch + 1}")
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         import optuna
@@ -46,8 +55,9 @@ class ReportObjective(Plugin):
                 raise optuna.TrialPruned(f"pruned after epoch {record['epoch']}")
 
 
-def run_trial(study, storage, spec: SweepSpec, trial, data_cache: dict, log) -> str:
-    """Train one configuration and tell the study how it went; returns its status."""
+def run_trial(study, storage, spec: SweepSpec, trial, data_cache: dict, log, deadline: Optional[float] = None) -> str:
+    """Train one configuration and tell the study how it went; returns its status. Past `deadline`
+    (time.time()), the trial is stopped and told pruned."""
     import optuna
     from optuna.trial import TrialState
 
@@ -64,12 +74,14 @@ def run_trial(study, storage, spec: SweepSpec, trial, data_cache: dict, log) -> 
         cfg = spec.config_for(point)
         trial.set_user_attr("config", cfg.to_dict())
         # Optuna prunes by one objective only: a sweep of several reports nothing (and takes no pruner).
-        cb = ReportObjective(trial, None if spec.multi else spec.options.objective, storage, trial_id)
+        cb = ReportObjective(trial, None if spec.multi else spec.options.objective, storage, trial_id, deadline)
         trainer = fit_in_memory(cfg, plugins=(cb,), splits=_splits(cfg, data_cache))
         history = trainer.history
         seconds = time.perf_counter() - t0
         # training seconds: the epochs' own, not the data loading the first trial of a worker pays
-        values = spec.values(history[-1], _measured(spec, cfg, sum(h.get("seconds", 0.0) for h in history)))
+        measured = _measured(cfg, sum(h.get("seconds", 0.0) for h in history))
+        values = spec.values(history[-1], measured)
+        trial.set_user_attr("measured", measured)
         trial.set_user_attr("history", history)
         trial.set_user_attr("metrics", {"final": history[-1], "best_epoch": trainer.best_epoch,
                                         "best_value": trainer.best_value, "stop_reason": trainer.stop_reason})
@@ -100,21 +112,19 @@ def run_trial(study, storage, spec: SweepSpec, trial, data_cache: dict, log) -> 
 PARAMS: dict[str, int] = {}  # trainable parameters per model config, counted once
 
 
-def _measured(spec: SweepSpec, cfg, seconds: float) -> dict:
-    """The objectives measured beside the epoch records: trainable parameters, training seconds."""
-    out = {"train_seconds": seconds}
-    if any(name == "params" for name, _ in spec.objectives):
-        from ..budget import known_shape, model_input_shape, trainable_params
-        from ..build import configured_model
+def _measured(cfg, seconds: float) -> dict:
+    """What is measured beside the epoch records, for objectives and the Pareto front of every
+    sweep: trainable parameters (the model built once per config, without weights), training seconds."""
+    from ..budget import known_shape, model_input_shape, trainable_params
+    from ..build import configured_model
 
-        d = cfg.to_dict()
-        key = json.dumps([d["model"], d["data"]], sort_keys=True, default=str)
-        if key not in PARAMS:
-            shape, classes = known_shape(cfg.data)
-            model = configured_model(cfg, model_input_shape(cfg, shape), classes or 10, weights=False)
-            PARAMS[key] = trainable_params(model)
-        out["params"] = PARAMS[key]
-    return out
+    d = cfg.to_dict()
+    key = json.dumps([d["model"], d["data"]], sort_keys=True, default=str)
+    if key not in PARAMS:
+        shape, classes = known_shape(cfg.data)
+        model = configured_model(cfg, model_input_shape(cfg, shape), classes or 10, weights=False)
+        PARAMS[key] = trainable_params(model)
+    return {"params": PARAMS[key], "train_seconds": seconds}
 
 
 def _said(spec: SweepSpec, values: list[float]) -> str:
@@ -180,7 +190,9 @@ def _tell(study, spec: SweepSpec, t, point: dict, cfg, hist: list[dict], error: 
     label = ", ".join(f"{k}={v}" for k, v in point.items())
     t.set_user_attr("history", hist)
     t.set_user_attr("seconds", seconds)
-    values = spec.values(hist[-1], _measured(spec, cfg, seconds)) if len(hist) == cfg.train.epochs and hist else None
+    measured = _measured(cfg, seconds)
+    t.set_user_attr("measured", measured)
+    values = spec.values(hist[-1], measured) if len(hist) == cfg.train.epochs and hist else None
     if values is None:
         reason = error or ("training stopped early" if len(hist) < cfg.train.epochs else
                            f"objective {spec.options.objective} is not available (no validation split?)")

@@ -79,16 +79,21 @@ def _counted(study) -> int:
 
 def worker_loop(study, storage, spec: SweepSpec, log: Callable[[str], None], stale_after_s: float = 1800.0,
                 max_trials: Optional[int] = None, batched: bool = True, lock_path: Optional[Path] = None) -> dict:
-    """Take configurations until none is left (grid, hierarchical) or the budget is spent (random, tpe)."""
+    """Take configurations until none is left (grid, hierarchical), the trial budget is spent (random,
+    tpe), or the sweep's wall budget (the study's `deadline` attribute) would end the next one."""
     from optuna.trial import TrialState
 
     reclaim_stale(study, storage, log, stale_after_s)
+    deadline = study.user_attrs.get("deadline")
     counts = {"complete": 0, "pruned": 0, "failed": 0}
     data_cache: dict = {}
     plan = strategy(spec.options.strategy)
     queued = plan.queued
     ran = 0
     while max_trials is None or ran < max_trials:
+        if deadline is not None and _out_of_time(study, deadline):
+            log(f"the sweep's budget is spent: {max(0.0, deadline - time.time()):.0f} s left, less than a trial takes")
+            break
         if queued:
             waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
             if not waiting and not advance(study, spec, log):
@@ -105,11 +110,23 @@ def worker_loop(study, storage, spec: SweepSpec, log: Callable[[str], None], sta
             for status in run(study, storage, spec, group, data_cache, log):
                 counts[status] += 1
         else:
-            counts[run_trial(study, storage, spec, group[0], data_cache, log)] += 1
+            counts[run_trial(study, storage, spec, group[0], data_cache, log, deadline)] += 1
         if leftover is not None:  # another worker's interleaved ask left us a trial of another group
-            counts[run_trial(study, storage, spec, leftover, data_cache, log)] += 1
+            counts[run_trial(study, storage, spec, leftover, data_cache, log, deadline)] += 1
         ran += len(group) + (leftover is not None)
     return counts
+
+
+def _out_of_time(study, deadline: float) -> bool:
+    """Whether the time left before `deadline` is less than the median trial so far took (pruned
+    trials included: under successive halving most end at their first rung), so that a new trial
+    would likely be cut short. Group trials (cohorts, siblings) are not cut: they start only here."""
+    from optuna.trial import TrialState
+
+    left = deadline - time.time()
+    took = sorted(float(t.user_attrs["seconds"]) for t in study.get_trials(
+        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)) if "seconds" in t.user_attrs)
+    return left <= 0 or (bool(took) and left < took[len(took) // 2])
 
 
 @contextmanager
