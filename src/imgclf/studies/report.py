@@ -12,6 +12,7 @@ from ..results import write_results
 from ..atomic import atomic_write_text
 from ..reporting import figures as F
 from ..reporting.report import pct, render_html, render_md
+from ..sweeps.spec import BUDGET_STOP
 from .budget import BudgetPlan, budget_rows
 from .spec import StudySpec
 
@@ -150,7 +151,6 @@ def _activation_blocks(rows: list[dict], figs: Path) -> list:
 def _trial_counts(sweep_dir: Path) -> dict:
     """How a sweep's trials ended: complete, pruned (by the pruner), budget (stopped by the wall budget)."""
     from ..sweeps.analysis import load_sweep_study, trials_frame
-    from ..sweeps.spec import BUDGET_STOP
 
     sspec, study, _ = load_sweep_study(sweep_dir)
     df = trials_frame(study, sspec)
