@@ -40,7 +40,7 @@ def test_a_wall_budget_stops_the_running_trial_and_starts_no_other(tmp_path):
 
 def test_no_budget_on_a_rerun_lifts_the_deadline(tmp_path):
     path = _write(tmp_path, "grid", {"base": BASE, "space": {"model.hidden.0": [4, 16]}})
-    run_sweep(path, echo=False, budget_s=0.001, batched=False)  # spent before the first trial ends
+    run_sweep(path, echo=False, budget_s=0.0, batched=False)  # spent at once: no trial starts
     spec, study, _ = load_sweep_study("grid")
     assert (trials_frame(study, spec)["status"] == "complete").sum() < 2
     run_sweep(path, echo=False, batched=False)

@@ -5,8 +5,7 @@ import json
 
 from ..errors import ConfigError
 from ..reporting.sweep_figures import write_figures
-from ..sweeps.analysis import (correlations, format_table, front_axes, importances, load_sweep_study, pareto_front, ranked,
-                               trials_frame)
+from ..sweeps.analysis import correlations, format_table, front_table, importances, load_sweep_study, ranked, trials_frame
 from ..sweeps.store import SweepError
 from ..sweeps.runner import export_results
 
@@ -46,12 +45,9 @@ def run(args) -> int:
         if len(corr) > 1:
             obj = spec.options.objective
             print(f"\ncorrelation with {obj}: " + ", ".join(f"{k} {v:+.2f}" for k, v in corr[obj].items() if k != obj))
-    if len(r) and (spec.multi or r["params"].nunique() > 1):
-        front = pareto_front(df, study, spec)
-        axes = front_axes(spec)
-        over = axes if spec.multi else axes[:2]  # one objective: its front against size, the seconds beside
-        print(format_table(front, spec, f"\nPareto front ({len(front)} of {len(r)}: none beats them on "
-                                        f"{' and '.join(over)}):", None if spec.multi else axes))
+    front = front_table(df, study, spec)
+    if front:
+        print("\n" + front)
     if len(r):
         try:
             imp = importances(study, spec)

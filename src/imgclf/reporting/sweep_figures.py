@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..sweeps.analysis import correlations, front_axes, importances, is_log, numeric, pareto_front, ranked, trial_label
+from ..sweeps.analysis import correlations, front_axes, has_front, importances, is_log, numeric, pareto_front, ranked, trial_label
 from ..sweeps.spec import SweepSpec
 from ..sweeps.store import SweepError
 from .figures import epoch_axis, log_axis, pyplot, save_figure
@@ -74,7 +74,7 @@ def write_figures(df, spec: SweepSpec, study, out_dir: Path, top_k: int = 5) -> 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     paths.append(save_figure(fig, out_dir / "best_curves.png"))
-    if spec.multi or done["params"].nunique() > 1:  # one size for all: the front is the best trial alone
+    if has_front(done, spec):
         paths.append(pareto(df, study, spec, out_dir / "pareto.png"))
     try:
         paths.append(importance(importances(study, spec), out_dir / "importance.png"))

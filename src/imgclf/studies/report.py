@@ -62,12 +62,14 @@ def study_report(spec: StudySpec, folder: Path, log: Callable[[str], None] = pri
         blocks.append(("p", spec.note))
     intro = len(blocks)  # the preview goes right after these paragraphs
     shares = BudgetPlan.load(folder)
+    # The sweep's store, read once for its table, its figures and the budget's trial counts.
     swept = spec.sweep is not None and (folder / "sweep" / "sweep.yaml").is_file()
-    if shares is not None and (rows or swept):
+    sweep = _load_sweep(folder / "sweep") if swept else None
+    if shares is not None and (rows or sweep):
         for r in rows:  # the split, in results.json too
             r["budget_share_s"] = shares.share_s.get(r["run"])
             r["annealed_from"] = shares.annealed.get(r["run"])
-        cols, body, text = budget_rows(shares, rows, shares.spent_s, _trial_counts(folder / "sweep") if swept else None)
+        cols, body, text = budget_rows(shares, rows, shares.spent_s, _trial_counts(sweep[2]) if sweep else None)
         blocks += [("h2", "Budget"), ("p", text)] + ([("table", cols, body)] if body else [])
     unfinished = [n for n in _planned_names(spec) if n not in {r["run"] for r in rows}]
     if rows:
@@ -93,8 +95,8 @@ def study_report(spec: StudySpec, folder: Path, log: Callable[[str], None] = pri
         blocks.insert(intro, ("img", preview, "A first look: training images with their classes."))
     if "activations" in spec.figures:
         blocks += _activation_blocks(rows, figs)
-    if swept:
-        blocks = _sweep_blocks(folder / "sweep", figs) + blocks
+    if sweep:
+        blocks = _sweep_blocks(*sweep, figs) + blocks
     title = f"{spec.title}" + (f" (report {spec.report})" if spec.report else "")
     atomic_write_text(folder / "report.html", render_html(title, blocks))
     atomic_write_text(folder / "report.md", render_md(title, blocks, folder))
@@ -148,33 +150,33 @@ def _activation_blocks(rows: list[dict], figs: Path) -> list:
     return blocks
 
 
-def _trial_counts(sweep_dir: Path) -> dict:
-    """How a sweep's trials ended: complete, pruned (by the pruner), budget (stopped by the wall budget)."""
+def _load_sweep(sweep_dir: Path) -> tuple:
+    """(spec, study, trials frame) of a study's sweep."""
     from ..sweeps.analysis import load_sweep_study, trials_frame
 
     sspec, study, _ = load_sweep_study(sweep_dir)
-    df = trials_frame(study, sspec)
+    return sspec, study, trials_frame(study, sspec)
+
+
+def _trial_counts(df) -> dict:
+    """How a sweep's trials ended: complete, pruned (by the pruner), budget (stopped by the wall budget)."""
     by_budget = df["reason"].fillna("").str.startswith(BUDGET_STOP)
     return {"complete": int((df["status"] == "complete").sum()),
             "pruned": int(((df["status"] == "pruned") & ~by_budget).sum()), "budget": int(by_budget.sum())}
 
 
-def _sweep_blocks(sweep_dir: Path, figs: Path) -> list:
+def _sweep_blocks(sspec, study, df, figs: Path) -> list:
     """The sweep's table and figures, with the learning curves of its best 3, median 3 and worst 5."""
     from ..reporting.sweep_figures import write_figures
-    from ..sweeps.analysis import format_table, front_axes, load_sweep_study, pareto_front, ranked, trial_label, trials_frame
+    from ..sweeps.analysis import format_table, front_table, ranked, trial_label
 
-    sspec, study, _ = load_sweep_study(sweep_dir)
-    df = trials_frame(study, sspec)
     done = ranked(df, sspec)
     obj = sspec.options.objective
     blocks: list = [("h2", f"Sweep: {len(done)} complete configurations"),
                     ("pre", format_table(done.head(10), sspec, "best 10:"))]
-    if len(done) and (sspec.multi or done["params"].nunique() > 1):
-        front = pareto_front(df, study, sspec)
-        blocks.append(("pre", format_table(front, sspec, f"Pareto front ({len(front)} of {len(done)}: no other "
-                                                         f"configuration is better on every objective):",
-                                           None if sspec.multi else front_axes(sspec))))
+    front = front_table(df, study, sspec)
+    if front:
+        blocks.append(("pre", front))
     captions = {"objective_vs_params": f"{obj} against each hyperparameter, coloured by each other one.",
                 "correlation": "Pearson correlations of the hyperparameters (log10 of log-scaled ones) and the objective.",
                 "best_curves": f"{obj} per epoch of the best 5 configurations.",
