@@ -71,3 +71,23 @@ def test_a_sweep_of_one_objective_has_the_front_of_accuracy_and_parameters(tmp_p
         assert r["trial"] in kept or any(beats(o, r) for o in rows)
     names = [p.name for p in write_figures(df, spec, study, folder / "figures")]
     assert "pareto.png" in names
+
+
+def test_a_rerun_with_time_left_runs_again_what_the_budget_cut(tmp_path):
+    # A grid point stopped by the clock is no result: the next run queues it again, once.
+    base = {**BASE, "train": {"epochs": 20, "batch_size": 16}}
+    path = _write(tmp_path, "cut", {"base": base, "space": {"model.hidden.0": [4, 16]}})
+    run_sweep(path, echo=False, budget_s=0.2, batched=False)
+    spec, study, folder = load_sweep_study("cut")
+    first = trials_frame(study, spec)
+    assert list(first["status"]) == ["pruned", "waiting"], first  # the grid queued both at once
+    assert first["reason"][0].startswith(BUDGET_STOP)
+    run_sweep(path, echo=False, batched=False)
+    spec, study, _ = load_sweep_study("cut")
+    df = trials_frame(study, spec)
+    assert list(df["status"]) == ["complete", "complete"], df
+    assert sorted(df["model.hidden.0"]) == [4, 16]
+    assert first["trial"][0] not in set(df["trial"])  # the cut trial gave way to its retry
+    assert "re-queued 1 configuration(s) that an earlier budget stopped" in (folder / "sweep.log").read_text()
+    run_sweep(path, echo=False, batched=False)  # nothing left: nothing is queued twice
+    assert len(load_sweep_study("cut")[1].trials) == len(study.trials)

@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 
 from .space import decode_point
-from .spec import MEASURED, SweepSpec
+from .spec import MEASURED, SweepSpec, retried
 
 STATUS = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
 
@@ -23,8 +23,10 @@ def trials_frame(study, spec: SweepSpec):
     import pandas as pd
 
     rows = []
-    for t in study.get_trials(deepcopy=False):
-        if t.user_attrs.get("spurious") or t.user_attrs.get("interrupted"):
+    trials = study.get_trials(deepcopy=False)
+    again = retried(trials)
+    for t in trials:
+        if t.user_attrs.get("spurious") or t.user_attrs.get("interrupted") or t.number in again:
             continue
         # A waiting trial has no params yet: its queued point is what it will run.
         stored = t.params or t.system_attrs.get("fixed_params")

@@ -16,7 +16,7 @@ from .analysis import trials_frame
 from .spec import SweepSpec, load_sweep
 from .store import redact, sweeps_root
 from .queue import open_study
-from .workers import worker_loop
+from .workers import requeue_budget_stopped, worker_loop
 
 
 def export_results(study, spec: SweepSpec, sweep_dir: Path) -> list[Path]:
@@ -56,6 +56,7 @@ def run_sweep(path, name: Optional[str] = None, storage_url: Optional[str] = Non
         study.set_user_attr("deadline", None if budget_s is None else time.time() + budget_s)
         if budget_s is not None:
             log(f"wall budget {budget_s:.0f} s: no trial starts after it, and one running then is stopped")
+        requeue_budget_stopped(study, log)  # before the workers: once per run, whoever joins
     if workers > 1 and not worker_only:
         threads = max(1, (os.cpu_count() or 1) // workers)
         log(f"{workers} worker processes, {threads} torch thread(s) each")

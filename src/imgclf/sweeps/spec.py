@@ -18,6 +18,11 @@ METRICS = typing.get_args(Metric)
 BUDGET_STOP = "the sweep's budget ran out"  # the reason of a trial stopped by the sweep's wall budget
 
 
+def retried(trials) -> set[int]:
+    """Numbers of the trials that a later trial runs again (its `retry_of`): they are no result."""
+    return {int(t.user_attrs["retry_of"]) for t in trials if "retry_of" in t.user_attrs}
+
+
 @dataclass
 class SweepOptions:
     """The sweep file's keys besides base and space."""

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .space import decode_point
-from .spec import SweepSpec
+from .spec import BUDGET_STOP, SweepSpec, retried
 from .strategies import strategy
 from .queue import advance, group_key
 from .trials import run_cohort, run_siblings, run_trial, tid
@@ -55,6 +55,24 @@ def reclaim_stale(study, storage, log, stale_after_s: float) -> int:
     return n
 
 
+def requeue_budget_stopped(study, log) -> int:
+    """Queue again each configuration that an earlier wall budget cut short, once: the clock, not
+    the configuration, ended it, so a grid rerun with time left would otherwise never finish it."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    again = retried(trials)
+    n = 0
+    for t in trials:
+        if (t.state == TrialState.PRUNED and t.number not in again
+                and str(t.user_attrs.get("reason", "")).startswith(BUDGET_STOP)):
+            study.enqueue_trial(dict(t.params), user_attrs={"round": t.user_attrs.get("round", 0), "retry_of": t.number})
+            n += 1
+    if n:
+        log(f"re-queued {n} configuration(s) that an earlier budget stopped")
+    return n
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -72,9 +90,11 @@ def _pid_alive(pid: int) -> bool:
 
 def _counted(study) -> int:
     """Trials that count against the budget: everything but re-queued and spurious ones."""
-    return sum(1 for t in study.get_trials(deepcopy=False)
+    trials = study.get_trials(deepcopy=False)
+    again = retried(trials)
+    return sum(1 for t in trials
                if not t.user_attrs.get("interrupted") and not t.user_attrs.get("spurious")
-               and t.state.name != "WAITING")
+               and t.state.name != "WAITING" and t.number not in again)
 
 
 def worker_loop(study, storage, spec: SweepSpec, log: Callable[[str], None], stale_after_s: float = 1800.0,
