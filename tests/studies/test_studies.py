@@ -45,10 +45,11 @@ def test_a_half_done_study_trains_only_what_is_missing(tmp_path, capsys):
     runs = tmp_path / "studies" / "tiny" / "runs"
     assert [r["run"] for r in out["rows"]] == ["a", "b", "c"]
     first_a = (runs / "a" / "metrics.json").stat().st_mtime_ns
-    # b never ran; c was cut after its first epoch (last.pt kept, no result)
-    import shutil
-
-    shutil.rmtree(runs / "b")
+    # b was cut before its first epoch ended (config and summary written, no checkpoint);
+    # c was cut after its first epoch (last.pt kept, no result)
+    for p in (runs / "b").iterdir():
+        if p.name not in ("config.yaml", "summary.json", "summary.txt", "train.log", ".claim"):
+            p.unlink()
     (runs / "c" / "metrics.json").unlink()
     lines = []
     run_study(str(f), tmp_path / "studies", dry_run=True, log=lines.append)
@@ -58,6 +59,7 @@ def test_a_half_done_study_trains_only_what_is_missing(tmp_path, capsys):
     assert (runs / "a" / "metrics.json").stat().st_mtime_ns == first_a  # not trained again
     assert "resuming" in (runs / "c" / "train.log").read_text() and (runs / "b" / "metrics.json").is_file()
     assert any("1 of 3 runs done, 2 to train" in x for x in lines)
+    assert any("b: stopped before its first epoch ended; starting it over" in x for x in lines)
     folder = tmp_path / "studies" / "tiny"
     html, md = (folder / "report.html").read_text(), (folder / "report.md").read_text()
     assert "ms/step" in md and "| c |" in md and "figures/curves.png" in md and "<img" in html

@@ -155,6 +155,9 @@ def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = Fals
         raise ConfigError(f"study {spec.name}: run {changed[0]} was trained with other settings than the study's now "
                           f"({', '.join(keys[:3])}); delete {folder / 'runs' / changed[0]} to train it again")
     todo = [p for p in planned if p.status != "done"]
+    for p in todo:
+        if p.status == "missing":
+            _clear_unstarted(folder / "runs" / p.name, log)
     workers = max(1, min(workers, len(todo)))   # one run left gets every core, not a worker's share
     retrain = _retrain_points(spec, folder / "sweep") if any(p.name not in spec.runs for p in todo) else {}
     _write_configs(spec, folder, [p for p in todo if p.status == "missing"], retrain)
@@ -178,6 +181,16 @@ def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = Fals
         raise ConfigError(f"study {spec.name}: {failed} run(s) failed (see {where}); the report has the others; "
                           f"fix the cause and run the study again: finished runs are kept")
     return out
+
+
+def _clear_unstarted(run: Path, log: Callable[[str], None]) -> None:
+    """Remove the folder of a run that a stop cut before its first epoch ended: it holds a config and
+    a model summary but no checkpoint, so nothing is lost, and `imgclf train --name` would refuse it."""
+    import shutil
+
+    if run.is_dir():
+        shutil.rmtree(run)
+        log(f"  {run.name}: stopped before its first epoch ended; starting it over")
 
 
 def _data_names(spec: StudySpec) -> list[str]:
