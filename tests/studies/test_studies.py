@@ -5,6 +5,7 @@ import os
 import pytest
 import yaml
 
+from imgclf import run_files as RF
 from imgclf.cli.main import main
 from imgclf.errors import ConfigError
 from imgclf.reporting import figures as F
@@ -48,7 +49,7 @@ def test_a_half_done_study_trains_only_what_is_missing(tmp_path, capsys):
     # b was cut before its first epoch ended (config and summary written, no checkpoint);
     # c was cut after its first epoch (last.pt kept, no result)
     for p in (runs / "b").iterdir():
-        if p.name not in ("config.yaml", "summary.json", "summary.txt", "train.log", ".claim"):
+        if p.name not in (RF.CONFIG, RF.SUMMARY_JSON, RF.SUMMARY_TXT, RF.LOG, RF.CLAIM):
             p.unlink()
     (runs / "c" / "metrics.json").unlink()
     lines = []
