@@ -28,11 +28,11 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from imgclf.config import load_config  # noqa: E402
-from imgclf.errors import ImgclfError  # noqa: E402
+from imgclf.config.load import load_config  # noqa: E402
+from imgclf.core.errors import ImgclfError  # noqa: E402
 from imgclf.engine.optim import build_optimizer  # noqa: E402
 from imgclf.models import build_model  # noqa: E402
-from imgclf.summary import summarize  # noqa: E402
+from imgclf.models.summary import summarize  # noqa: E402
 
 
 def parse_variant(text: str) -> tuple[str, list[str]]:

@@ -102,7 +102,7 @@ def main(argv=None) -> int:
         if proc.returncode != 0:
             print(proc.stdout[-3000:], proc.stderr[-3000:], file=sys.stderr)
             return 1
-        from imgclf.sweeps.analysis import load_sweep_study, ranked, trials_frame, format_table, correlations
+        from imgclf.sweeps.analysis import correlations, format_table, load_sweep_study, ranked, trials_frame
 
         spec2, study, folder = load_sweep_study(Path(tmp) / "sweeps" / "grid")
         df = trials_frame(study, spec2)

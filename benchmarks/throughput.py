@@ -71,13 +71,13 @@ def main(argv=None) -> int:
     from torch import nn
 
     from imgclf.api import prepare_data
-    from imgclf.config import load_config
+    from imgclf.config.load import load_config
     from imgclf.data.splits import Split, Splits
-    from imgclf.device import autocast, autocast_dtype
     from imgclf.engine.trainer import Trainer
     from imgclf.evaluation import evaluate_split
     from imgclf.models import build_model
-    from imgclf.summary import summarize
+    from imgclf.models.summary import summarize
+    from imgclf.runtime.device import autocast, autocast_dtype
 
     steps = 12 if args.quick else 150
     cfg0 = load_config(ROOT / "configs" / "cifar10-wide-deep-dropout-aug.yaml",

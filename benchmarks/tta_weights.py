@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from imgclf.api import pick_device, prepare_data  # noqa: E402
-from imgclf.inference import restore  # noqa: E402
+from imgclf.core.errors import ImgclfError  # noqa: E402
 from imgclf.data.loader import batches  # noqa: E402
-from imgclf.device import autocast, autocast_dtype  # noqa: E402
-from imgclf.errors import ImgclfError  # noqa: E402
+from imgclf.inference.restore import restore  # noqa: E402
+from imgclf.runtime.device import autocast, autocast_dtype  # noqa: E402
 
 SHIFTS = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)]
 CENTER, DIAG = [(0, 0)], [(-1, -1), (1, 1)]

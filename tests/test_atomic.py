@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from imgclf.atomic import atomic_torch_save, atomic_write, atomic_write_text
+from imgclf.core.atomic import atomic_torch_save, atomic_write, atomic_write_text
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):

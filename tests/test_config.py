@@ -1,9 +1,9 @@
 import pytest
 import yaml
 
-from imgclf.config import ExperimentConfig, from_dict, load_config, save_config
-from imgclf.errors import ConfigError
-from imgclf.validation import parse_duration
+from imgclf.config.load import from_dict, load_config, save_config
+from imgclf.config.schema import ExperimentConfig, parse_duration
+from imgclf.core.errors import ConfigError
 
 
 def test_defaults_are_valid_and_round_trip(tmp_path):

@@ -4,8 +4,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imgclf.config import ExperimentConfig, flatten, from_dict, read_yaml, save_config
-from imgclf.errors import ConfigError
+from imgclf.config.load import flatten, from_dict, read_yaml, save_config
+from imgclf.config.schema import ExperimentConfig
+from imgclf.core.errors import ConfigError
 
 SETTINGS = settings(max_examples=150, deadline=None, database=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

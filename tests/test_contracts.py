@@ -8,9 +8,10 @@ import typing
 
 import pytest
 import torch
-
 from conftest import make_cifar, make_idx_dir, make_image_folder
-from imgclf.config import AugmentConfig, load_config
+
+from imgclf.config.load import load_config
+from imgclf.config.schema import AugmentConfig
 from imgclf.data import DATASETS, load_raw
 from imgclf.data import augment as A
 from imgclf.data.loader import Transform
@@ -18,8 +19,8 @@ from imgclf.engine.optim import OPTIMIZERS, SCHEDULES, build_optimizer, lr_at, s
 from imgclf.engine.plugins import PLUGINS, Context, Plugin
 from imgclf.evaluation.evaluate import TTA, tta_views
 from imgclf.models import MODELS, build_model
-from imgclf.budget import known_shape
-from imgclf.summary import summarize
+from imgclf.models.sizing import known_shape
+from imgclf.models.summary import summarize
 
 
 # -- models ---------------------------------------------------------------------------------------
@@ -179,7 +180,7 @@ def test_every_tta_mode_gives_as_many_views_as_it_declares(name):
 # -- plugins --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", PLUGINS.names())
 def test_every_plugin_is_named_ordered_and_saves_its_state(name, tmp_path):
-    from imgclf.build import prepare_data
+    from imgclf.run.build import prepare_data
 
     on = ["train.time_budget=60", "train.early_stopping.enabled=true", "data.augment.trivial=0.5",
           "data.augment.early_crop=6", "data.augment.crop_padding=1", "train.tensorboard=true",

@@ -7,9 +7,9 @@ import textwrap
 
 import pytest
 import torch
+from conftest import strip_time
 
 import imgclf
-from conftest import strip_time
 from imgclf.engine.checkpoint import load_checkpoint
 
 # A BN-free, dropout-free CNN; 1,003 training images at batch 100 end on a batch of 3, which two

@@ -8,9 +8,9 @@ import sys
 import textwrap
 
 import pytest
+from conftest import make_image_folder, strip_time
 
 import imgclf
-from conftest import make_image_folder, strip_time
 
 # A training process that kills itself with SIGKILL at a chosen moment: mid-epoch, or just
 # before the rename that completes the write of a checkpoint, the history or the data cache.

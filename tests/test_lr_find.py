@@ -7,8 +7,8 @@ import pytest
 
 import imgclf
 from imgclf.cli.main import main
-from imgclf.errors import ConfigError
-from imgclf.lr_find import SKIP_START, suggestions
+from imgclf.core.errors import ConfigError
+from imgclf.run.lr_find import SKIP_START, suggestions
 
 CMD = ["lr-find", "--set", "data.name=digits", "--set", "model.name=mlp", "--seed", "0", "--repeats", "2"]
 

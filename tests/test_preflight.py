@@ -53,9 +53,9 @@ def test_cli_exits_2_with_one_line_and_an_empty_cache(tmp_path, capsys):
 def test_every_shipped_config_passes_the_preflight(tmp_path, monkeypatch):
     from pathlib import Path
 
-    from imgclf.config import load_config
+    from imgclf.config.load import load_config
     from imgclf.models.pretrained import imagenet_file
-    from imgclf.preflight import preflight
+    from imgclf.run.preflight import preflight
 
     # The transfer configs name weights the preflight looks for: ImageNet's in torch's cache and the
     # source run, both where a user who followed the README would have them.
@@ -86,8 +86,8 @@ from hypothesis import strategies as st  # noqa: E402
                                                                                                    max_size=12)
                        | st.floats(-1, 2), max_size=3))
 def test_any_small_model_options_pass_the_preflight_or_fail_in_one_line(name, options):
-    from imgclf.config import from_dict
-    from imgclf.preflight import preflight
+    from imgclf.config.load import from_dict
+    from imgclf.run.preflight import preflight
 
     try:
         preflight(from_dict({"model": {"name": name, **options}}))

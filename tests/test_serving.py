@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import imgclf
-from imgclf import serving as E
 from imgclf.cli.main import main
-from imgclf.errors import ImgclfError
+from imgclf.core.errors import ImgclfError
+from imgclf.inference import export as E
 
 FAST = ["train.epochs=1", "data.max_train=256", "data.max_test=64"]
 MODELS = {

@@ -1,9 +1,10 @@
 """imgclf: train, compare, evaluate and summarise image classifiers on an ordinary machine."""
 from .api import Run, evaluate, export, load_run, predict, run_study, train
-from .config import ExperimentConfig, from_dict, load_config
-from .errors import BudgetError, ConfigError, DataError, ImgclfError, RunError
+from .config.load import from_dict, load_config
+from .config.schema import ExperimentConfig
+from .core.errors import BudgetError, ConfigError, DataError, ImgclfError, RunError
 from .models import MODELS, build_model
-from .summary import format_summary, summarize
+from .models.summary import format_summary, summarize
 from .sweeps.analysis import sweep_results
 
 __version__ = "0.1.0"

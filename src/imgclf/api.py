@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
-from . import inference, serving, training
-from . import runs as R
-from .build import prepare_data
-from .device import pick_device
-from .preflight import preflight
+from .core.run_files import is_export
+from .inference import export as serving
+from .inference import restore as inference
 from .reporting import explain as _explain
-from .run_files import is_export
+from .run import folder as R
+from .run import train as training
+from .run.build import prepare_data
+from .run.preflight import preflight
+from .run.train import fit_in_memory
+from .runtime.device import pick_device
 from .studies import run_study
-from .training import fit_in_memory
 
 
 class Run(R.Run):

@@ -4,8 +4,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import make_idx_dir
+
 from imgclf.cli.main import main
 
 FAST = ["--set", "model.spec=c16-p-f32", "--set", "train.epochs=2"]

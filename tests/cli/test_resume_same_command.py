@@ -7,8 +7,9 @@ import subprocess
 import sys
 import textwrap
 
-import imgclf
 from conftest import strip_time
+
+import imgclf
 
 CMD = ["train", "--name", "job", "--set", "model.spec=c8-p-f16", "--set", "train.epochs=4",
        "--set", "train.batch_size=64", "--no-progress"]
@@ -69,3 +70,17 @@ def test_resume_auto_starts_continues_or_does_nothing(tmp_path):
 def test_resume_alone_needs_a_name(tmp_path):
     out = _cli("train", "--resume")
     assert out.returncode == 2 and "--name" in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_the_same_command_resumes_a_run_fine_tuned_from_pretrained_weights(tmp_path):
+    """The run records the weights' hash (model.pretrained_sha256) when they load; the command that
+    started it does not carry it, and must still continue it."""
+    source = imgclf.train(None, ["model.spec=c8-p-f16", "train.epochs=1"], name="source", echo=False)
+    ft = ["train", "--name", "ft", "--set", "model.spec=c8-p-f16", "--set", f"model.pretrained={source.path}",
+          "--set", "model.strategy=finetune", "--set", "train.epochs=3", "--no-progress"]
+    killed = subprocess.run([sys.executable, "-c", KILLED, *ft], capture_output=True, text=True, env=os.environ.copy())
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert imgclf.load_run("ft").config.model.pretrained_sha256  # recorded, so the configs differ there
+    done = _cli(*ft, "--resume")
+    assert done.returncode == 0, done.stderr
+    assert list(imgclf.load_run("ft").history["epoch"]) == [1, 2, 3]

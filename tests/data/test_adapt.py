@@ -1,14 +1,14 @@
 """data.image_size and data.channels apply to every data set, on the device, batch by batch."""
 import numpy as np
 import torch
+from conftest import make_idx_dir
 from PIL import Image
 
 import imgclf
-from conftest import make_idx_dir
-from imgclf.config import load_config
+from imgclf.config.load import load_config
 from imgclf.data.adapt import adapt
 from imgclf.engine.checkpoint import load_checkpoint
-from imgclf.budget import known_shape
+from imgclf.models.sizing import known_shape
 
 
 def test_gray_to_rgb_and_back_and_resizes():

@@ -1,13 +1,13 @@
 """The data contract: every loader's output is checked the same way, so bad data is one line."""
 import pytest
 import torch
-
 from conftest import make_cifar, make_idx_dir, make_image_folder, write_idx
-from imgclf.config import load_config
+
+from imgclf.config.load import load_config
+from imgclf.core.errors import DataError
 from imgclf.data import load_raw
 from imgclf.data.contract import check_raw
 from imgclf.data.registry import RawData
-from imgclf.errors import DataError
 
 
 def raw(**kw):

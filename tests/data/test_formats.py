@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_cifar, make_idx_dir, make_image_folder, tar_folder, write_idx
-from imgclf.config import load_config
+
+from imgclf.config.load import load_config
+from imgclf.core.errors import DataError
 from imgclf.data import load_raw
 from imgclf.data.registry import cache_root
-from imgclf.errors import DataError
 
 
 def cfg(*overrides):

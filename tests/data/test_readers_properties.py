@@ -6,14 +6,14 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from conftest import make_cifar, make_idx_dir, make_image_folder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import make_cifar, make_idx_dir, make_image_folder
-from imgclf.config import load_config
+from imgclf.config.load import load_config
+from imgclf.core.errors import DataError
 from imgclf.data import load_raw
 from imgclf.data.contract import check_raw
-from imgclf.errors import DataError
 
 SETTINGS = settings(max_examples=40, deadline=None, database=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

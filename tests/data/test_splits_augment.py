@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from imgclf.config import load_config
+from imgclf.config.load import load_config
 from imgclf.data import augment as A
 from imgclf.data import load_raw, make_splits
 from imgclf.data.loader import Transform, batches

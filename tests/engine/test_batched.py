@@ -4,13 +4,13 @@ import math
 import pytest
 import torch
 import yaml
-
 from conftest import f32_rtol
+
 from imgclf.api import fit_in_memory, prepare_data
-from imgclf.config import load_config
+from imgclf.config.load import load_config
 from imgclf.engine.batched import train_cohort
-from imgclf.sweeps.cohorts import cohort_key
 from imgclf.sweeps.analysis import sweep_results
+from imgclf.sweeps.cohorts import cohort_key
 from imgclf.sweeps.runner import run_sweep
 
 BASE = ["model.name=mlp", "train.epochs=3", "train.batch_size=32", "optim.weight_decay=0", "schedule.name=none",

@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import imgclf
+from imgclf.core.errors import RunError
 from imgclf.engine.checkpoint import check_model, load_checkpoint
-from imgclf.errors import RunError
 from imgclf.models import build_model
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import imgclf
-from imgclf.config import load_config
+from imgclf.config.load import load_config
 from imgclf.engine.checkpoint import load_checkpoint
 from imgclf.engine.muon import Muon, orthogonalize
 from imgclf.engine.optim import build_optimizer, set_lr

@@ -3,9 +3,9 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import strip_time
 
 import imgclf
-from conftest import strip_time
 from imgclf.engine.checkpoint import load_checkpoint
 from imgclf.engine.optim import lr_at
 from imgclf.engine.plugins import PLUGINS, Plugin

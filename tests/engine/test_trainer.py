@@ -4,15 +4,15 @@ import math
 
 import pytest
 import torch
+from conftest import f32_rtol, strip_time
 
 import imgclf
-from conftest import f32_rtol, strip_time
-from imgclf.config import load_config
-from imgclf.engine.monitor import improved
-from imgclf.engine.plugins.early_stopping import EarlyStopping
+from imgclf.config.load import load_config
+from imgclf.core.errors import BudgetError, ConfigError, RunError
 from imgclf.engine.checkpoint import load_checkpoint
+from imgclf.engine.monitor import improved
 from imgclf.engine.optim import lr_at
-from imgclf.errors import BudgetError, ConfigError, RunError
+from imgclf.engine.plugins.early_stopping import EarlyStopping
 from imgclf.models import build_model
 
 FAST = ["model.spec=c16-p-c32-p-f64", "train.batch_size=64"]
@@ -240,7 +240,7 @@ def test_bf16_precision_trains_on_cpu_and_fp16_needs_a_gpu():
 
 
 def test_auto_precision_is_fp32_on_cpu_and_mixed_on_cuda():
-    from imgclf.device import autocast_dtype, grad_scaler
+    from imgclf.runtime.device import autocast_dtype, grad_scaler
 
     assert autocast_dtype("auto", torch.device("cpu")) is None
     assert autocast_dtype("bf16", torch.device("cpu")) is torch.bfloat16
@@ -254,7 +254,7 @@ def test_auto_precision_is_fp32_on_cpu_and_mixed_on_cuda():
 
 
 def test_native_precision_takes_bf16_only_where_the_cpu_computes_it(tmp_path, monkeypatch):
-    from imgclf import device as precision
+    from imgclf.runtime import device as precision
 
     zen3 = tmp_path / "zen3"
     zen3.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma avx512f\n\nprocessor\t: 1\n")

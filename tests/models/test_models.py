@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from imgclf.errors import ConfigError
+from imgclf.core.errors import ConfigError
 from imgclf.models import build_model
 from imgclf.models.conv_groups import PatchWhitening, init_from_data
-from imgclf.summary import format_summary, summarize
+from imgclf.models.summary import format_summary, summarize
 
 EXPECTED = {  # trainable parameters and mult-adds at 3x32x32, 10 classes (the seed reports' tables)
     "wide": (222_226, 13_131_728),

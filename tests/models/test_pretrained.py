@@ -4,8 +4,8 @@ import torch
 
 import imgclf
 from imgclf.cli.main import main
+from imgclf.core.errors import ConfigError
 from imgclf.engine.checkpoint import load_checkpoint
-from imgclf.errors import ConfigError
 from imgclf.models import MODELS, build_model
 
 FAST = ["model.name=resnet18", "model.small_input=true", "train.epochs=1", "train.batch_size=128",

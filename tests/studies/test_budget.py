@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from imgclf.cli.main import main
-from imgclf.errors import ConfigError
+from imgclf.core.errors import ConfigError
 from imgclf.studies import load_study, run_study
-from imgclf.studies.budget import BudgetPlan, parse_budget, plan_budget
+from imgclf.studies.wall_budget import BudgetPlan, parse_budget, plan_budget
 
 # The report's constant rate at two batch sizes, far more epochs than the budget buys.
 STUDY = {"title": "budgeted", "set": {"data.name": "digits", "model.name": "mlp", "model.hidden": [32],

@@ -5,9 +5,9 @@ import os
 import pytest
 import yaml
 
-from imgclf import run_files as RF
 from imgclf.cli.main import main
-from imgclf.errors import ConfigError
+from imgclf.core import run_files as RF
+from imgclf.core.errors import ConfigError
 from imgclf.reporting import figures as F
 from imgclf.studies import load_study, ready_studies, run_study
 
@@ -130,8 +130,8 @@ def test_the_study_figures_say_what_they_compare(tmp_path):
 
 
 def test_the_cost_estimate_times_the_runs_own_model():
-    from imgclf.config import load_config
-    from imgclf.run_cost import run_seconds, words
+    from imgclf.config.load import load_config
+    from imgclf.estimate.run import run_seconds, words
 
     one = run_seconds(load_config(None, ["train.epochs=1"]))
     ten = run_seconds(load_config(None, ["train.epochs=10"]))
@@ -162,8 +162,8 @@ def test_a_run_trained_with_other_settings_is_never_reused_silently(tmp_path, ca
 
 
 def test_a_grid_is_costed_as_the_sweep_trains_it(tmp_path):
-    from imgclf.run_cost import run_seconds
-    from imgclf.sweeps.cost import sweep_seconds
+    from imgclf.estimate.run import run_seconds
+    from imgclf.estimate.sweep import sweep_seconds
     from imgclf.sweeps.spec import parse_sweep
 
     def grid(space: dict, model: dict):

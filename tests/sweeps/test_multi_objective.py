@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from imgclf.cli.main import main
-from imgclf.errors import ConfigError
+from imgclf.core.errors import ConfigError
 from imgclf.sweeps.analysis import importances, load_sweep_study, pareto_front, trials_frame
 from imgclf.sweeps.runner import run_sweep
 from imgclf.sweeps.spec import parse_sweep

@@ -6,7 +6,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from imgclf.config import load_config
+from imgclf.config.load import load_config
 from imgclf.sweeps import queue, strategies
 from imgclf.sweeps.cohorts import cohort_key, shared_models, sibling_key
 from imgclf.sweeps.spec import parse_sweep

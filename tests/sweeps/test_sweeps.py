@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from imgclf.cli.main import main
-from imgclf.errors import ConfigError
+from imgclf.core.errors import ConfigError
 from imgclf.sweeps.analysis import load_sweep_study, ranked, sweep_results, trial_label, trials_frame
 from imgclf.sweeps.runner import run_sweep
 from imgclf.sweeps.space import grid_points, parse_space, to_overrides
@@ -209,7 +209,7 @@ def test_epoch_siblings_are_read_off_one_run(tmp_path, capsys):
     df = sweep_results("s").sort_values("train.epochs")
     assert (df["status"] == "complete").all() and df["epochs"].tolist() == [1, 2, 3]
     from imgclf.api import fit_in_memory
-    from imgclf.config import from_dict
+    from imgclf.config.load import from_dict
 
     alone = fit_in_memory(from_dict({**base, "train": {"batch_size": 128, "epochs": 2}}))
     assert abs(df[df["train.epochs"] == 2]["val_acc"].iloc[0] - alone.history[-1]["val_acc"]) < 1e-9

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 
 from ..api import evaluate, load_run
+from ..core.run_files import BEST
 from ..engine.checkpoint import load_checkpoint
-from ..run_files import BEST
 
 
 def add_parser(sub) -> None:

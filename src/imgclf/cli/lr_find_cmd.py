@@ -25,11 +25,11 @@ def run(args) -> int:
     from dataclasses import replace
     from pathlib import Path
 
-    from ..atomic import atomic_write_text
-    from ..config import load_config, save_config
-    from ..lr_find import lr_find
+    from ..config.load import load_config, save_config
+    from ..core.atomic import atomic_write_text
     from ..reporting.figures import lr_finder
     from ..reporting.report import render_html
+    from ..run.lr_find import lr_find
 
     overrides = list(args.overrides) + ([f"data.data_dir={args.data_dir}"] if args.data_dir else [])
     cfg = load_config(args.config, overrides)

@@ -5,8 +5,21 @@ import argparse
 import os
 import sys
 
-from ..errors import ImgclfError
-from . import evaluate_cmd, explain_cmd, export_cmd, list_cmd, lr_find_cmd, predict_cmd, report_cmd, results_cmd, study_cmd, summary_cmd, sweep_cmd, train_cmd
+from ..core.errors import ImgclfError
+from . import (
+    evaluate_cmd,
+    explain_cmd,
+    export_cmd,
+    list_cmd,
+    lr_find_cmd,
+    predict_cmd,
+    report_cmd,
+    results_cmd,
+    study_cmd,
+    summary_cmd,
+    sweep_cmd,
+    train_cmd,
+)
 
 COMMANDS = [train_cmd, lr_find_cmd, evaluate_cmd, predict_cmd, export_cmd, explain_cmd, summary_cmd, sweep_cmd, study_cmd, results_cmd, report_cmd, list_cmd]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 
 from ..api import load_run, predict
-from ..errors import ConfigError
-from ..run_files import is_export
+from ..core.errors import ConfigError
+from ..core.run_files import is_export
 
 
 def add_parser(sub) -> None:

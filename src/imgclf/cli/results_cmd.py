@@ -3,11 +3,19 @@ from __future__ import annotations
 
 import json
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from ..reporting.sweep_figures import write_figures
-from ..sweeps.analysis import correlations, format_table, front_table, importances, load_sweep_study, ranked, trials_frame
-from ..sweeps.store import SweepError
+from ..sweeps.analysis import (
+    correlations,
+    format_table,
+    front_table,
+    importances,
+    load_sweep_study,
+    ranked,
+    trials_frame,
+)
 from ..sweeps.runner import export_results
+from ..sweeps.store import SweepError
 
 
 def add_parser(sub) -> None:

@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..errors import ConfigError
+    from ..core.errors import ConfigError
     from ..studies import run_study
 
     if args.workers < 1:
@@ -37,9 +37,9 @@ def run(args) -> int:
 
 
 def run_list(args) -> int:
+    from ..estimate.run import words
+    from ..estimate.study import study_seconds
     from ..studies import load_study, ready_studies
-    from ..run_cost import words
-    from ..studies.cost import study_seconds
 
     rows = []
     for f in ready_studies():

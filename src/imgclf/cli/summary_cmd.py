@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
-    from ..errors import ConfigError
+    from ..core.errors import ConfigError
 
     m = re.fullmatch(r"\s*(\d+)\s*[xX,]\s*(\d+)\s*[xX,]\s*(\d+)\s*", text)
     if not m or min(int(g) for g in m.groups()) < 1:
@@ -33,9 +33,9 @@ def parse_shape(text: str) -> tuple[int, int, int]:
 def run(args) -> int:
     import yaml
 
-    from ..errors import ConfigError
+    from ..core.errors import ConfigError
     from ..models import build_model
-    from ..summary import format_summary, summarize
+    from ..models.summary import format_summary, summarize
 
     if args.classes < 1:
         raise ConfigError(f"--classes {args.classes}: must be at least 1")
@@ -55,10 +55,10 @@ def run(args) -> int:
 
 def _config_summary(args) -> int:
     """The model of a config (default: the default experiment) with its trainable and frozen parameters."""
-    from ..build import configured_model
-    from ..config import load_config
-    from ..budget import known_shape, model_input_shape
-    from ..summary import format_summary, summarize
+    from ..config.load import load_config
+    from ..models.sizing import known_shape, model_input_shape
+    from ..models.summary import format_summary, summarize
+    from ..run.build import configured_model
 
     cfg = load_config(args.config, args.options)
     shape, classes = known_shape(cfg.data)

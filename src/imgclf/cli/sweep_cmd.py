@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     import torch
 
-    from ..errors import ConfigError
+    from ..core.errors import ConfigError
     from ..sweeps.runner import run_sweep
 
     if args.workers < 1:
@@ -39,14 +39,14 @@ def run(args) -> int:
         raise ConfigError(f"--max-trials {args.max_trials}: must be at least 1")
     budget_s = None
     if args.budget is not None:
-        from ..studies.budget import parse_budget
+        from ..studies.wall_budget import parse_budget
 
         budget_s = parse_budget(args.budget)
     folder = run_sweep(args.sweep, args.name, args.storage, args.workers, args.sweeps_dir,
                        worker_only=args.worker_only, max_trials=args.max_trials, batched=not args.one_by_one,
                        budget_s=budget_s)
     if not args.worker_only:
-        from ..sweeps.analysis import load_sweep_study, ranked, trials_frame, format_table
+        from ..sweeps.analysis import format_table, load_sweep_study, ranked, trials_frame
 
         spec, study, _ = load_sweep_study(folder, storage_url=args.storage)
         df = trials_frame(study, spec)

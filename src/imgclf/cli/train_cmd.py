@@ -1,7 +1,6 @@
 """imgclf train: train an experiment into runs/<name>/."""
 from __future__ import annotations
 
-
 SAME = "\0same"  # --resume with no value: the run --name names, continued by this same command
 
 
@@ -39,14 +38,14 @@ def run(args) -> int:
         overrides.append("train.tensorboard=true")
     if args.data_dir is not None:
         overrides.append(f"data.data_dir={args.data_dir}")
-    from ..errors import ConfigError
+    from ..core.errors import ConfigError
 
     resume = args.resume
     if resume in (SAME, "auto"):
         if not args.name:
             raise ConfigError(f"--resume{' auto' if resume == 'auto' else ''} continues the run named by --name; "
                               f"add --name NAME, or give --resume RUN")
-        from ..training import is_unfinished
+        from ..run.train import is_unfinished
 
         state = is_unfinished(args.name, args.runs_dir)
         if resume == "auto" and state is False:
@@ -63,7 +62,7 @@ def run(args) -> int:
             raise ConfigError("--from-sweep needs --best (retrain the sweep's best configuration)")
         if args.config:
             raise ConfigError("--from-sweep takes the winner's config; drop --config")
-        from ..config import from_dict
+        from ..config.load import from_dict
         from ..sweeps.analysis import best_config
 
         cfg, label = best_config(args.from_sweep, args.sweeps_dir)

@@ -14,7 +14,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
-from ..registry import Registry
+from ..core.registry import Registry
 
 AUGMENTATIONS: Registry[Callable] = Registry("augmentation")
 

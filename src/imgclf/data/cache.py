@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from ..atomic import atomic_torch_save
+from ..core.atomic import atomic_torch_save
 from .registry import RawData, cache_root
 
 FORMAT_VERSION = 2  # bump when the decoded layout changes

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .cache import cached
 from .download import download
 from .registry import DATASETS, RawData, data_dir_for

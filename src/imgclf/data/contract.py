@@ -7,7 +7,7 @@ from typing import Optional
 
 import torch
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .registry import RawData
 
 

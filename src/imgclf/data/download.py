@@ -5,8 +5,8 @@ import hashlib
 import urllib.request
 from pathlib import Path
 
-from ..atomic import atomic_write
-from ..errors import DataError
+from ..core.atomic import atomic_write
+from ..core.errors import DataError
 
 
 def download(url: str, dest: Path, expected_md5: str | None = None, timeout_s: float = 30.0) -> Path:

@@ -19,7 +19,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .cache import cached
 from .registry import DATASETS, RawData
 

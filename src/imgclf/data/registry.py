@@ -8,7 +8,7 @@ from typing import Callable, Optional
 
 import torch
 
-from ..registry import Registry
+from ..core.registry import Registry
 
 DATASETS: Registry[Callable] = Registry("data set")
 

@@ -6,7 +6,7 @@ from typing import Optional
 
 import torch
 
-from ..errors import ConfigError, DataError
+from ..core.errors import ConfigError, DataError
 from .adapt import convert_channels, target_shape
 from .registry import RawData
 

@@ -17,11 +17,11 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from ..core.errors import ImgclfError
 from ..data.loader import Transform, kept_count
 from ..data.splits import Splits
-from ..budget import check_budget, trainable_params
-from ..errors import ImgclfError
 from ..models import build_model
+from ..models.sizing import check_budget, trainable_params
 from .optim import lr_at
 from .trainer import epoch_seed
 

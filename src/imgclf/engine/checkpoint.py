@@ -14,8 +14,8 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..atomic import atomic_torch_save
-from ..errors import RunError
+from ..core.atomic import atomic_torch_save
+from ..core.errors import RunError
 
 VERSION = 1
 # key -> (type, what it is); what every run checkpoint holds

@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..registry import Registry
+from ..core.registry import Registry
 from .muon import Muon
 
 OPTIMIZERS: Registry[Callable] = Registry("optimizer")

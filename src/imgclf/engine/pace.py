@@ -5,7 +5,7 @@ the elapsed share of the budget instead (see plugins/time_budget.py).
 """
 from __future__ import annotations
 
-from ..distributed import now
+from ..runtime.distributed import now
 from .optim import lr_at
 
 

@@ -16,15 +16,15 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
+from ..core.errors import ImgclfError
 from ..data.loader import Transform, batches, num_batches
 from ..data.splits import Splits
-from ..distributed import all_sum, same_buffers, whole_batches
-from ..errors import ImgclfError
 from ..evaluation import evaluate_split
+from ..runtime.device import autocast, autocast_dtype, grad_scaler
+from ..runtime.distributed import all_sum, same_buffers, whole_batches
 from .monitor import improved, mode_of
 from .optim import build_optimizer, set_lr
 from .pace import EpochPace
-from ..device import autocast, autocast_dtype, grad_scaler
 
 
 class TrainingDiverged(ImgclfError):

@@ -6,10 +6,10 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ..core.registry import Registry
 from ..data.loader import Transform, batches
 from ..data.splits import Split
-from ..device import autocast
-from ..registry import Registry
+from ..runtime.device import autocast
 from .metrics import confusion_matrix, per_class_accuracy, topk_correct
 
 # Test-time augmentation modes: each maps a normalized batch to the views whose logits are
@@ -62,7 +62,7 @@ def evaluate_split(model: nn.Module, split: Split, transform: Transform, device:
 
     `tta` averages the logits over mirrored (and shifted) views; `amp_dtype` runs the model under autocast.
     """
-    from ..distributed import all_sum, shard_range, world
+    from ..runtime.distributed import all_sum, shard_range, world
 
     w = world()  # under torchrun each process scores its own part: every image exactly once
     a, b = shard_range(len(split), w)

@@ -6,10 +6,10 @@ import typing
 
 from torch import nn
 
-from ..errors import ConfigError
-from ..validation import coerce, unknown_key
+from ..config.fields import coerce, unknown_key
+from ..core.errors import ConfigError
+from . import mlp, cnn, backbones, resnet_cifar, conv_groups  # noqa: F401,E402,I001  (register the builders, in listing order)
 from .registry import MODELS
-from . import mlp, cnn, backbones, resnet_cifar, conv_groups  # noqa: F401,E402  (register the builders)
 
 __all__ = ["MODELS", "build_model", "check_model_options", "model_options"]
 

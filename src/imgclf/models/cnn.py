@@ -17,8 +17,8 @@ from typing import Annotated, Optional
 
 from torch import nn
 
-from ..errors import ConfigError
-from ..validation import Range
+from ..config.schema import Range
+from ..core.errors import ConfigError
 from .registry import MODELS
 
 _TOKEN = re.compile(r"^(?:(c)(\d+)(?:k(\d+))?|(b)|(p)|(ap)|(gap)|(d)(0?\.\d+|0|1e-\d+)|(f)(\d+))$")

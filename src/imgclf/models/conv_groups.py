@@ -14,8 +14,8 @@ from typing import Annotated, Optional
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from ..validation import Range
+from ..config.schema import Range
+from ..core.errors import ConfigError
 from .registry import MODELS
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from torch import nn
 
-from ..validation import Range
+from ..config.schema import Range
 from .registry import MODELS
 
 

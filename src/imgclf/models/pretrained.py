@@ -19,8 +19,8 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from ..run_files import BEST
+from ..core.errors import ConfigError
+from ..core.run_files import BEST
 from .strategies import strategy_attr
 
 

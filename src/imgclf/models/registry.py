@@ -1,6 +1,6 @@
 """The model registry (its own module so builders can import it without cycles)."""
 from typing import Callable
 
-from ..registry import Registry
+from ..core.registry import Registry
 
 MODELS: Registry[Callable] = Registry("model")

@@ -1,7 +1,7 @@
 """Transfer strategies (model.strategy), registered by name with what other code asks of them:
 whether layers are frozen, whether only the head trains on features computed once, whether the
 set of trainable parameters changes during the run. The allowed names are read from here."""
-from ..registry import Registry
+from ..core.registry import Registry
 
 STRATEGIES: Registry[str] = Registry("model.strategy")
 

@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import run_files as RF
+from ..core import run_files as RF
+from ..core.errors import ConfigError
 from ..data.augment import center_crop
-from ..errors import ConfigError
-from ..inference import read_image, restore
-from ..runs import Run
+from ..inference.restore import read_image, restore
+from ..run.folder import Run
 from .figures import pyplot, save_figure
 
 

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..atomic import atomic_write
+from ..core.atomic import atomic_write
 
 
 def pyplot():

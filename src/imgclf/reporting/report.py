@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from .. import runs as R
-from ..run_files import REPORT_DIR
-from ..errors import RunError
+from ..core.errors import RunError
+from ..core.run_files import REPORT_DIR
+from ..run import folder as R
 from . import figures as F
 
 CSS = """
@@ -48,7 +48,7 @@ def pct(v) -> str:
 
 
 def _run_blocks(path: Path, out: Path) -> tuple[list, dict]:
-    from ..runs import Run
+    from ..run.folder import Run
 
     run = Run(path)
     m, hist = run.metrics, R.read_history(path / R.HISTORY)
@@ -117,10 +117,10 @@ def _misclassified(run, path: Path, k: int = 12) -> Optional[Path]:
     """The k most confident mistakes on the test split (skipped if the data cannot be read)."""
     import torch
 
-    from ..build import prepare_data
-    from ..inference import restore
+    from ..core.errors import ImgclfError
     from ..data.loader import batches
-    from ..errors import ImgclfError
+    from ..inference.restore import restore
+    from ..run.build import prepare_data
 
     try:
         run, cfg, state, model, transform = restore(run, torch.device("cpu"))

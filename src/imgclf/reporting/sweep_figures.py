@@ -7,7 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..sweeps.analysis import correlations, front_axes, has_front, importances, is_log, numeric, pareto_front, ranked, trial_label
+from ..sweeps.analysis import (
+    correlations,
+    front_axes,
+    has_front,
+    importances,
+    is_log,
+    numeric,
+    pareto_front,
+    ranked,
+    trial_label,
+)
 from ..sweeps.spec import SweepSpec
 from ..sweeps.store import SweepError
 from .figures import epoch_axis, log_axis, pyplot, save_figure

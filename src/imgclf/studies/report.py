@@ -7,14 +7,14 @@ import math
 from pathlib import Path
 from typing import Callable
 
-from .. import runs as R
-from ..results import write_results
-from ..atomic import atomic_write_text
+from ..core.atomic import atomic_write_text
+from ..core.results import write_results
 from ..reporting import figures as F
 from ..reporting.report import pct, render_html, render_md
+from ..run import folder as R
 from ..sweeps.spec import BUDGET_STOP
-from .budget import BudgetPlan, budget_rows
 from .spec import StudySpec
+from .wall_budget import BudgetPlan, budget_rows
 
 COLUMNS = ["run", "best epoch", "train loss", "train acc", "val loss", "val acc", "test loss", "test acc",
            "s/epoch", "ms/step", "params", "mult-adds"]
@@ -88,7 +88,7 @@ def study_report(spec: StudySpec, folder: Path, log: Callable[[str], None] = pri
         blocks.append(("img", F.batch_size_study(timing, figs / "timing"),
                        "Time per step (without validation) and per epoch, and test accuracy, against batch size."))
     if "preview" in spec.figures and rows:
-        from ..build import prepare_data
+        from ..run.build import prepare_data
 
         split = prepare_data(R.Run(Path(rows[0]["path"])).config)
         preview = F.preview_grid(split.train.x[:32], split.train.y[:32], split.classes, figs / "preview")
@@ -136,8 +136,8 @@ def _run_names(spec: StudySpec, folder: Path) -> list[str]:
 
 def _activation_blocks(rows: list[dict], figs: Path) -> list:
     """Feature maps and Grad-CAM of each run's model on the first test image."""
-    from ..build import prepare_data
     from ..reporting.explain import explain
+    from ..run.build import prepare_data
 
     blocks: list = []
     for r in rows:

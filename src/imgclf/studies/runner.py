@@ -11,11 +11,13 @@ from typing import Callable, Optional
 
 import yaml
 
-from .. import runs as R
-from ..child import start_imgclf
-from ..errors import ConfigError
-from .budget import ANNEAL, BudgetPlan, parse_budget, plan_budget
+from ..config.load import load_config
+from ..config.resume import changed_for_reuse
+from ..core.errors import ConfigError
+from ..run import folder as R
+from ..runtime.spawn import start_imgclf
 from .spec import StudySpec, find_study, load_study
+from .wall_budget import ANNEAL, BudgetPlan, parse_budget, plan_budget
 
 
 def studies_root(studies_dir=None) -> Path:
@@ -36,21 +38,9 @@ def status_of(folder: Path) -> str:
     return "partial" if (folder / R.LAST).is_file() else "missing"
 
 
-# what may differ between a finished run and its study without making it another experiment
-FREE = {"data.data_dir", "train.threads", "train.device", "model.pretrained_sha256"}
-
-
 def changed_keys(spec: StudySpec, name: str, folder: Path) -> list[str]:
     """The config keys where a finished run differs from what the study now asks of it."""
-    from ..config import flatten, load_config
-
-    def settings(cfg) -> dict:
-        flat = flatten(cfg.to_dict())  # the model's options stay one value: drop its free keys inside it
-        flat["model"] = {k: v for k, v in flat["model"].items() if f"model.{k}" not in FREE}
-        return flat
-
-    saved, wanted = settings(load_config(folder / R.CONFIG)), settings(spec.config(name))
-    return sorted(k for k in set(saved) | set(wanted) if k not in FREE and saved.get(k) != wanted.get(k))
+    return changed_for_reuse(load_config(folder / R.CONFIG), spec.config(name))
 
 
 def plan(spec: StudySpec, folder: Path) -> list[Planned]:
@@ -80,8 +70,8 @@ def _train_cmd(spec: StudySpec, folder: Path, p: Planned, threads: Optional[int]
 
 
 def _write_configs(spec: StudySpec, folder: Path, todo: list[Planned], retrain: dict) -> None:
-    from ..atomic import atomic_write_text
-    from ..config import save_config
+    from ..config.load import save_config
+    from ..core.atomic import atomic_write_text
 
     for p in todo:
         cfg = spec.config(p.name) if p.name in spec.runs else retrain[p.name]
@@ -90,7 +80,7 @@ def _write_configs(spec: StudySpec, folder: Path, todo: list[Planned], retrain: 
 
 def _retrain_points(spec: StudySpec, sweep_dir: Path) -> dict:
     """The sweep's best `retrain_top` configurations, validated, the study's settings and retrain.set applied."""
-    from ..config import from_dict, merge
+    from ..config.load import from_dict, merge
     from ..sweeps.analysis import load_sweep_study, ranked, trials_frame
     from ..sweeps.space import decode_point, to_overrides
 
@@ -197,7 +187,7 @@ def _data_names(spec: StudySpec) -> list[str]:
     """The data sets the study trains on, the study's settings applied."""
     names = {spec.config(r).data.name for r in spec.runs}
     if spec.sweep is not None:
-        from ..config import from_dict
+        from ..config.load import from_dict
         from ..sweeps.spec import load_sweep
 
         names.add(from_dict(load_sweep(spec.sweep).base, spec.common).data.name)
@@ -222,8 +212,8 @@ def _sweep_file(spec: StudySpec, folder: Path) -> Path:
     whose base has them, written beside the results (`--set data.name=fashion-mnist` reaches it)."""
     if not spec.common:
         return spec.sweep
-    from ..atomic import atomic_write_text
-    from ..config import apply_overrides, read_experiment, read_yaml
+    from ..config.load import apply_overrides, read_experiment, read_yaml
+    from ..core.atomic import atomic_write_text
 
     raw = read_yaml(spec.sweep)
     base = raw.get("base") or {}
@@ -239,8 +229,8 @@ def _sweep_file(spec: StudySpec, folder: Path) -> Path:
 def _longest_first(todo: list[Planned], folder: Path) -> list[Planned]:
     """The runs by estimated cost, longest first: the last to start is then a short one, not a long
     run left alone on one worker's share of the cores (a 2048x2048 MLP ran 12 min so)."""
-    from ..config import load_config
-    from ..run_cost import run_seconds
+    from ..config.load import load_config
+    from ..estimate.run import run_seconds
 
     def cost(p: Planned) -> float:
         path = folder / "configs" / f"{p.name}.yaml"

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ..config import from_dict, read_experiment, read_yaml
-from ..errors import ConfigError
+from ..config.load import from_dict, read_experiment, read_yaml
+from ..core.errors import ConfigError
 
 STUDIES_DIR = Path(__file__).resolve().parents[3] / "configs" / "studies"  # the ready ones, in a checkout
 FIGURES = ("timing", "activations", "preview")

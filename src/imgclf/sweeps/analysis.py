@@ -197,7 +197,7 @@ def load_sweep_study(ref, sweeps_dir=None, storage_url: Optional[str] = None):
     """(spec, study, sweep folder) of a sweep given by name or folder."""
     import optuna
 
-    from ..config import read_yaml
+    from ..config.load import read_yaml
     from .spec import parse_sweep
     from .store import SweepError, open_storage, sweeps_root
 
@@ -225,7 +225,7 @@ def sweep_results(ref, sweeps_dir=None, storage_url: Optional[str] = None):
 
 def best_config(ref, sweeps_dir=None, storage_url: Optional[str] = None):
     """(config, label) of a sweep's best complete trial."""
-    from ..config import from_dict
+    from ..config.load import from_dict
     from .store import SweepError
 
     spec, study, folder = load_sweep_study(ref, sweeps_dir, storage_url)

@@ -9,7 +9,7 @@ from typing import Callable, Optional
 
 import optuna
 
-from ..errors import ImgclfError
+from ..core.errors import ImgclfError
 from .cohorts import cohort_key, sibling_key
 from .space import encode_point
 from .spec import SweepSpec

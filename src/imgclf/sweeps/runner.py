@@ -9,13 +9,13 @@ from typing import Optional
 
 import yaml
 
-from ..atomic import atomic_write_text
-from ..child import start_imgclf
-from ..results import write_results
+from ..core.atomic import atomic_write_text
+from ..core.results import write_results
+from ..runtime.spawn import start_imgclf
 from .analysis import trials_frame
+from .queue import open_study
 from .spec import SweepSpec, load_sweep
 from .store import redact, sweeps_root
-from .queue import open_study
 from .workers import requeue_budget_stopped, worker_loop
 
 

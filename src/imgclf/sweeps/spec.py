@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Optional
 
-from ..config import ExperimentConfig, Metric, from_dict, merge, read_experiment, read_yaml, resolve_extends
-from ..errors import ConfigError
-from ..validation import Choice, Range, build_dataclass
+from ..config.fields import build_dataclass
+from ..config.load import from_dict, merge, read_experiment, read_yaml, resolve_extends
+from ..config.schema import Choice, ExperimentConfig, Metric, Range
+from ..core.errors import ConfigError
 from .space import Param, parse_space, to_overrides
+from .strategies import PRUNERS, STRATEGIES
 
 # Objectives measured per trial beside the epoch records, and whether less is better.
 MEASURED = {"params": "min", "train_seconds": "min"}
@@ -27,12 +29,12 @@ def retried(trials) -> set[int]:
 class SweepOptions:
     """The sweep file's keys besides base and space."""
 
-    strategy: Annotated[str, Choice("imgclf.sweeps.strategies", "STRATEGIES")] = "grid"
+    strategy: Annotated[str, Choice(STRATEGIES.kind)] = "grid"
     trials: Optional[Annotated[int, Range(ge=1)]] = None  # random/tpe: how many; hierarchical: cap per round
     objective: Metric = "val_acc"  # read at the last epoch
     # several objectives at once, each "NAME max|min": the epoch metrics, params, train_seconds
     objectives: Optional[list[str]] = None
-    pruner: Annotated[str, Choice("imgclf.sweeps.strategies", "PRUNERS")] = "none"
+    pruner: Annotated[str, Choice(PRUNERS.kind)] = "none"
     rounds: Annotated[int, Range(ge=1, le=20)] = 3  # hierarchical: coarse grid + finer rounds
     top_k: Annotated[int, Range(ge=1)] = 3  # hierarchical: refine around this many best
     points: Annotated[int, Range(ge=2, le=20)] = 3  # hierarchical: coarse values per numeric range
@@ -118,7 +120,7 @@ def parse_sweep(raw: dict, source: Optional[Path] = None) -> SweepSpec:
         base = resolve_extends(copy.deepcopy(base), source.parent if source else Path("."), where="base")
     from_dict(base)  # the base alone must be a valid experiment
     space = parse_space(raw.pop("space"))
-    options = build_dataclass(SweepOptions, raw, "sweep")
+    options = build_dataclass(SweepOptions, raw, "sweep", {r.kind: r for r in (STRATEGIES, PRUNERS)})
     if options.objectives is not None:
         _check_objectives(options)
     spec = SweepSpec(base, space, options, source)

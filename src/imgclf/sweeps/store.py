@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from ..errors import ImgclfError
+from ..core.errors import ImgclfError
 
 JOURNAL = "journal.log"
 

@@ -13,7 +13,7 @@ from typing import Callable, Optional
 import optuna
 from optuna.trial import TrialState
 
-from ..registry import Registry
+from ..core.registry import Registry
 from .space import coarse_values, decode_point, grid_points, neighbours, product
 
 STRATEGIES: Registry = Registry("sweep strategy")

@@ -12,8 +12,8 @@ import time
 import traceback
 from typing import Optional
 
+from ..core.errors import ImgclfError
 from ..engine.plugins import Plugin
-from ..errors import ImgclfError
 from .space import suggest
 from .spec import BUDGET_STOP, SweepSpec
 
@@ -61,7 +61,7 @@ def run_trial(study, storage, spec: SweepSpec, trial, data_cache: dict, log, dea
     import optuna
     from optuna.trial import TrialState
 
-    from ..training import fit_in_memory
+    from ..run.train import fit_in_memory
 
     t0 = time.perf_counter()
     trial_id = tid(storage, study, trial)
@@ -115,8 +115,8 @@ PARAMS: dict[str, int] = {}  # trainable parameters per model config, counted on
 def _measured(cfg, seconds: float) -> dict:
     """What is measured beside the epoch records, for objectives and the Pareto front of every
     sweep: trainable parameters (the model built once per config, without weights), training seconds."""
-    from ..budget import known_shape, model_input_shape, trainable_params
-    from ..build import configured_model
+    from ..models.sizing import known_shape, model_input_shape, trainable_params
+    from ..run.build import configured_model
 
     d = cfg.to_dict()
     key = json.dumps([d["model"], d["data"]], sort_keys=True, default=str)
@@ -133,7 +133,7 @@ def _said(spec: SweepSpec, values: list[float]) -> str:
 
 
 def _splits(cfg, data_cache: dict):
-    from ..build import prepare_data
+    from ..run.build import prepare_data
 
     # the data, and the weights whose statistics normalize them when data.normalization=weights
     key = json.dumps([cfg.to_dict()["data"], cfg.model.pretrained if cfg.data.normalization == "weights" else None],
@@ -157,7 +157,7 @@ def _take(spec: SweepSpec, trials: list) -> tuple[list[dict], list]:
 
 def run_siblings(study, storage, spec: SweepSpec, trials: list, data_cache: dict, log) -> list[str]:
     """Trials that differ only in epochs: one run to the longest, each read at its own epoch count."""
-    from ..training import fit_in_memory
+    from ..run.train import fit_in_memory
 
     t0 = time.perf_counter()
     points, cfgs = _take(spec, trials)
@@ -208,8 +208,8 @@ def _tell(study, spec: SweepSpec, t, point: dict, cfg, hist: list[dict], error: 
 
 def run_cohort(study, storage, spec: SweepSpec, trials: list, data_cache: dict, log) -> list[str]:
     """Train trials of one cohort as one batched computation; siblings that differ only in epochs share a model."""
-    from ..device import pick_device, torch_threads
     from ..engine.batched import train_cohort
+    from ..runtime.device import pick_device, torch_threads
     from .cohorts import shared_models
 
     t0 = time.perf_counter()

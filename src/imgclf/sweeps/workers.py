@@ -9,10 +9,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Optional
 
+from .queue import advance, group_key
 from .space import decode_point
 from .spec import BUDGET_STOP, SweepSpec, retried
 from .strategies import strategy
-from .queue import advance, group_key
 from .trials import run_cohort, run_siblings, run_trial, tid
 
 

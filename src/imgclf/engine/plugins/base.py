@@ -13,7 +13,7 @@ from typing import Callable, Optional
 
 import torch
 
-from ...registry import Registry
+from ...core.registry import Registry
 
 
 class Plugin:

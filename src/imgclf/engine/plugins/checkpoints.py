@@ -5,8 +5,8 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from ...atomic import atomic_write_text
-from ...run_files import BEST, HISTORY, LAST
+from ...core.atomic import atomic_write_text
+from ...core.run_files import BEST, HISTORY, LAST
 from ..checkpoint import save_checkpoint
 from .base import PLUGINS, Context, Plugin
 

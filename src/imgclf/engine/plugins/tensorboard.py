@@ -5,8 +5,8 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from ...atomic import atomic_write_text
-from ...errors import ConfigError
+from ...core.atomic import atomic_write_text
+from ...core.errors import ConfigError
 from .base import PLUGINS, Context, Plugin
 
 

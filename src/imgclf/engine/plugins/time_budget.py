@@ -13,8 +13,8 @@ import time
 from typing import Optional
 
 from ...data.splits import Split
-from ...distributed import agreed, now
 from ...evaluation import evaluate_split
+from ...runtime.distributed import agreed, now
 from ..optim import SCHEDULES
 from ..pace import TimePace
 from .base import PLUGINS, Context, Plugin

@@ -1,34 +1,87 @@
-"""Experiment configuration: dataclass defaults, then a YAML file, then `--set key=value`.
+"""The experiment's configuration schema: sections as dataclasses with their defaults, and the
+annotations that carry each value's range, parser or registry.
 
-The result is validated once, before anything runs: an unknown key, a value
-of the wrong type or out of range raises a ConfigError naming the key and
-what is allowed.
+It imports nothing of the package, so every layer can type `cfg: ExperimentConfig`. Checking a
+mapping against it is config/fields.py's work; the rules that consult registries are config/rules.py's.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
-import os
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Callable, Literal, Optional
 
-import yaml
 
-from .errors import ConfigError
-from .validation import Choice, Parse, Range, build_dataclass, coerce, parse_duration, unknown_key
+@dataclass(frozen=True)
+class Range:
+    """Allowed interval of a number: ge/gt lower bound, le/lt upper bound."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.ge is not None:
+            parts.append(f">= {self.ge:g}")
+        if self.gt is not None:
+            parts.append(f"> {self.gt:g}")
+        if self.le is not None:
+            parts.append(f"<= {self.le:g}")
+        if self.lt is not None:
+            parts.append(f"< {self.lt:g}")
+        return " and ".join(parts)
+
+    def ok(self, v: float) -> bool:
+        return not (
+            (self.ge is not None and v < self.ge)
+            or (self.gt is not None and v <= self.gt)
+            or (self.le is not None and v > self.le)
+            or (self.lt is not None and v >= self.lt)
+        )
+
+
+@dataclass(frozen=True)
+class Parse:
+    """A parser applied to strings before type checking (e.g. '60m' -> 3600.0)."""
+
+    fn: Callable[[str], Any]
+    hint: str
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A name that must be registered in the registry of this kind (Registry.kind): the schema
+    names the kind, and whoever checks a config hands over the registries, so the allowed names
+    are read from them, never copied here."""
+
+    kind: str
+
+
+def parse_duration(text: str) -> float:
+    """Parse '90s', '45m', '1.5h' or a plain number of seconds into seconds."""
+    t = str(text).strip().lower()
+    scale = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    try:
+        if t and t[-1] in scale:
+            return float(t[:-1]) * scale[t[-1]]
+        return float(t)
+    except ValueError:
+        raise ValueError(f"not a duration: {text!r}") from None
+
+
 
 Prob = Annotated[float, Range(ge=0.0, lt=1.0)]
 NonNeg = Annotated[float, Range(ge=0.0)]
 NonNegInt = Annotated[int, Range(ge=0)]
 PosInt = Annotated[int, Range(ge=1)]
 Metric = Literal["val_loss", "val_acc", "train_loss", "train_acc"]  # what the epoch records hold
-OptimizerName = Annotated[str, Choice("imgclf.engine.optim", "OPTIMIZERS")]
-ScheduleName = Annotated[str, Choice("imgclf.engine.optim", "SCHEDULES")]
-TTAName = Annotated[str, Choice("imgclf.evaluation.evaluate", "TTA")]
-TransferStrategy = Annotated[str, Choice("imgclf.models.strategies", "STRATEGIES")]
+OptimizerName = Annotated[str, Choice("optimizer")]
+ScheduleName = Annotated[str, Choice("schedule")]
+TTAName = Annotated[str, Choice("test-time augmentation")]
+TransferStrategy = Annotated[str, Choice("model.strategy")]
 Seconds = Annotated[float, Parse(parse_duration, "a duration such as 90s, 45m or 1.5h"), Range(gt=0.0)]
+
 
 
 @dataclass
@@ -201,193 +254,3 @@ class ExperimentConfig:
 
 SECTIONS = [f.name for f in dataclasses.fields(ExperimentConfig)]
 
-
-# Mappings whose keys the user chooses: a model's builder options (checked against its signature
-# later) and the per-prefix rate factors.
-FREE_KEYS = ("model", "optim.lr_scales")
-
-
-def merge(base: dict, update: Any, *, strict: bool = False, where: str = "") -> dict:
-    """Deep-merge `update` over a copy of `base`: the one merge of configs, `extends` and sweeps.
-
-    A `model` section naming another model replaces the base's (its options belong to the
-    other builder). With `strict`, keys the base lacks are refused, except model options,
-    which are checked against the builder's signature later.
-    """
-    if not isinstance(update, dict):
-        raise ConfigError(f"{where or 'config'}: expected a mapping of keys, got {update!r}")
-    out = copy.deepcopy(base)
-    for key, val in update.items():
-        if (not where and key == "model" and isinstance(val, dict) and "name" in val
-                and val["name"] != (out.get("model") or {}).get("name")):
-            out[key] = copy.deepcopy(val)
-            continue
-        if strict and key not in out and where not in FREE_KEYS:
-            raise unknown_key(str(key), list(out), f"{where}." if where else "")
-        if isinstance(out.get(key), dict) and isinstance(val, dict):
-            out[key] = merge(out[key], val, strict=strict, where=f"{where}.{key}" if where else str(key))
-        else:
-            out[key] = copy.deepcopy(val)
-    return out
-
-
-def flatten(d: dict, prefix: str = "") -> dict:
-    """A config mapping as {'section.key': value} (model options stay one value, under 'model')."""
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and not (prefix == "" and k == "model"):
-            out.update(flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """Split 'optim.lr=0.1' into (['optim', 'lr'], 0.1); the value is parsed as YAML."""
-    if "=" not in text:
-        raise ConfigError(f"override {text!r} is not of the form key=value (e.g. optim.lr=0.1)")
-    key, _, raw = text.partition("=")
-    key = key.strip()
-    parts = key.split(".")
-    if not key or any(not p for p in parts):
-        raise ConfigError(f"override {text!r}: bad key {key!r}; use dotted keys such as optim.lr")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
-    return parts, value
-
-
-def _nest(parts: list[str], value: Any) -> dict:
-    out: Any = value
-    for p in reversed(parts):
-        out = {p: out}
-    return out
-
-
-def read_yaml(path: str | os.PathLike) -> dict:
-    """Read a YAML mapping from `path`, with one-line errors for missing or malformed files."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {p}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read config file {p}: {e}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config file {p} is not valid YAML{at}; fix the syntax") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {p} must hold a mapping of sections ({', '.join(SECTIONS)})")
-    return data
-
-
-def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...]) -> dict:
-    """The mapping `raw` with 'key=value' overrides merged in (not validated: a sweep's base, say)."""
-    for text in overrides:
-        raw = merge(raw, _nest(*parse_override(text)))
-    return raw
-
-
-def from_dict(raw: dict, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
-    """Defaults, updated by the mapping `raw`, then by 'key=value' overrides; validated."""
-    merged = ExperimentConfig().to_dict()
-    # A mapping that names a model replaces the default model's options instead of merging with them.
-    if isinstance(raw, dict) and isinstance(raw.get("model"), dict) and "name" in raw["model"]:
-        merged["model"] = {}
-    merged = merge(merged, raw, strict=True)
-    for text in overrides:
-        merged = merge(merged, _nest(*parse_override(text)), strict=True)
-    return validate(merged)
-
-
-def read_experiment(path: str | os.PathLike, _seen: tuple = ()) -> dict:
-    """Read an experiment YAML, following `extends: other.yaml` (relative to the file) to its parents."""
-    p = Path(path)
-    if p.resolve() in _seen:
-        raise ConfigError(f"config file {p}: 'extends' loops back to itself")
-    return resolve_extends(read_yaml(p), p.parent, _seen + (p.resolve(),), str(p))
-
-
-def resolve_extends(raw: dict, folder: Path, _seen: tuple = (), where: str = "config") -> dict:
-    """`raw` merged over the experiment its `extends:` names (a path relative to `folder`), if any."""
-    raw = dict(raw)
-    parent = raw.pop("extends", None)
-    if parent is None:
-        return raw
-    if not isinstance(parent, str) or not parent.strip():
-        raise ConfigError(f"{where}: extends must be the path of another YAML file")
-    return merge(read_experiment(Path(folder) / parent, _seen), raw)
-
-
-def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
-    """Load and validate an experiment: defaults, then the YAML file at `path` (and what it extends), then overrides."""
-    raw = read_experiment(path) if path is not None else {}
-    return from_dict(raw, overrides)
-
-
-def validate(raw: dict) -> ExperimentConfig:
-    """Check every value of a merged config mapping and the rules that tie sections together."""
-    from .data.registry import DATASETS  # late import: data registers itself on import
-    from .models import MODELS, check_model_options
-
-    model_raw = raw.get("model") or {}
-    if not isinstance(model_raw, dict):
-        raise ConfigError(f"model: expected a mapping of name and options (e.g. name: cnn), got {model_raw!r}")
-    model_raw = dict(model_raw)
-    model_name = coerce(model_raw.pop("name", None), str, "model.name")
-    hints = typing.get_type_hints(ModelConfig, include_extras=True)
-    transfer = {k: coerce(model_raw.pop(k), hints[k], f"model.{k}") for k in TRANSFER_KEYS if k in model_raw}
-    raw = {**raw, "model": ModelConfig()}
-    cfg: ExperimentConfig = build_dataclass(ExperimentConfig, raw, "")
-    MODELS.get(model_name)
-    cfg.model = ModelConfig(name=model_name, options=check_model_options(model_name, model_raw), **transfer)
-    m = cfg.model
-    if m.pretrained not in (None, "none") and m.strategy == "scratch":
-        raise ConfigError("model.strategy=scratch re-initialises the weights: drop model.pretrained, or choose "
-                          "model.strategy=finetune or freeze")
-    if cfg.data.normalization is None:
-        cfg.data.normalization = "weights" if m.pretrained == "imagenet" else "dataset"
-    if cfg.data.normalization == "weights" and m.pretrained in (None, "none"):
-        raise ConfigError("data.normalization=weights uses the pretrained weights' statistics: set model.pretrained, "
-                          "or choose data.normalization=dataset")
-    if m.strategy == "linear-probe":
-        if m.pretrained in (None, "none"):
-            raise ConfigError("model.strategy=linear-probe trains a head on pretrained features: set model.pretrained "
-                              "(imagenet, a weights file or a run)")
-        on = [k for k, v in dataclasses.asdict(cfg.data.augment).items() if v and k != "early_crop_share"]
-        if on:
-            raise ConfigError(f"model.strategy=linear-probe computes each image's features once, so training "
-                              f"augmentation cannot apply: drop data.augment.{on[0]}, or choose model.strategy=freeze")
-    if m.trainable and m.strategy != "freeze":
-        raise ConfigError("model.trainable names what trains under model.strategy=freeze; set it, or drop "
-                          "model.trainable")
-    DATASETS.get(cfg.data.name)
-    if cfg.data.name == "folder" and not cfg.data.path:
-        raise ConfigError("data.path: the folder data set needs a path (a folder or a .tar.gz); set data.path=...")
-    from .engine.optim import OPTIMIZERS
-
-    if cfg.optim.nesterov and (not OPTIMIZERS.attr(cfg.optim.name, "nesterov") or cfg.optim.momentum <= 0):
-        raise ConfigError(f"optim.nesterov: needs optim.momentum > 0 and an optimizer with Nesterov momentum "
-                          f"({', '.join(OPTIMIZERS.names(nesterov=True))})")
-    if len(cfg.optim.betas) != 2:
-        raise ConfigError(f"optim.betas: {cfg.optim.betas!r} must hold exactly two numbers, e.g. [0.9, 0.999]")
-    a = cfg.data.augment
-    if a.crop_size is not None and a.crop_padding:
-        raise ConfigError("data.augment: use crop_padding or crop_size, not both")
-    if a.early_crop is not None and not (a.crop_padding or a.translate):
-        raise ConfigError(f"data.augment.early_crop={a.early_crop} needs data.augment.crop_padding > 0 or "
-                          f"translate > 0 (the small crops are windows of the shifted image); set one or remove early_crop")
-    if a.alternate_flip and not a.hflip:
-        raise ConfigError("data.augment.alternate_flip: needs data.augment.hflip=true")
-    return cfg
-
-
-def save_config(cfg: ExperimentConfig) -> str:
-    """The config as YAML text, loadable by `load_config`."""
-    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

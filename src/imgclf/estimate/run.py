@@ -12,10 +12,10 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .budget import known_shape, model_input_shape
-from .build import configured_model
-from .data import DATASETS
-from .models.strategies import strategy_attr
+from ..data import DATASETS
+from ..models.sizing import known_shape, model_input_shape
+from ..models.strategies import strategy_attr
+from ..run.build import configured_model
 
 OVERHEAD = 1.1  # data, augmentation and the validation pass, on top of the training steps
 STEP_SECONDS: dict[str, float] = {}

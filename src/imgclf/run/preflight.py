@@ -11,13 +11,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .budget import check_budget, known_shape, model_input_shape, trainable_params
+from ..core.errors import ConfigError
+from ..models.pretrained import weights_file
+from ..models.sizing import check_budget, known_shape, model_input_shape, trainable_params
+from ..models.strategies import strategy_attr
+from ..runtime.device import pick_device
+from ..runtime.distributed import launched
 from .build import configured_model
-from .device import pick_device
-from .distributed import launched
-from .errors import ConfigError
-from .models.pretrained import weights_file
-from .models.strategies import strategy_attr
 
 
 def _probe(model: nn.Module, shape: tuple[int, int, int], what: str, fix: str) -> None:

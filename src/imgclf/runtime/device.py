@@ -11,7 +11,7 @@ from typing import Optional
 
 import torch
 
-from .errors import ConfigError
+from ..core.errors import ConfigError
 
 
 def pick_device(name: str) -> torch.device:

@@ -11,74 +11,15 @@ import difflib
 import math
 import types
 import typing
-from dataclasses import dataclass
-from typing import Any, Callable, Literal, Union
+from typing import Any, Literal, Mapping, Union
 
-from .errors import ConfigError
+from ..core.errors import ConfigError
+from ..core.registry import Registry
+from .schema import Choice, Parse, Range
 
-
-@dataclass(frozen=True)
-class Range:
-    """Allowed interval of a number: ge/gt lower bound, le/lt upper bound."""
-
-    ge: float | None = None
-    gt: float | None = None
-    le: float | None = None
-    lt: float | None = None
-
-    def describe(self) -> str:
-        parts = []
-        if self.ge is not None:
-            parts.append(f">= {self.ge:g}")
-        if self.gt is not None:
-            parts.append(f"> {self.gt:g}")
-        if self.le is not None:
-            parts.append(f"<= {self.le:g}")
-        if self.lt is not None:
-            parts.append(f"< {self.lt:g}")
-        return " and ".join(parts)
-
-    def ok(self, v: float) -> bool:
-        return not (
-            (self.ge is not None and v < self.ge)
-            or (self.gt is not None and v <= self.gt)
-            or (self.le is not None and v > self.le)
-            or (self.lt is not None and v >= self.lt)
-        )
-
-
-@dataclass(frozen=True)
-class Parse:
-    """A parser applied to strings before type checking (e.g. '60m' -> 3600.0)."""
-
-    fn: Callable[[str], Any]
-    hint: str
-
-
-@dataclass(frozen=True)
-class Choice:
-    """A name that must be registered in a registry, imported on first use (`module`, `attr`):
-    the allowed names are read from the registry, never copied into the config."""
-
-    module: str
-    attr: str
-
-    def registry(self):
-        import importlib
-
-        return getattr(importlib.import_module(self.module), self.attr)
-
-
-def parse_duration(text: str) -> float:
-    """Parse '90s', '45m', '1.5h' or a plain number of seconds into seconds."""
-    t = str(text).strip().lower()
-    scale = {"s": 1.0, "m": 60.0, "h": 3600.0}
-    try:
-        if t and t[-1] in scale:
-            return float(t[:-1]) * scale[t[-1]]
-        return float(t)
-    except ValueError:
-        raise ValueError(f"not a duration: {text!r}") from None
+# The registries a Choice may name, by their kind (Registry.kind); the caller hands them over.
+Registries = Mapping[str, Registry]
+NONE: Registries = {}
 
 
 def type_name(tp: Any) -> str:
@@ -105,8 +46,9 @@ def type_name(tp: Any) -> str:
     )
 
 
-def coerce(value: Any, tp: Any, where: str) -> Any:
-    """Return `value` converted to annotation `tp`, or raise ConfigError naming `where`."""
+def coerce(value: Any, tp: Any, where: str, registries: Registries = NONE) -> Any:
+    """Return `value` converted to annotation `tp`, or raise ConfigError naming `where`; a Choice
+    is looked up in `registries` by its kind."""
     origin = typing.get_origin(tp)
     if origin is typing.Annotated:
         base, *meta = typing.get_args(tp)
@@ -116,10 +58,10 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
                     value = m.fn(value)
                 except ValueError:
                     raise ConfigError(f"{where}: {value!r} is not valid; expected {m.hint}") from None
-        value = coerce(value, base, where)
+        value = coerce(value, base, where, registries)
         for m in meta:
-            if isinstance(m, Choice) and value not in m.registry():
-                raise ConfigError(f"{where}: {value!r} is not allowed; choose one of: {', '.join(m.registry().names())}")
+            if isinstance(m, Choice) and value not in registries[m.kind]:
+                raise ConfigError(f"{where}: {value!r} is not allowed; choose one of: {', '.join(registries[m.kind].names())}")
             if isinstance(m, Range) and value is not None:
                 items = value if isinstance(value, list) else [value]
                 for v in items:
@@ -132,10 +74,10 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
             return None
         candidates = [a for a in args if a is not type(None)]
         if len(candidates) == 1:  # Optional[X]: X's own, more specific message
-            return coerce(value, candidates[0], where)
+            return coerce(value, candidates[0], where, registries)
         for arg in candidates:
             try:
-                return coerce(value, arg, where)
+                return coerce(value, arg, where, registries)
             except ConfigError:
                 continue
         raise ConfigError(f"{where}: {value!r} is not valid; expected {type_name(tp)}")
@@ -152,12 +94,12 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
             value = list(value)
         if not isinstance(value, list):
             raise ConfigError(f"{where}: {value!r} is not valid; expected {type_name(tp)}")
-        return [coerce(v, arg, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [coerce(v, arg, f"{where}[{i}]", registries) for i, v in enumerate(value)]
     if origin is dict:
         kt, vt = typing.get_args(tp)
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: {value!r} is not valid; expected {type_name(tp)}")
-        return {coerce(k, kt, f"{where} key"): coerce(v, vt, f"{where}.{k}") for k, v in value.items()}
+        return {coerce(k, kt, f"{where} key", registries): coerce(v, vt, f"{where}.{k}", registries) for k, v in value.items()}
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -190,7 +132,7 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, tp):
             return value
         if isinstance(value, dict):
-            return build_dataclass(tp, value, where)
+            return build_dataclass(tp, value, where, registries)
     raise ConfigError(f"{where}: {value!r} is not valid; expected {type_name(tp)}")
 
 
@@ -201,7 +143,7 @@ def unknown_key(key: str, allowed: list[str], where: str) -> ConfigError:
     return ConfigError(f"unknown key {where}{key}{hint}; allowed keys: {', '.join(allowed)}")
 
 
-def build_dataclass(cls: type, raw: dict, where: str) -> Any:
+def build_dataclass(cls: type, raw: dict, where: str, registries: Registries = NONE) -> Any:
     """Build dataclass `cls` from a mapping, checking every key and value."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping of keys, got {raw!r}")
@@ -212,5 +154,5 @@ def build_dataclass(cls: type, raw: dict, where: str) -> Any:
     for key, val in raw.items():
         if key not in names:
             raise unknown_key(str(key), names, prefix)
-        kwargs[key] = coerce(val, hints[key], f"{prefix}{key}")
+        kwargs[key] = coerce(val, hints[key], f"{prefix}{key}", registries)
     return cls(**kwargs)

@@ -19,13 +19,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ..atomic import atomic_write_text
-from ..config import from_dict
+from ..config.load import from_dict
+from ..config.schema import parse_duration
+from ..core.atomic import atomic_write_text
+from ..core.errors import ConfigError
 from ..engine.optim import SCHEDULES
-from ..errors import ConfigError
-from ..run_cost import run_seconds, words
+from ..estimate.run import run_seconds, words
 from ..sweeps.spec import load_sweep
-from ..validation import parse_duration
 from .spec import StudySpec
 
 PLAN = "budget.json"

@@ -9,14 +9,14 @@ import time
 
 import torch
 
-from ..budget import known_shape
-from ..config import from_dict
+from ..config.load import from_dict
 from ..data.splits import Split, Splits
 from ..engine.batched import train_cohort
-from ..run_cost import OVERHEAD, STEP_SECONDS, fastest, run_seconds, train_images
-from .cohorts import shared_models, sibling_key
-from .queue import group_key
-from .strategies import strategy
+from ..models.sizing import known_shape
+from ..sweeps.cohorts import shared_models, sibling_key
+from ..sweeps.queue import group_key
+from ..sweeps.strategies import strategy
+from .run import OVERHEAD, STEP_SECONDS, fastest, run_seconds, train_images
 
 
 def cohort_seconds(cfgs: list) -> float:

@@ -7,29 +7,23 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from . import runs as R
+from ..config.load import from_dict, load_config, save_config
+from ..config.resume import refused_by_same_command, refused_overrides, resumable_keys
+from ..config.schema import ExperimentConfig
+from ..core.errors import ConfigError, RunError
+from ..engine.checkpoint import check_model, load_checkpoint
+from ..engine.optim import group_table
+from ..engine.plugins import Plugin
+from ..engine.trainer import Trainer
+from ..evaluation import evaluate_split
+from ..models.strategies import strategy_attr
+from ..models.summary import format_summary, summarize
+from ..runtime.device import pick_device, torch_threads
+from ..runtime.distributed import join, leave, main_first
+from . import folder as R
 from .build import build_trainer, configured_model, prepare_data, seeded_model
-from .distributed import join, leave, main_first
-from .config import ExperimentConfig, flatten, from_dict, load_config, save_config
-from .engine.checkpoint import check_model, load_checkpoint
-from .engine.optim import group_table
-from .engine.plugins import Plugin
-from .engine.trainer import Trainer
-from .errors import ConfigError, RunError
-from .evaluation import evaluate_split
-from .device import pick_device, torch_threads
+from .folder import Run
 from .preflight import preflight
-from .models.strategies import strategy_attr
-from .runs import Run
-from .summary import format_summary, summarize
-
-RESUMABLE_KEYS = {"train.epochs", "train.time_budget", "train.device", "train.threads", "data.data_dir"}
-
-
-# Keys the same command may change when it resumes a run, because they cannot change its result:
-# where the data are read from, the threads and the device (numerics aside).
-FREE_KEYS = {"train.device", "train.threads", "data.data_dir"}
-LONGER_KEYS = {"train.epochs", "train.time_budget"}  # may grow: a longer run of the same experiment
 
 
 def _wanted(config, overrides: Sequence[str]):
@@ -38,16 +32,11 @@ def _wanted(config, overrides: Sequence[str]):
     return load_config(config, overrides)
 
 
-def _same_command(wanted, run_dir: Path) -> None:
+def _same_command(wanted: ExperimentConfig, run_dir: Path) -> None:
     """Refuse to continue `run_dir` with a command whose experiment is not the run's own (a longer run is)."""
-    stored = flatten(load_config(run_dir / R.CONFIG).to_dict())
-    here = flatten(wanted.to_dict())
-    for k in sorted(set(stored) | set(here)):
-        a, b = stored.get(k), here.get(k)
-        if a == b or k in FREE_KEYS:
-            continue
-        if k in LONGER_KEYS and (b is None or (a is not None and b > a)):
-            continue  # more epochs, a longer budget or none: the same run, taken further
+    refused = refused_by_same_command(load_config(run_dir / R.CONFIG), wanted)
+    if refused:
+        k, a, b = refused[0]
         raise ConfigError(f"cannot resume {run_dir} with this command: {k} is {b!r} here and {a!r} in the run; "
                           f"run the command that started it, or train a new run under another --name")
 
@@ -75,11 +64,10 @@ def _resolve(config, overrides: Sequence[str], resume, runs_dir, name: Optional[
         _same_command(cfg, run_dir)
     else:
         run_dir = R.resolve_run(resume, runs_dir)
-        stored = flatten(load_config(run_dir / R.CONFIG).to_dict())
         cfg = load_config(run_dir / R.CONFIG, overrides)
-        bad = sorted(k for k, v in flatten(cfg.to_dict()).items() if stored.get(k) != v and k not in RESUMABLE_KEYS)
+        bad = refused_overrides(load_config(run_dir / R.CONFIG), cfg)
         if bad:
-            raise ConfigError(f"{', '.join(bad)} cannot change when resuming; only {', '.join(sorted(RESUMABLE_KEYS))} can")
+            raise ConfigError(f"{', '.join(bad)} cannot change when resuming; only {', '.join(resumable_keys())} can")
     R.remove_stale_temps(run_dir)
     state = best = None
     if (run_dir / R.LAST).exists():

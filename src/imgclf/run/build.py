@@ -10,15 +10,15 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .data import load_raw, make_splits
-from .data.splits import Split, Splits
-from .distributed import World, shard_batches
-from .engine.plugins import Context, Plugin, build_plugins
-from .engine.trainer import Trainer
-from .models import build_model
-from .models.strategies import strategy_attr
-from .models.pretrained import apply_strategy, check_trainable, pretrain, weights_stats
-from .budget import check_budget, model_input_shape, trainable_params
+from ..data import load_raw, make_splits
+from ..data.splits import Split, Splits
+from ..engine.plugins import Context, Plugin, build_plugins
+from ..engine.trainer import Trainer
+from ..models import build_model
+from ..models.pretrained import apply_strategy, check_trainable, pretrain, weights_stats
+from ..models.sizing import check_budget, model_input_shape, trainable_params
+from ..models.strategies import strategy_attr
+from ..runtime.distributed import World, shard_batches
 
 
 def prepare_data(cfg) -> Splits:

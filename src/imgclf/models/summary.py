@@ -107,7 +107,7 @@ def summarize(model: nn.Module, input_shape: tuple[int, int, int]) -> Summary:
             try:
                 model(torch.zeros(1, *input_shape, device=device))
             except RuntimeError as e:  # shapes that do not fit the architecture
-                from .errors import ConfigError
+                from ..core.errors import ConfigError
 
                 raise ConfigError(
                     f"the model cannot take a {'x'.join(map(str, input_shape))} input "

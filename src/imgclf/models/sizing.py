@@ -7,9 +7,9 @@ from typing import Optional
 
 from torch import nn
 
-from .data import DATASETS
-from .data.adapt import target_shape
-from .errors import BudgetError, ConfigError
+from ..core.errors import BudgetError, ConfigError
+from ..data import DATASETS
+from ..data.adapt import target_shape
 
 
 def known_shape(data_cfg) -> tuple[tuple[int, int, int], Optional[int]]:

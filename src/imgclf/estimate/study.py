@@ -2,10 +2,10 @@
 (sweeps/cost) and the retraining of the sweep's best. Runs are counted one at a time."""
 from __future__ import annotations
 
-from ..config import from_dict
-from ..run_cost import run_seconds
-from ..sweeps.cost import sweep_seconds
+from ..config.load import from_dict
 from ..sweeps.spec import load_sweep
+from .run import run_seconds
+from .sweep import sweep_seconds
 
 
 def study_seconds(spec) -> float:

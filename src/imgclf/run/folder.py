@@ -10,10 +10,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import atomic_write_text
-from .config import load_config
-from .errors import RunError
-from .run_files import BEST, CLAIM, CONFIG, HISTORY, LAST, LOG, METRICS, SUMMARY_JSON, SUMMARY_TXT  # noqa: F401
+from ..config.load import load_config
+from ..core.atomic import atomic_write_text
+from ..core.errors import RunError
+from ..core.run_files import BEST, CLAIM, CONFIG, HISTORY, LAST, LOG, METRICS, SUMMARY_JSON, SUMMARY_TXT  # noqa: F401
 
 
 def runs_root(runs_dir: str | os.PathLike | None = None) -> Path:

@@ -21,11 +21,11 @@ from typing import Optional
 import torch
 from torch import nn
 
-from . import run_files as RF
-from .build import prepare_data
-from .errors import ConfigError, DataError, ImgclfError
-from .inference import restore, top_classes
-from .runs import Run, load_run
+from ..core import run_files as RF
+from ..core.errors import ConfigError, DataError, ImgclfError
+from ..run.build import prepare_data
+from ..run.folder import Run, load_run
+from .restore import restore, top_classes
 
 FORMATS = RF.EXPORT_SUFFIXES
 TOLERANCE = 1e-4  # largest |exported - PyTorch| logit difference, in units of max(1, largest |logit|)

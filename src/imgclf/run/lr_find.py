@@ -19,11 +19,11 @@ from typing import Callable
 
 import torch
 
+from ..core.errors import ConfigError
+from ..engine.plugins import Plugin
+from ..engine.trainer import Trainer
+from ..runtime.device import pick_device
 from .build import prepare_data, seeded_model
-from .device import pick_device
-from .engine.plugins import Plugin
-from .engine.trainer import Trainer
-from .errors import ConfigError
 from .preflight import preflight
 
 SMOOTHING = 0.98  # the weight of the running mean of the loss (fastai's beta)

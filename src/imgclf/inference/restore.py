@@ -9,16 +9,16 @@ from typing import Iterable, Optional
 
 import torch
 
-from . import run_files as RF
-from .build import configured_model, prepare_data
-from .data.folder import decode_image
-from .data.loader import Transform
-from .device import autocast_dtype, pick_device
-from .engine.checkpoint import check_model, load_checkpoint
-from .errors import ConfigError, DataError
-from .evaluation import evaluate_split
-from .evaluation.evaluate import TTA
-from .runs import Run, load_run
+from ..core import run_files as RF
+from ..core.errors import ConfigError, DataError
+from ..data.folder import decode_image
+from ..data.loader import Transform
+from ..engine.checkpoint import check_model, load_checkpoint
+from ..evaluation import evaluate_split
+from ..evaluation.evaluate import TTA
+from ..run.build import configured_model, prepare_data
+from ..run.folder import Run, load_run
+from ..runtime.device import autocast_dtype, pick_device
 
 
 def restore(run: Run | str | os.PathLike, device: torch.device):
