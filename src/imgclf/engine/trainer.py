@@ -59,7 +59,7 @@ class Trainer:
         # The compiled module shares the model's parameters; checkpoints and evaluation use the model.
         self.forward = torch.compile(model) if cfg.train.compile else model
         # The data step: batches whole at loss weight 1; under torchrun, each process's shard
-        # (see distributed.py, which also wraps `forward` in DistributedDataParallel).
+        # (see runtime/distributed.py, which also wraps `forward` in DistributedDataParallel).
         self.feed = whole_batches
         self.num_classes = len(splits.classes)
         self.pace = EpochPace(cfg)  # how far along the run is; a plugin may pace it by time instead

@@ -114,7 +114,7 @@ def _claim(path: Path) -> bool:
 
 
 def remove_stale_temps(run_dir: Path) -> None:
-    """Delete temporary files a killed process left mid-write (their targets are whole: see atomic.py)."""
+    """Delete temporary files a killed process left mid-write (their targets are whole: see core/atomic.py)."""
     for p in Path(run_dir).glob(".*.tmp"):
         p.unlink(missing_ok=True)
 

@@ -2,7 +2,7 @@
 or downloaded, so that a bad config fails in about a second.
 
 The config itself (types, ranges, names, pairs of options) is checked when it is loaded
-(config.py); here the parts meet: the device, the model built on the data set's known input
+(config/rules.py); here the parts meet: the device, the model built on the data set's known input
 shape (each registered data set declares it), a forward pass of that shape and of any
 smaller training crop, and the parameter budget.
 """
