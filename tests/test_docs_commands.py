@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from imgclf.cli.main import build_parser
+from imgclf.core.ready import ready_configs
 from imgclf.studies import ready_studies
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +46,8 @@ def test_each_documented_command_parses_and_its_files_exist(page, text):
         path = getattr(args, attr, None)
         if attr == "config" and path and path.startswith("configs/"):
             assert (ROOT / path).is_file(), f"{page}: {path} does not exist"
+        elif attr == "config" and path and not path.endswith((".yaml", ".yml")):
+            assert path in ready_configs(), f"{page}: no ready config {path}"
     ref = getattr(args, "study", None)
     if args.command == "study" and ref and not ref.endswith((".yaml", ".yml")):
         assert ref in {p.stem for p in ready_studies()}, f"{page}: no ready study {ref}"

@@ -51,9 +51,8 @@ def test_cli_exits_2_with_one_line_and_an_empty_cache(tmp_path, capsys):
 
 
 def test_every_shipped_config_passes_the_preflight(tmp_path, monkeypatch):
-    from pathlib import Path
-
     from imgclf.config.load import load_config
+    from imgclf.core.ready import ready_configs
     from imgclf.models.pretrained import imagenet_file
     from imgclf.run.preflight import preflight
 
@@ -65,9 +64,8 @@ def test_every_shipped_config_passes_the_preflight(tmp_path, monkeypatch):
     cached.touch()
     (tmp_path / "runs" / "transfer-source").mkdir(parents=True)
     (tmp_path / "runs" / "transfer-source" / "best.pt").touch()
-    root = Path(__file__).parent.parent / "configs"
     monkeypatch.chdir(tmp_path)
-    paths = sorted([*root.glob("*.yaml"), *root.glob("transfer/*.yaml")])
+    paths = list(ready_configs().values())
     for path in paths:
         assert preflight(load_config(path, ["data.download=false"])) is None, path
     assert len(paths) >= 35  # every shipped config was read (the glob found the folder)

@@ -87,6 +87,7 @@ def test_models_and_datasets_lists(capsys):
     (["summary", "wide", "--input", "3by32"], ["3by32", "3x32x32"]),
     (["summary", "vgg"], ["unknown model 'vgg'"]),
     (["summary", "wide", "--classes", "0"], ["--classes"]),
+    (["train", "--config", "no-such-config"], ["no-such-config", "cifar10-wide", "transfer/mnist-resnet18-224"]),
 ])
 def test_user_errors_are_one_line_without_traceback(args, words):
     import torch
@@ -169,3 +170,24 @@ def test_summary_in_the_reports_style(capsys):
     assert pool.split()[-2:] == ["-", "-"]  # no weights, no multiply-adds
     assert "Total params:         127,724 (127.72k)" in out and "Mult-Adds:            2,689,740 (2.69M)" in out
     assert main(["summary", "keras-initial"]) == 0 and "Total params:         132,010" in capsys.readouterr().out
+
+
+def test_a_ready_config_by_name_is_its_file(tmp_path, capsys):
+    from imgclf.core.ready import ready_configs
+    from imgclf.core.run_files import CONFIG
+
+    ready = ready_configs()
+    assert main(["configs"]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[:-1]] == list(ready)
+    assert main(["train", "-c", "digits-cnn", *FAST, "--name", "by-name"]) == 0
+    assert main(["train", "-c", str(ready["digits-cnn"]), *FAST, "--name", "by-path"]) == 0
+    runs = tmp_path / "runs"
+    assert (runs / "by-name" / CONFIG).read_text() == (runs / "by-path" / CONFIG).read_text()
+
+
+def test_version_is_the_distribution_s(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.split() == ["imgclf", version("imgclf")]

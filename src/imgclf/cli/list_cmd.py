@@ -1,4 +1,4 @@
-"""imgclf models / imgclf datasets: what is registered."""
+"""imgclf models / imgclf datasets / imgclf configs: what is registered, and the ready configs."""
 from __future__ import annotations
 
 
@@ -8,6 +8,8 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run_models)
     d = sub.add_parser("datasets", help="list the registered data sets")
     d.set_defaults(func=run_datasets)
+    c = sub.add_parser("configs", help="list the ready configs (train one with: imgclf train -c NAME)")
+    c.set_defaults(func=run_configs)
 
 
 def _first_line(obj) -> str:
@@ -31,4 +33,15 @@ def run_datasets(args) -> int:
     w = max(len(n) for n in DATASETS)
     for n in DATASETS:
         print(f"{n:<{w}}  {_first_line(DATASETS.get(n))}")
+    return 0
+
+
+def run_configs(args) -> int:
+    from ..core.ready import about, ready_configs
+
+    ready = ready_configs()
+    w = max((len(n) for n in ready), default=0)
+    for name, path in ready.items():
+        print(f"{name:<{w}}  {about(path)}")
+    print("train one with: imgclf train -c NAME (imgclf summary -c NAME shows its model)")
     return 0

@@ -7,7 +7,7 @@ def add_parser(sub) -> None:
                        description="Grow the rate from --start to --end over --steps training steps of the config's "
                                    "own model, data, augmentation and batch; print the 'valley' and 'steep' "
                                    "suggestions and their spread over --repeats seeds; draw the curve.")
-    p.add_argument("--config", "-c", metavar="FILE", help="experiment YAML file (default: the digits experiment)")
+    p.add_argument("--config", "-c", metavar="FILE", help="experiment YAML file or a ready config's name (default: the digits experiment)")
     p.add_argument("--set", "-s", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--seed", type=int, default=0, help="the first seed (default 0); the same seed, the same answer")
     p.add_argument("--repeats", type=int, default=3, help="seeds run (default 3): the suggestion's spread")
@@ -27,12 +27,13 @@ def run(args) -> int:
 
     from ..config.load import load_config, save_config
     from ..core.atomic import atomic_write_text
+    from ..core.ready import config_path
     from ..reporting.figures import lr_finder
     from ..reporting.report import render_html
     from ..run.lr_find import lr_find
 
     overrides = list(args.overrides) + ([f"data.data_dir={args.data_dir}"] if args.data_dir else [])
-    cfg = load_config(args.config, overrides)
+    cfg = load_config(config_path(args.config), overrides)
     res = lr_find(cfg, args.seed, args.repeats, args.start, args.end, args.steps)
     name = f"{Path(args.config).stem if args.config else cfg.model.name + '-' + cfg.data.name}"
     out = Path(args.out or Path("lr-find") / name)

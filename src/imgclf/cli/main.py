@@ -24,8 +24,22 @@ from . import (
 COMMANDS = [train_cmd, lr_find_cmd, evaluate_cmd, predict_cmd, export_cmd, explain_cmd, summary_cmd, sweep_cmd, study_cmd, results_cmd, report_cmd, list_cmd]
 
 
+def version() -> str:
+    """The installed distribution's version; the package's own where no metadata is found (a bare checkout)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("imgclf")
+    except PackageNotFoundError:
+        from .. import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imgclf", description="Image classification by deep learning.")
+    parser.add_argument("--version", action="version", version=f"imgclf {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for mod in COMMANDS:
         mod.add_parser(sub)

@@ -9,7 +9,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("summary", help="per-layer table of a model's parameters and multiply-adds")
     p.add_argument("model", metavar="MODEL", nargs="?", help="a registered model (see imgclf models)")
     p.add_argument("--config", "-c", metavar="YAML",
-                   help="summarize a config's model instead, as its run trains it (input, classes, frozen layers); "
+                   help="summarize a config's model instead (a file or a ready config's name), as its run trains it (input, classes, frozen layers); "
                         "--set then takes config keys, e.g. --set model.strategy=linear-probe")
     p.add_argument("--input", default="3x32x32", metavar="CxHxW", help="input shape (default 3x32x32)")
     p.add_argument("--classes", type=int, default=10, help="number of classes (default 10)")
@@ -56,11 +56,12 @@ def run(args) -> int:
 def _config_summary(args) -> int:
     """The model of a config (default: the default experiment) with its trainable and frozen parameters."""
     from ..config.load import load_config
+    from ..core.ready import config_path
     from ..models.sizing import known_shape, model_input_shape
     from ..models.summary import format_summary, summarize
     from ..run.build import configured_model
 
-    cfg = load_config(args.config, args.options)
+    cfg = load_config(config_path(args.config), args.options)
     shape, classes = known_shape(cfg.data)
     in_shape = model_input_shape(cfg, shape)
     classes = classes or args.classes

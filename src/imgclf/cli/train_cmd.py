@@ -7,7 +7,7 @@ SAME = "\0same"  # --resume with no value: the run --name names, continued by th
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model (default: the digits experiment)",
                        description="Train an experiment; with no --config, the default CNN on the bundled digits.")
-    p.add_argument("--config", "-c", metavar="FILE", help="experiment YAML file")
+    p.add_argument("--config", "-c", metavar="FILE", help="experiment YAML file, or a ready config's name (imgclf configs)")
     p.add_argument("--set", "-s", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set optim.lr=0.1 (repeatable)")
     p.add_argument("--name", "-n", help="run folder name under the runs folder")
@@ -70,6 +70,8 @@ def run(args) -> int:
         train(from_dict(cfg.to_dict(), overrides), name=args.name or None, runs_dir=args.runs_dir,
               progress=False if args.no_progress else None)
         return 0
-    train(args.config, overrides, name=args.name, runs_dir=args.runs_dir, resume=resume,
+    from ..core.ready import config_path
+
+    train(config_path(args.config), overrides, name=args.name, runs_dir=args.runs_dir, resume=resume,
           progress=False if args.no_progress else None)
     return 0

@@ -1,5 +1,5 @@
 """A study file: named runs over one base experiment (listed, or a grid), or a sweep whose best
-configurations are retrained; what the report compares. Ready studies live in configs/studies/.
+configurations are retrained; what the report compares. Ready studies ship in imgclf/configs/studies/.
 
     title: Wide, deep or both under 256k parameters
     report: "000"                 # the course report it comes from (../shared/seeds/)
@@ -22,8 +22,8 @@ from typing import Optional
 
 from ..config.load import from_dict, read_experiment, read_yaml
 from ..core.errors import ConfigError
+from ..core.ready import ready_dir
 
-STUDIES_DIR = Path(__file__).resolve().parents[3] / "configs" / "studies"  # the ready ones, in a checkout
 FIGURES = ("timing", "activations", "preview")
 KEYS = {"title", "report", "about", "base", "set", "better", "runs", "grid", "sweep", "retrain", "figures", "note"}
 
@@ -133,8 +133,8 @@ def load_study(path: str | Path, better: bool = False, extra: tuple = ()) -> Stu
 
 
 def ready_studies() -> list[Path]:
-    """The study files shipped in configs/studies/, in report order."""
-    return sorted(STUDIES_DIR.glob("*.yaml"))
+    """The study files shipped in the package (imgclf/configs/studies/), in report order."""
+    return sorted(ready_dir("studies").glob("*.yaml"))
 
 
 def find_study(ref: str) -> Path:
