@@ -18,7 +18,7 @@ CONV = ["model.name=conv-groups", "model.widths=[8,16]"]
     (CONV + ["data.augment.crop_size=40"], ["crop_size", "larger than the 32x32"]),
     (CONV + ["train.max_params=1000"], ["trainable parameters", "train.max_params"]),
     (["model.name=cnn", "model.spec=c8-p-p-p-p-p-p-f10"], ["model.spec", "below 1x1"]),
-    (["model.name=mlp", "model.hidden=[4000, 4000]", "train.max_params=1000000"], ["over the budget"]),
+    (["model.name=mlp", "model.hidden=[4000, 4000]", "train.max_params=1000000"], ["over the cap"]),
 ])
 def test_each_kind_of_check_fails_before_any_data_is_read(overrides, words, tmp_path):
     with pytest.raises(imgclf.ImgclfError) as e:

@@ -8,6 +8,7 @@ import yaml
 
 from imgclf.cli.main import main
 from imgclf.core.errors import ConfigError
+from imgclf.estimate.run import CostModel
 from imgclf.studies import load_study, run_study
 from imgclf.studies.wall_budget import BudgetPlan, parse_budget, plan_budget
 
@@ -53,9 +54,12 @@ def test_a_too_small_budget_is_refused_before_any_data_is_read(tmp_path, capsys)
     assert main(["study", str(path), "--budget", "20s", "--studies-dir", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "too small" in err and "the smallest budget" in err, err
-    smallest = err.rsplit("is ", 1)[1].strip()
-    assert parse_budget(smallest) > 20  # a budget to type, and one that passes the check
-    plan_budget(load_study(path), parse_budget(smallest), smallest)
+    assert parse_budget(err.rsplit("is ", 1)[1].strip()) > 20  # a budget to type
+    cost = CostModel()  # the same timings for the refusal and the budget it names
+    with pytest.raises(ConfigError) as e:
+        plan_budget(load_study(path), 20, "20s", cost=cost)
+    smallest = str(e.value).rsplit(" ", 1)[1]
+    plan_budget(load_study(path), parse_budget(smallest), smallest, cost=cost)  # passes the check
     assert not (tmp_path / "no-data-here").exists() and not (tmp_path / "s").exists()
 
 
@@ -67,7 +71,8 @@ def test_a_budget_that_is_not_a_duration_is_one_line(text):
 
 def test_workers_share_the_budget_in_waves_and_a_resumed_study_keeps_its_shares(tmp_path):
     spec = load_study(_write(tmp_path))
-    one, two = plan_budget(spec, 600, "10m", workers=1), plan_budget(spec, 600, "10m", workers=2)
+    cost = CostModel()  # both plans on the same timings
+    one, two = plan_budget(spec, 600, "10m", workers=1, cost=cost), plan_budget(spec, 600, "10m", workers=2, cost=cost)
     # two runs one after the other get about half the wall each; side by side, about all of it
     assert two.share_s["b32"] > 1.9 * one.share_s["b32"]
     assert two.epoch_s["b32"] == pytest.approx(2 * one.epoch_s["b32"])  # half the cores each
@@ -112,16 +117,17 @@ def test_a_budgeted_sweep_study_stops_its_sweep_in_time_and_reports_its_front(tm
 
 def test_a_sweep_study_keeps_a_quarter_of_its_budget_for_retraining_its_best(tmp_path):
     spec = load_study(_sweep_study(tmp_path, {"top": 2, "set": {"train.epochs": 100000}}))
-    plan = plan_budget(spec, 600, "10m")
+    cost = CostModel()  # the same timings for the refusal and the budget it names
+    plan = plan_budget(spec, 600, "10m", cost=cost)
     assert set(plan.share_s) == {"top1", "top2"} and plan.share_s["top1"] == plan.share_s["top2"]
     usable = 600 * 0.95 - 18  # less the margin, the report and the sweep's start
     assert abs(plan.sweep_s - 0.75 * usable) < 1e-6
     assert abs(2 * (plan.share_s["top1"] + 8) - 0.25 * usable) < 1e-6  # one after another, each started
     assert plan.overrides("top1") == [f"train.time_budget={plan.share_s['top1']:.1f}", "schedule.name=cosine"]
     with pytest.raises(ConfigError, match="too small for study") as e:
-        plan_budget(spec, 20, "20s")
+        plan_budget(spec, 20, "20s", cost=cost)
     smallest = str(e.value).rsplit(" ", 1)[1]
-    plan_budget(spec, parse_budget(smallest), smallest)  # the budget it names passes
+    plan_budget(spec, parse_budget(smallest), smallest, cost=cost)  # the budget it names passes
 
 
 @pytest.mark.parametrize("name", ["004-perceptron", "004-grid-384", "004-grid-2-layers", "004-grid-3-layers",

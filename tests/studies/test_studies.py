@@ -129,17 +129,6 @@ def test_the_study_figures_say_what_they_compare(tmp_path):
         assert svg.count(">class3<") == 10 and ">class0<" not in svg  # each image titled by its own label
 
 
-def test_the_cost_estimate_times_the_runs_own_model():
-    from imgclf.config.load import load_config
-    from imgclf.estimate.run import run_seconds, words
-
-    one = run_seconds(load_config(None, ["train.epochs=1"]))
-    ten = run_seconds(load_config(None, ["train.epochs=10"]))
-    assert 0 < one and ten == pytest.approx(10 * one)  # the step is timed once per model and batch
-    assert run_seconds(load_config(None, ["train.epochs=10", "train.time_budget=1"])) <= 1
-    assert words(30) == "30 s" and words(600) == "10 min" and words(7200) == "2.0 h"
-
-
 def test_a_run_trained_with_other_settings_is_never_reused_silently(tmp_path, capsys):
     f = tmp_path / "one.yaml"
     f.write_text("title: one\nset: {train.epochs: 1, train.batch_size: 128}\nruns:\n  a: {optim.lr: 0.05}\n")
@@ -159,26 +148,6 @@ def test_a_run_trained_with_other_settings_is_never_reused_silently(tmp_path, ca
     assert main(["study", str(f), "--studies-dir", str(tmp_path / "studies")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "other settings than the study's now (optim.lr)" in err and "delete" in err
-
-
-def test_a_grid_is_costed_as_the_sweep_trains_it(tmp_path):
-    from imgclf.estimate.run import run_seconds
-    from imgclf.estimate.sweep import sweep_seconds
-    from imgclf.sweeps.spec import parse_sweep
-
-    def grid(space: dict, model: dict):
-        base = {"data": {"name": "fashion-mnist"}, "model": model, "schedule": {"name": "none"},
-                "train": {"epochs": 10, "batch_size": 256}}
-        return parse_sweep({"base": base, "strategy": "grid", "objective": "val_acc", "space": space})
-
-    one_layer = {"name": "mlp", "hidden": [16]}
-    cohort = sweep_seconds(grid({"optim.lr": [0.1, 0.01], "train.epochs": [10]}, one_layer))
-    # configurations differing only in epochs share one model of the cohort: only the longest counts
-    assert sweep_seconds(grid({"optim.lr": [0.1, 0.01], "train.epochs": [5, 10]}, one_layer)) == cohort
-    assert sweep_seconds(grid({"optim.lr": [0.1, 0.01], "train.epochs": [20]}, one_layer)) == pytest.approx(2 * cohort)
-    # two hidden layers train one by one: the sum of the runs
-    two = grid({"optim.lr": [0.1, 0.01]}, {"name": "mlp", "hidden": [16, 16]})
-    assert sweep_seconds(two) == pytest.approx(2 * run_seconds(two.config_for({"optim.lr": 0.1})))
 
 
 def test_several_workers_start_the_longest_run_first(tmp_path, capsys):

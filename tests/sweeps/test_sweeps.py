@@ -81,7 +81,7 @@ def test_failures_are_recorded_and_the_sweep_goes_on(tmp_path):
     run_sweep(path, echo=False)
     df, counts = statuses("s")
     assert counts == {"complete": 1, "failed": 1}
-    assert "over the budget of 20,000" in df[df.status == "failed"]["reason"].iloc[0]
+    assert "over the cap of 20,000" in df[df.status == "failed"]["reason"].iloc[0]
 
 
 def test_random_and_tpe_respect_the_trial_budget(tmp_path):

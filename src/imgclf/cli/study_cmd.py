@@ -37,16 +37,16 @@ def run(args) -> int:
 
 
 def run_list(args) -> int:
-    from ..estimate.run import words
+    from ..estimate.run import CostModel, words
     from ..estimate.study import study_seconds
     from ..studies import load_study, ready_studies
 
-    rows = []
+    rows, cost_model = [], CostModel()  # one timing per model and batch for the whole listing
     for f in ready_studies():
         spec = load_study(f)
         n = len(spec.runs) + spec.retrain_top
         what = f"{n} run{'s' if n != 1 else ''}" + (" + a sweep" if spec.sweep else "")
-        cost = "" if args.no_cost else f"~{words(study_seconds(spec))}"
+        cost = "" if args.no_cost else f"~{words(study_seconds(spec, cost_model))}"
         rows.append((spec.name, spec.report, what, cost, spec.title))
     w = max((len(r[0]) for r in rows), default=0)
     for name, report, what, cost, title in rows:

@@ -21,7 +21,7 @@ class DataError(ImgclfError):
 
 
 class BudgetError(ImgclfError):
-    """A model exceeds the parameter budget the user set."""
+    """A model has more trainable parameters than the cap the user set (train.max_params)."""
 
 
 class RunError(ImgclfError):

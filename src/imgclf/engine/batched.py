@@ -21,7 +21,7 @@ from ..core.errors import ImgclfError
 from ..data.loader import Transform, kept_count
 from ..data.splits import Splits
 from ..models import build_model
-from ..models.sizing import check_budget, trainable_params
+from ..models.sizing import check_max_params, trainable_params
 from .optim import lr_at
 from .trainer import epoch_seed
 
@@ -372,7 +372,7 @@ def _evaluate(st, x: torch.Tensor, y: torch.Tensor, smoothing: float, chunk: int
 
 def _stack(cfgs: list, splits: Splits, device: torch.device):
     """The cohort's models stacked (the plain layout when no config has momentum or weight decay),
-    and each one's failure so far: a model over its budget is frozen, as a one-by-one run refuses it."""
+    and each one's failure so far: a model over its parameter cap is frozen, as a one-by-one run refuses it."""
     models = []
     for c in cfgs:
         torch.manual_seed(c.train.seed)  # the same initial weights as a one-by-one run
@@ -386,7 +386,7 @@ def _stack(cfgs: list, splits: Splits, device: torch.device):
     failed: list[Optional[str]] = [None] * len(cfgs)
     for k, (c, m) in enumerate(zip(cfgs, models)):
         try:
-            check_budget(c, trainable_params(m))  # the same budget as a one-by-one run
+            check_max_params(c, trainable_params(m))  # the same cap as a one-by-one run
         except ImgclfError as e:
             failed[k] = str(e)
             st.freeze(k)

@@ -1,13 +1,14 @@
 """A run's cost on this machine, estimated before it runs: a few timed training steps of its own
-model at its own batch size (cached per model and batch), times the steps its epochs take, plus a
-tenth for data and validation. Only as good as the machine is free while it times. The sweeps'
-and the studies' cost models build on it."""
+model at its own batch size, times the steps its epochs take, plus a tenth for data and
+validation. Only as good as the machine is free while it times. The sweeps' and the studies' cost
+models build on it. What is timed is kept in the CostModel that timed it, never in the module: a
+caller (a study's plan, a listing) makes one, and a timing taken on a busy machine dies with it."""
 from __future__ import annotations
 
 import json
 import math
 import time
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -18,25 +19,57 @@ from ..models.strategies import strategy_attr
 from ..run.build import configured_model
 
 OVERHEAD = 1.1  # data, augmentation and the validation pass, on top of the training steps
-STEP_SECONDS: dict[str, float] = {}
+UNKNOWN_IMAGES = 10_000  # training images assumed of a data set whose size only its files tell (a folder)
 
 
-def step_seconds(cfg) -> float:
-    """Seconds of one training step of `cfg`'s model at its batch size (random data, timed here)."""
-    shape, classes = known_shape(cfg.data)
-    in_shape = model_input_shape(cfg, shape)
-    key = json.dumps([cfg.model.name, cfg.model.options, cfg.model.strategy, in_shape, cfg.train.batch_size],
-                     sort_keys=True, default=str)
-    if key not in STEP_SECONDS:
-        torch.manual_seed(0)
-        model = configured_model(cfg, in_shape, classes or 10, weights=False).train()
-        x = torch.randn(cfg.train.batch_size, *in_shape)
-        if any(isinstance(m, nn.Conv2d) for m in model.modules()):  # as the Trainer runs convolutions
-            model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-        y = torch.randint(0, classes or 10, (cfg.train.batch_size,))
-        opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-        STEP_SECONDS[key] = fastest(lambda: min(_timed_steps(model, opt, x, y)))
-    return STEP_SECONDS[key]
+class CostModel:
+    """Seconds per training step, each measured once on this machine and kept here; `step_s` gives
+    every step that many seconds instead of timing it (a known measurement)."""
+
+    def __init__(self, step_s: Optional[float] = None):
+        self.step_s = step_s
+        self.measured: dict[str, float] = {}  # seconds per step, by key() of what was timed
+
+    @staticmethod
+    def key(kind: str, *what) -> str:
+        """The one key of a measurement: its kind ('run', 'cohort') and what its step depends on."""
+        return json.dumps([kind, *what], sort_keys=True, default=str)
+
+    def step(self, key: str, measure: Callable[[], float]) -> float:
+        """Seconds of one step of `key`: measured by `measure()` the first time, then recalled."""
+        if self.step_s is not None:
+            return self.step_s
+        if key not in self.measured:
+            self.measured[key] = measure()
+        return self.measured[key]
+
+    def step_seconds(self, cfg) -> float:
+        """Seconds of one training step of `cfg`'s model at its batch size (random data, timed here)."""
+        shape, classes = known_shape(cfg.data)
+        in_shape = model_input_shape(cfg, shape)
+        key = self.key("run", cfg.model.name, cfg.model.options, cfg.model.strategy, in_shape, cfg.train.batch_size)
+        return self.step(key, lambda: _time_step(cfg, in_shape, classes or 10))
+
+    def run_seconds(self, cfg) -> float:
+        """Estimated training seconds of one config (its time budget caps it)."""
+        n = train_images(cfg)
+        steps = cfg.train.epochs * math.ceil(n / cfg.train.batch_size)
+        if strategy_attr(cfg.model, "features_once", False):  # one pass for the features, then the head alone
+            steps = math.ceil(n / cfg.train.batch_size)
+        seconds = steps * self.step_seconds(cfg) * OVERHEAD
+        return min(seconds, cfg.train.time_budget) if cfg.train.time_budget else seconds
+
+
+def _time_step(cfg, in_shape: tuple, classes: int) -> float:
+    """Seconds of one training step of `cfg`'s model on random data, the faster of two thread counts."""
+    torch.manual_seed(0)
+    model = configured_model(cfg, in_shape, classes, weights=False).train()
+    x = torch.randn(cfg.train.batch_size, *in_shape)
+    if any(isinstance(m, nn.Conv2d) for m in model.modules()):  # as the Trainer runs convolutions
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, classes, (cfg.train.batch_size,))
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    return fastest(lambda: min(_timed_steps(model, opt, x, y)))
 
 
 def fastest(timed: Callable[[], float]) -> float:
@@ -69,18 +102,9 @@ def _timed_steps(model, opt, x, y, steps: int = 3) -> list[float]:
 
 
 def train_images(cfg) -> int:
-    n = int((DATASETS.attr(cfg.data.name, "train_images") or 10_000) * (1 - cfg.data.val_fraction))
+    """Images one epoch trains on: the data set's, less the validation split, capped by data.max_train."""
+    n = int((DATASETS.attr(cfg.data.name, "train_images") or UNKNOWN_IMAGES) * (1 - cfg.data.val_fraction))
     return min(n, cfg.data.max_train or n)
-
-
-def run_seconds(cfg) -> float:
-    """Estimated training seconds of one config (its time budget caps it)."""
-    n = train_images(cfg)
-    steps = cfg.train.epochs * math.ceil(n / cfg.train.batch_size)
-    if strategy_attr(cfg.model, "features_once", False):  # one pass for the features, then the head alone
-        steps = math.ceil(n / cfg.train.batch_size)
-    seconds = steps * step_seconds(cfg) * OVERHEAD
-    return min(seconds, cfg.train.time_budget) if cfg.train.time_budget else seconds
 
 
 def words(seconds: float) -> str:

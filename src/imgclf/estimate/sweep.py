@@ -3,7 +3,6 @@ them (configurations that differ only in epochs as their longest one, a cohort o
 one stacked computation timed on its own engine), other strategies trial by trial."""
 from __future__ import annotations
 
-import json
 import math
 import time
 
@@ -16,19 +15,18 @@ from ..models.sizing import known_shape
 from ..sweeps.cohorts import shared_models, sibling_key
 from ..sweeps.queue import group_key
 from ..sweeps.strategies import strategy
-from .run import OVERHEAD, STEP_SECONDS, fastest, run_seconds, train_images
+from .run import OVERHEAD, CostModel, fastest, train_images
 
 
-def cohort_seconds(cfgs: list) -> float:
+def cohort_seconds(cfgs: list, cost: CostModel) -> float:
     """Estimated seconds of configs trained together as one cohort (same cohorts.cohort_key):
-    two epochs of 20 steps of the cohort's own engine on random images, the second timed, scaled
-    to the longest member's epochs."""
+    two epochs of 20 steps of the cohort's own engine on random images, the second timed (once per
+    `cost`), scaled to the longest member's epochs."""
     bs, steps = cfgs[0].train.batch_size, 20
-    key = json.dumps(sorted(sibling_key(cfg) or "" for cfg in cfgs))  # the step does not depend on epochs
-    if key not in STEP_SECONDS:
-        STEP_SECONDS[key] = _cohort_step(cfgs, bs, steps)
+    key = cost.key("cohort", sorted(sibling_key(cfg) or "" for cfg in cfgs))  # the step does not depend on epochs
+    step = cost.step(key, lambda: _cohort_step(cfgs, bs, steps))
     epochs = max(cfg.train.epochs for cfg in cfgs)
-    return epochs * math.ceil(train_images(cfgs[0]) / bs) * STEP_SECONDS[key] * OVERHEAD
+    return epochs * math.ceil(train_images(cfgs[0]) / bs) * step * OVERHEAD
 
 
 def _cohort_step(cfgs: list, bs: int, steps: int) -> float:
@@ -49,13 +47,14 @@ def _cohort_step(cfgs: list, bs: int, steps: int) -> float:
     return fastest(second_epoch)
 
 
-def sweep_seconds(sweep) -> float:
-    """Estimated seconds of a sweep: a strategy that queues every point up front (grid) as its workers train it (cohorts together, configurations
-    that differ only in epochs read off their longest), other strategies trial by trial."""
+def sweep_seconds(sweep, cost: CostModel) -> float:
+    """Estimated seconds of a sweep, its steps timed by `cost`: a strategy that queues every point
+    up front (grid) as its workers train it (cohorts together, configurations that differ only in
+    epochs read off their longest), other strategies trial by trial."""
     plan = strategy(sweep.options.strategy)
     points = plan.first_points(sweep) if plan.upfront else []
     if not points:
-        return (sweep.options.trials or 1) * run_seconds(sweep.config_for({}))
+        return (sweep.options.trials or 1) * cost.run_seconds(sweep.config_for({}))
     groups: dict[str, list] = {}
     total = 0.0
     for p in points:
@@ -63,10 +62,10 @@ def sweep_seconds(sweep) -> float:
         if key:
             groups.setdefault(key, []).append(sweep.config_for(p))
         else:
-            total += run_seconds(sweep.config_for(p))
+            total += cost.run_seconds(sweep.config_for(p))
     for key, cfgs in groups.items():
         if key.startswith("batch:") and len(cfgs) > 1:
-            total += cohort_seconds(shared_models(cfgs)[0])  # as the sweep trains a cohort
+            total += cohort_seconds(shared_models(cfgs)[0], cost)  # as the sweep trains a cohort
         else:
-            total += run_seconds(max(cfgs, key=lambda c: c.train.epochs))
+            total += cost.run_seconds(max(cfgs, key=lambda c: c.train.epochs))
     return total

@@ -1,5 +1,5 @@
 """What a config costs before any image is read: the input shape its model sees, its trainable
-parameters and the budget they must fit (train.max_params). Shared by the builder, the preflight,
+parameters and the cap they must fit under (train.max_params). Shared by the builder, the preflight,
 the summary and the studies' cost model, and importing none of them."""
 from __future__ import annotations
 
@@ -36,10 +36,10 @@ def trainable_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def check_budget(cfg, params: int, at_least: bool = False) -> None:
+def check_max_params(cfg, params: int, at_least: bool = False) -> None:
     """Refuse a model over train.max_params; `at_least` when the count is a lower bound (classes unknown)."""
     if cfg.train.max_params is not None and params > cfg.train.max_params:
         raise BudgetError(
             f"model {cfg.model.name!r} has {'at least ' if at_least else ''}{params:,} trainable parameters, over "
-            f"the budget of {cfg.train.max_params:,} (train.max_params); choose a smaller model or raise the budget"
+            f"the cap of {cfg.train.max_params:,} (train.max_params); choose a smaller model or raise train.max_params"
         )

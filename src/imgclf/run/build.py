@@ -1,5 +1,5 @@
 """One builder of a training run, shared by `imgclf train`, in-memory fitting and sweeps:
-data, a seeded model checked against its budget, plugins and the Trainer."""
+data, a seeded model checked against its parameter cap, plugins and the Trainer."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -16,7 +16,7 @@ from ..engine.plugins import Context, Plugin, build_plugins
 from ..engine.trainer import Trainer
 from ..models import build_model
 from ..models.pretrained import apply_strategy, check_trainable, pretrain, weights_stats
-from ..models.sizing import check_budget, model_input_shape, trainable_params
+from ..models.sizing import check_max_params, model_input_shape, trainable_params
 from ..models.strategies import strategy_attr
 from ..runtime.distributed import World, shard_batches
 
@@ -46,11 +46,11 @@ def configured_model(cfg, in_shape: tuple[int, int, int], classes: int, weights:
 
 def seeded_model(cfg, splits: Splits, weights: bool = True,
                  log: Callable[[str], None] = lambda m: None) -> tuple[nn.Module, tuple[int, int, int]]:
-    """The run's model (the same seed gives the same initial weights) and its input shape, within budget."""
+    """The run's model (the same seed gives the same initial weights) and its input shape, within train.max_params."""
     in_shape = model_input_shape(cfg, splits.shape)
     torch.manual_seed(cfg.train.seed)
     model = configured_model(cfg, in_shape, len(splits.classes), weights, log)
-    check_budget(cfg, trainable_params(model))  # exact now that the data told the class count
+    check_max_params(cfg, trainable_params(model))  # exact now that the data told the class count
     return model, in_shape
 
 

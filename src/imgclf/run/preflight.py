@@ -4,7 +4,7 @@ or downloaded, so that a bad config fails in about a second.
 The config itself (types, ranges, names, pairs of options) is checked when it is loaded
 (config/rules.py); here the parts meet: the device, the model built on the data set's known input
 shape (each registered data set declares it), a forward pass of that shape and of any
-smaller training crop, and the parameter budget.
+smaller training crop, and the cap on its parameters (train.max_params).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from torch import nn
 
 from ..core.errors import ConfigError
 from ..models.pretrained import weights_file
-from ..models.sizing import check_budget, known_shape, model_input_shape, trainable_params
+from ..models.sizing import check_max_params, known_shape, model_input_shape, trainable_params
 from ..models.strategies import strategy_attr
 from ..runtime.device import pick_device
 from ..runtime.distributed import launched
@@ -64,7 +64,7 @@ def preflight(cfg) -> None:
         raise ConfigError(f"model {cfg.model.name} cannot be built with {opts} for {'x'.join(map(str, in_shape))} "
                           f"inputs ({str(e).splitlines()[0][:100] if str(e) else type(e).__name__}); "
                           f"check the model options") from None
-    check_budget(cfg, trainable_params(model), at_least=classes is None)
+    check_max_params(cfg, trainable_params(model), at_least=classes is None)
     _probe(model, in_shape, f"model {cfg.model.name}",
            "choose model options that fit, or resize the images with data.image_size")
     check_early_crop(cfg, model, in_shape)

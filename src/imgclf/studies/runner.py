@@ -230,11 +230,13 @@ def _longest_first(todo: list[Planned], folder: Path) -> list[Planned]:
     """The runs by estimated cost, longest first: the last to start is then a short one, not a long
     run left alone on one worker's share of the cores (a 2048x2048 MLP ran 12 min so)."""
     from ..config.load import load_config
-    from ..estimate.run import run_seconds
+    from ..estimate.run import CostModel
+
+    model = CostModel()  # timed for this ordering only
 
     def cost(p: Planned) -> float:
         path = folder / "configs" / f"{p.name}.yaml"
-        return run_seconds(load_config(path)) if path.is_file() else 0.0
+        return model.run_seconds(load_config(path)) if path.is_file() else 0.0
 
     return sorted(todo, key=cost, reverse=True)
 

@@ -24,7 +24,7 @@ from ..config.schema import parse_duration
 from ..core.atomic import atomic_write_text
 from ..core.errors import ConfigError
 from ..engine.optim import SCHEDULES
-from ..estimate.run import run_seconds, words
+from ..estimate.run import CostModel, words
 from ..sweeps.spec import load_sweep
 from .spec import StudySpec
 
@@ -78,22 +78,25 @@ def parse_budget(text: str) -> float:
     return seconds
 
 
-def plan_budget(spec: StudySpec, budget_s: float, text: str, workers: int = 1) -> BudgetPlan:
+def plan_budget(spec: StudySpec, budget_s: float, text: str, workers: int = 1,
+                cost: Optional[CostModel] = None) -> BudgetPlan:
     """Split `budget_s` seconds over the study's runs (or its sweep and retraining); refuse a budget
-    too small for one epoch of each."""
+    too small for one epoch of each. An epoch's seconds come from `cost` (by default timed afresh
+    for this plan)."""
+    cost = CostModel() if cost is None else cost
     if spec.sweep is not None:
-        return _plan_sweep(spec, budget_s, text, workers)
+        return _plan_sweep(spec, budget_s, text, workers, cost)
     runs = {r: spec.config(r) for r in spec.runs}
     workers = max(1, min(workers, len(runs)))
     waves = math.ceil(len(runs) / workers)  # runs trained one after another on each worker's cores
     fixed = waves * RUN_OVERHEAD_S + REPORT_S
     plan = BudgetPlan(budget_s=budget_s, text=text, workers=workers)
-    _share(plan, runs, (budget_s * (1 - MARGIN) - fixed) / waves)
+    _share(plan, runs, (budget_s * (1 - MARGIN) - fixed) / waves, cost)
     _refuse_short(plan, spec, lambda need: (need * waves + fixed) / (1 - MARGIN))
     return plan
 
 
-def _plan_sweep(spec: StudySpec, budget_s: float, text: str, workers: int) -> BudgetPlan:
+def _plan_sweep(spec: StudySpec, budget_s: float, text: str, workers: int, cost: CostModel) -> BudgetPlan:
     """A sweep study: the retraining of its best gets RETRAIN of the budget, in equal shares; the
     sweep the rest, its first epoch of the base at least."""
     sweep = load_sweep(spec.sweep)
@@ -103,9 +106,9 @@ def _plan_sweep(spec: StudySpec, budget_s: float, text: str, workers: int) -> Bu
     if spec.retrain_top:
         cfg = from_dict(sweep.base, spec.common + spec.retrain_set)
         waves = math.ceil(spec.retrain_top / plan.workers)
-        _share(plan, {f"top{i}": cfg for i in range(1, spec.retrain_top + 1)}, retrain_s / waves - RUN_OVERHEAD_S)
+        _share(plan, {f"top{i}": cfg for i in range(1, spec.retrain_top + 1)}, retrain_s / waves - RUN_OVERHEAD_S, cost)
     plan.sweep_s = usable - retrain_s
-    one = run_seconds(_epochs(from_dict(sweep.base, spec.common), 1)) * plan.workers
+    one = cost.run_seconds(_epochs(from_dict(sweep.base, spec.common), 1)) * plan.workers
     need = 1.2 * one  # a trial's first epoch and its validation, at least
     smallest = (need / (1 - RETRAIN if spec.retrain_top else 1.0) + REPORT_S + RUN_OVERHEAD_S) / (1 - MARGIN)
     if spec.retrain_top:
@@ -124,12 +127,12 @@ def _retrain_smallest(plan: BudgetPlan, spec: StudySpec) -> float:
     return ((need + RUN_OVERHEAD_S) * waves / RETRAIN + REPORT_S + RUN_OVERHEAD_S) / (1 - MARGIN)
 
 
-def _share(plan: BudgetPlan, runs: dict, share: float) -> None:
+def _share(plan: BudgetPlan, runs: dict, share: float, cost: CostModel) -> None:
     """Give each run `share` training seconds, and a time-driven schedule where the share buys
     fewer epochs than it would train."""
     for run, cfg in runs.items():
         # With several workers each run gets a worker's share of the cores: its epochs take longer.
-        one = run_seconds(_epochs(cfg, 1)) * plan.workers
+        one = cost.run_seconds(_epochs(cfg, 1)) * plan.workers
         plan.epoch_s[run] = one
         plan.share_s[run] = share
         # Twice the epochs, estimated, before a run keeps a constant rate: the estimate is timed
