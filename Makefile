@@ -23,8 +23,10 @@ demo: $(STAMP)
 	  $(BIN)/imgclf report $$name && echo "open runs/$$name/report/report.html to see the run"
 
 # The docs site is built too: --strict turns a broken link into a failure.
+# One pytest worker a core (pytest-xdist; each takes one torch thread, tests/conftest.py); idle
+# workers steal queued tests from busy ones, so the slowest tests do not end the run alone.
 test: $(STAMP)
-	$(BIN)/python -m pytest -p no:cacheprovider tests
+	$(BIN)/python -m pytest -p no:cacheprovider -n auto --dist worksteal tests
 	$(BIN)/mkdocs build --strict --quiet
 
 clean:

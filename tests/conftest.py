@@ -18,10 +18,11 @@ from pathlib import Path
 # The suite checks CPU semantics (exact resumes, equal runs): a GPU, when the machine has one, is
 # hidden from it before torch loads, and tests/engine/test_device.py trains on it in a process of
 # its own. IMGCLF_TEST_THREADS sets the torch threads of the suite and of the processes it starts
-# (default 2: more threads on tiny batches cost more than they give).
+# (default 2: more threads on tiny batches cost more than they give; 1 under pytest-xdist, whose
+# workers already take one core each).
 os.environ["IMGCLF_TEST_VISIBLE_DEVICES"] = os.environ.get("CUDA_VISIBLE_DEVICES", "*all*")
 os.environ["CUDA_VISIBLE_DEVICES"] = ""
-THREADS = int(os.environ.get("IMGCLF_TEST_THREADS", "2"))
+THREADS = int(os.environ.get("IMGCLF_TEST_THREADS", "1" if "PYTEST_XDIST_WORKER" in os.environ else "2"))
 os.environ["OMP_NUM_THREADS"] = str(THREADS)
 
 import numpy as np  # noqa: E402
