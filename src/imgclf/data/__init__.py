@@ -1,4 +1,5 @@
 """Data sets decoded once into uint8 tensors, cached on disk, split, augmented in batches."""
+from ..config.schema import DataConfig
 from . import cifar, digits, folder, idx  # noqa: F401  (register the data sets)
 from .contract import check_raw
 from .registry import DATASETS, RawData
@@ -7,7 +8,7 @@ from .splits import Splits, make_splits
 __all__ = ["DATASETS", "RawData", "Splits", "make_splits", "load_raw"]
 
 
-def load_raw(cfg) -> RawData:
+def load_raw(cfg: DataConfig) -> RawData:
     """Decode (or read from the cache) the data set named by a DataConfig, checked against the data contract."""
     where = cfg.path if cfg.name == "folder" else cfg.data_dir
     return check_raw(DATASETS.get(cfg.name)(cfg), cfg.name, DATASETS.attr(cfg.name, "classes"), where or "")

@@ -13,10 +13,12 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from ..config.schema import DataConfig
+
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as PIL's convert("L")
 
 
-def target_shape(data_cfg, shape: tuple[int, int, int]) -> tuple[int, int, int]:
+def target_shape(data_cfg: DataConfig, shape: tuple[int, int, int]) -> tuple[int, int, int]:
     """The (C, H, W) the images are adapted to: data.channels and data.image_size where set."""
     c, h, w = shape
     side = data_cfg.image_size

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config.schema import DataConfig
 from ..core.errors import DataError
 from .cache import cached
 from .download import download
@@ -55,7 +56,7 @@ def _unpickle(data: bytes, where: str) -> dict:
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
 
 
-def _find_source(name: str, cfg) -> Path:
+def _find_source(name: str, cfg: DataConfig) -> Path:
     spec = SPECS[name]
     root = data_dir_for(cfg, name)
     for cand in (root / spec["folder"], root, root / spec["archive"]):
@@ -109,7 +110,7 @@ def _stack(batches: list[dict], label_key: str, where: str) -> tuple[torch.Tenso
     return torch.from_numpy(x.copy()), torch.from_numpy(y)
 
 
-def _load(name: str, cfg) -> RawData:
+def _load(name: str, cfg: DataConfig) -> RawData:
     spec = SPECS[name]
     source = _find_source(name, cfg)
     if source.name in spec["jpg"]:
@@ -136,12 +137,12 @@ def _load(name: str, cfg) -> RawData:
 
 
 @DATASETS.register("cifar10", shape=(3, 32, 32), classes=10, train_images=50_000)
-def cifar10(cfg) -> RawData:
+def cifar10(cfg: DataConfig) -> RawData:
     """CIFAR-10: 50,000 train / 10,000 test RGB 32x32 images, 10 classes."""
     return _load("cifar10", cfg)
 
 
 @DATASETS.register("cifar100", shape=(3, 32, 32), classes=100, train_images=50_000)
-def cifar100(cfg) -> RawData:
+def cifar100(cfg: DataConfig) -> RawData:
     """CIFAR-100: 50,000 train / 10,000 test RGB 32x32 images, 100 fine classes."""
     return _load("cifar100", cfg)

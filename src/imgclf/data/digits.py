@@ -4,11 +4,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..config.schema import DataConfig
 from .registry import DATASETS, RawData
 
 
 @DATASETS.register("digits", shape=(1, 8, 8), classes=10, train_images=1_797)
-def digits(cfg) -> RawData:
+def digits(cfg: DataConfig) -> RawData:
     """1,797 grayscale 8x8 digits shipped with scikit-learn; no test split (carved by data.test_fraction)."""
     from sklearn.datasets import load_digits
 

@@ -19,6 +19,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from ..config.schema import DataConfig
 from ..core.errors import DataError
 from .cache import cached
 from .registry import DATASETS, RawData
@@ -155,14 +156,14 @@ def _decode_all(root: Path, channels: int, size: int, on_corrupt: str) -> RawDat
     return RawData(tx, ty, sx, sy, classes, vx, vy)
 
 
-def folder_shape(cfg) -> tuple[int, int, int]:
+def folder_shape(cfg: DataConfig) -> tuple[int, int, int]:
     """The shape a folder decodes to, known from the config alone (data.channels, data.image_size)."""
     return (cfg.channels or 3, cfg.image_size or 32, cfg.image_size or 32)
 
 
 # the class count is known only once the folder is listed
 @DATASETS.register("folder", shape=folder_shape, classes=None, train_images=None)
-def folder(cfg) -> RawData:
+def folder(cfg: DataConfig) -> RawData:
     """Images from data.path (folder or .tar.gz), resized to data.image_size, data.channels channels."""
     root = Path(cfg.path).expanduser()
     if not root.exists():

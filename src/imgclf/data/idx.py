@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config.schema import DataConfig
 from ..core.errors import DataError
 from .cache import cached
 from .download import download
@@ -65,7 +66,7 @@ def _find(root: Path, stem: str) -> Path | None:
     return None
 
 
-def _load(name: str, cfg) -> RawData:
+def _load(name: str, cfg: DataConfig) -> RawData:
     src = SOURCES[name]
     root = data_dir_for(cfg, name)
     found = {key: _find(root, stem) for key, stem in FILES.items()}
@@ -113,12 +114,12 @@ def _load(name: str, cfg) -> RawData:
 
 
 @DATASETS.register("mnist", shape=(1, 28, 28), classes=10, train_images=60_000)
-def mnist(cfg) -> RawData:
+def mnist(cfg: DataConfig) -> RawData:
     """MNIST: 60,000 train / 10,000 test grayscale 28x28 digits."""
     return _load("mnist", cfg)
 
 
 @DATASETS.register("fashion-mnist", shape=(1, 28, 28), classes=10, train_images=60_000)
-def fashion_mnist(cfg) -> RawData:
+def fashion_mnist(cfg: DataConfig) -> RawData:
     """Fashion-MNIST: 60,000 train / 10,000 test grayscale 28x28 clothing images, 10 classes."""
     return _load("fashion-mnist", cfg)

@@ -8,6 +8,7 @@ from typing import Callable, Optional
 
 import torch
 
+from ..config.schema import DataConfig
 from ..core.registry import Registry
 
 DATASETS: Registry[Callable] = Registry("data set")
@@ -35,7 +36,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("IMGCLF_CACHE") or Path.home() / ".cache" / "imgclf").expanduser()
 
 
-def data_dir_for(cfg, name: str) -> Path:
+def data_dir_for(cfg: DataConfig, name: str) -> Path:
     """Where a data set's source files are: data.data_dir, $IMGCLF_DATA_DIR/<name>, or the cache."""
     if cfg.data_dir:
         return Path(cfg.data_dir).expanduser()

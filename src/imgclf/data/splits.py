@@ -6,6 +6,7 @@ from typing import Optional
 
 import torch
 
+from ..config.schema import DataConfig
 from ..core.errors import ConfigError, DataError
 from .adapt import convert_channels, target_shape
 from .registry import RawData
@@ -85,7 +86,7 @@ def channel_stats(x: torch.Tensor, channels: Optional[int] = None,
     return mean.float(), std.float().clamp_min(1e-3)
 
 
-def make_splits(raw: RawData, cfg) -> Splits:
+def make_splits(raw: RawData, cfg: DataConfig) -> Splits:
     """Carve test (when the source has none) and val from train with seeded splits; compute stats."""
     if len(raw.train_y) < 2:
         raise DataError(f"the data set has only {len(raw.train_y)} training image(s); need at least 2")

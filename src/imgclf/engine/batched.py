@@ -17,6 +17,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from ..config.schema import ExperimentConfig
 from ..core.errors import ImgclfError
 from ..data.loader import Transform, kept_count
 from ..data.splits import Splits
@@ -370,7 +371,7 @@ def _evaluate(st, x: torch.Tensor, y: torch.Tensor, smoothing: float, chunk: int
     return (loss / n).tolist(), (correct.double() / n).tolist()
 
 
-def _stack(cfgs: list, splits: Splits, device: torch.device):
+def _stack(cfgs: list[ExperimentConfig], splits: Splits, device: torch.device):
     """The cohort's models stacked (the plain layout when no config has momentum or weight decay),
     and each one's failure so far: a model over its parameter cap is frozen, as a one-by-one run refuses it."""
     models = []
@@ -434,7 +435,7 @@ def _epoch(st, plain: bool, d: dict, perm: torch.Tensor, scale: torch.Tensor, bs
     return loss_sum, correct
 
 
-def train_cohort(cfgs: list, splits: Splits, device: torch.device,
+def train_cohort(cfgs: list[ExperimentConfig], splits: Splits, device: torch.device,
                  on_epoch: Callable[[int, list[Optional[dict]]], None] = lambda e, r: None,
                  log: Callable[[str], None] = lambda m: None) -> tuple[list[list[dict]], list[Optional[str]], StackedMLP]:
     """Train configs of one cohort (same sweeps.cohorts.cohort_key) together to the longest epoch count.

@@ -5,6 +5,7 @@ the elapsed share of the budget instead (see plugins/time_budget.py).
 """
 from __future__ import annotations
 
+from ..config.schema import ExperimentConfig
 from ..runtime.distributed import now
 from .optim import lr_at
 
@@ -12,7 +13,7 @@ from .optim import lr_at
 class EpochPace:
     """Progress counted in epochs: `t` epochs done (fractional) of train.epochs."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg: ExperimentConfig):
         self.cfg = cfg
 
     def lr(self, t: float) -> float:
@@ -27,7 +28,7 @@ class EpochPace:
 class TimePace:
     """Progress counted in seconds between `start` and `end` (rank 0's perf_counter times); `t` is ignored."""
 
-    def __init__(self, cfg, start: float, end: float):
+    def __init__(self, cfg: ExperimentConfig, start: float, end: float):
         self.cfg, self.start, self.end = cfg, start, end
 
     def lr(self, t: float) -> float:

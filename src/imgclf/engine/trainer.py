@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
+from ..config.schema import ExperimentConfig
 from ..core.errors import ImgclfError
 from ..data.loader import Transform, batches, num_batches
 from ..data.splits import Splits
@@ -42,7 +43,7 @@ class Trainer:
     `extra_state` is saved into every checkpoint (classes, shapes, normalization statistics).
     """
 
-    def __init__(self, cfg, model: nn.Module, splits: Splits, device: torch.device,
+    def __init__(self, cfg: ExperimentConfig, model: nn.Module, splits: Splits, device: torch.device,
                  plugins: Sequence = (), extra_state: Optional[dict] = None):
         if any(isinstance(m, nn.Conv2d) for m in model.modules()):
             # NHWC: CPU and GPU convolutions run faster in it (1,233 -> 1,806 images/s for

@@ -13,6 +13,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from ..config.schema import ExperimentConfig
 from ..data import DATASETS
 from ..models.sizing import known_shape, model_input_shape
 from ..models.strategies import strategy_attr
@@ -43,14 +44,14 @@ class CostModel:
             self.measured[key] = measure()
         return self.measured[key]
 
-    def step_seconds(self, cfg) -> float:
+    def step_seconds(self, cfg: ExperimentConfig) -> float:
         """Seconds of one training step of `cfg`'s model at its batch size (random data, timed here)."""
         shape, classes = known_shape(cfg.data)
         in_shape = model_input_shape(cfg, shape)
         key = self.key("run", cfg.model.name, cfg.model.options, cfg.model.strategy, in_shape, cfg.train.batch_size)
         return self.step(key, lambda: _time_step(cfg, in_shape, classes or 10))
 
-    def run_seconds(self, cfg) -> float:
+    def run_seconds(self, cfg: ExperimentConfig) -> float:
         """Estimated training seconds of one config (its time budget caps it)."""
         n = train_images(cfg)
         steps = cfg.train.epochs * math.ceil(n / cfg.train.batch_size)
@@ -60,7 +61,7 @@ class CostModel:
         return min(seconds, cfg.train.time_budget) if cfg.train.time_budget else seconds
 
 
-def _time_step(cfg, in_shape: tuple, classes: int) -> float:
+def _time_step(cfg: ExperimentConfig, in_shape: tuple, classes: int) -> float:
     """Seconds of one training step of `cfg`'s model on random data, the faster of two thread counts."""
     torch.manual_seed(0)
     model = configured_model(cfg, in_shape, classes, weights=False).train()
@@ -101,7 +102,7 @@ def _timed_steps(model, opt, x, y, steps: int = 3) -> list[float]:
     return times[1:]
 
 
-def train_images(cfg) -> int:
+def train_images(cfg: ExperimentConfig) -> int:
     """Images one epoch trains on: the data set's, less the validation split, capped by data.max_train."""
     n = int((DATASETS.attr(cfg.data.name, "train_images") or UNKNOWN_IMAGES) * (1 - cfg.data.val_fraction))
     return min(n, cfg.data.max_train or n)

@@ -9,6 +9,7 @@ import time
 import torch
 
 from ..config.load import from_dict
+from ..config.schema import ExperimentConfig
 from ..data.splits import Split, Splits
 from ..engine.batched import train_cohort
 from ..models.sizing import known_shape
@@ -18,7 +19,7 @@ from ..sweeps.strategies import strategy
 from .run import OVERHEAD, CostModel, fastest, train_images
 
 
-def cohort_seconds(cfgs: list, cost: CostModel) -> float:
+def cohort_seconds(cfgs: list[ExperimentConfig], cost: CostModel) -> float:
     """Estimated seconds of configs trained together as one cohort (same cohorts.cohort_key):
     two epochs of 20 steps of the cohort's own engine on random images, the second timed (once per
     `cost`), scaled to the longest member's epochs."""
@@ -29,7 +30,7 @@ def cohort_seconds(cfgs: list, cost: CostModel) -> float:
     return epochs * math.ceil(train_images(cfgs[0]) / bs) * step * OVERHEAD
 
 
-def _cohort_step(cfgs: list, bs: int, steps: int) -> float:
+def _cohort_step(cfgs: list[ExperimentConfig], bs: int, steps: int) -> float:
     (c, h, w), classes = known_shape(cfgs[0].data)
     classes = classes or 10
     g = torch.Generator().manual_seed(0)

@@ -21,6 +21,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ..config.schema import ExperimentConfig
 from ..core import run_files as RF
 from ..core.errors import ConfigError, DataError, ImgclfError
 from ..run.build import prepare_data
@@ -62,7 +63,7 @@ def served_model(run) -> tuple[Served, dict]:
     return Served(model.float().eval(), transform).eval(), info
 
 
-def preprocessing_words(cfg, source, data_shape, input_shape) -> str:
+def preprocessing_words(cfg: ExperimentConfig, source, data_shape, input_shape) -> str:
     """What the exported model does to the images before the network, in words."""
     steps = ["/255"]
     if source[0] != data_shape[0]:
@@ -193,7 +194,7 @@ def _info(info: dict, path: Path) -> dict:
     return info
 
 
-def test_images(run, cfg, source: tuple, n: int) -> tuple[torch.Tensor, str]:
+def test_images(run, cfg: ExperimentConfig, source: tuple, n: int) -> tuple[torch.Tensor, str]:
     """Up to `n` of the run's test images as decoded, or seeded random images when the data cannot be read."""
     try:
         x = prepare_data(cfg).test.x[:n]

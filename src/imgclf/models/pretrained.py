@@ -19,6 +19,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ..config.schema import ExperimentConfig
 from ..core.errors import ConfigError
 from ..core.run_files import BEST
 from .strategies import strategy_attr
@@ -122,7 +123,7 @@ def load_pretrained(model: nn.Module, state: dict, first_conv_weight: Optional[s
     return {"loaded": len(loaded), "adapted": adapted, "new": new}
 
 
-def pretrain(model: nn.Module, cfg, log=lambda m: None) -> Optional[str]:
+def pretrain(model: nn.Module, cfg: ExperimentConfig, log=lambda m: None) -> Optional[str]:
     """Load cfg.model.pretrained into `model` and return the file's SHA-256 (None without pretrained weights).
 
     A run that pins cfg.model.pretrained_sha256 refuses weights whose hash differs."""
@@ -161,7 +162,7 @@ def head_name(model: nn.Module) -> str:
     return [n for n, m in model.named_children() if any(True for _ in m.parameters())][-1]
 
 
-def apply_strategy(model: nn.Module, cfg) -> nn.Module:
+def apply_strategy(model: nn.Module, cfg: ExperimentConfig) -> nn.Module:
     """Freeze what `model.strategy: freeze` leaves out of `model.trainable` (`linear-probe`: all but the
     head), with the chosen batch-norm policy.
 
@@ -200,7 +201,7 @@ def apply_strategy(model: nn.Module, cfg) -> nn.Module:
     return model
 
 
-def check_trainable(model: nn.Module, cfg) -> None:
+def check_trainable(model: nn.Module, cfg: ExperimentConfig) -> None:
     """`model.trainable` must name parameters the model has."""
     m = cfg.model
     if m.strategy != "freeze":
@@ -218,7 +219,7 @@ def check_trainable(model: nn.Module, cfg) -> None:
 
 
 
-def weights_stats(cfg, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+def weights_stats(cfg: ExperimentConfig, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The per-channel mean and std the pretrained weights were trained with (0..1 units), for `channels`:
     ImageNet's from torchvision, a run's from its checkpoint. A gray image gets the mean of the RGB ones."""
     spec = cfg.model.pretrained

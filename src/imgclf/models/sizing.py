@@ -7,12 +7,13 @@ from typing import Optional
 
 from torch import nn
 
+from ..config.schema import DataConfig, ExperimentConfig
 from ..core.errors import BudgetError, ConfigError
 from ..data import DATASETS
 from ..data.adapt import target_shape
 
 
-def known_shape(data_cfg) -> tuple[tuple[int, int, int], Optional[int]]:
+def known_shape(data_cfg: DataConfig) -> tuple[tuple[int, int, int], Optional[int]]:
     """The (C, H, W) the model sees a data set's images at (data.channels and data.image_size applied) and
     its class count (None when only the data tell), from the config alone."""
     shape = DATASETS.attr(data_cfg.name, "shape")
@@ -20,7 +21,7 @@ def known_shape(data_cfg) -> tuple[tuple[int, int, int], Optional[int]]:
     return target_shape(data_cfg, shape), DATASETS.attr(data_cfg.name, "classes")
 
 
-def model_input_shape(cfg, data_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+def model_input_shape(cfg: ExperimentConfig, data_shape: tuple[int, int, int]) -> tuple[int, int, int]:
     """The shape the model sees: the data's, or the crop's when training crops."""
     c, h, w = data_shape
     crop = cfg.data.augment.crop_size
@@ -36,7 +37,7 @@ def trainable_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def check_max_params(cfg, params: int, at_least: bool = False) -> None:
+def check_max_params(cfg: ExperimentConfig, params: int, at_least: bool = False) -> None:
     """Refuse a model over train.max_params; `at_least` when the count is a lower bound (classes unknown)."""
     if cfg.train.max_params is not None and params > cfg.train.max_params:
         raise BudgetError(

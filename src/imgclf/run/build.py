@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from ..config.schema import ExperimentConfig
 from ..data import load_raw, make_splits
 from ..data.splits import Split, Splits
 from ..engine.plugins import Context, Plugin, build_plugins
@@ -21,7 +22,7 @@ from ..models.strategies import strategy_attr
 from ..runtime.distributed import World, shard_batches
 
 
-def prepare_data(cfg) -> Splits:
+def prepare_data(cfg: ExperimentConfig) -> Splits:
     """Decode (or read cached) data and make the seeded splits; with data.normalization=weights, the
     pretrained weights' statistics replace the train split's."""
     splits = make_splits(load_raw(cfg.data), cfg.data)
@@ -31,7 +32,7 @@ def prepare_data(cfg) -> Splits:
     return splits
 
 
-def configured_model(cfg, in_shape: tuple[int, int, int], classes: int, weights: bool = True,
+def configured_model(cfg: ExperimentConfig, in_shape: tuple[int, int, int], classes: int, weights: bool = True,
                      log: Callable[[str], None] = lambda m: None) -> nn.Module:
     """The config's model: built, its pretrained weights loaded (with `weights`; their SHA-256 recorded
     in cfg.model.pretrained_sha256) and its layers frozen as model.strategy says."""
@@ -44,7 +45,7 @@ def configured_model(cfg, in_shape: tuple[int, int, int], classes: int, weights:
     return apply_strategy(model, cfg)
 
 
-def seeded_model(cfg, splits: Splits, weights: bool = True,
+def seeded_model(cfg: ExperimentConfig, splits: Splits, weights: bool = True,
                  log: Callable[[str], None] = lambda m: None) -> tuple[nn.Module, tuple[int, int, int]]:
     """The run's model (the same seed gives the same initial weights) and its input shape, within train.max_params."""
     in_shape = model_input_shape(cfg, splits.shape)
@@ -65,7 +66,7 @@ def to_device(s: Splits, device: torch.device) -> Splits:
     return Splits(mv(s.train), mv(s.val), mv(s.test), s.classes, s.mean, s.std, s.view)
 
 
-def build_trainer(cfg, model: nn.Module, splits: Splits, device: torch.device, *, run_dir: Optional[Path] = None,
+def build_trainer(cfg: ExperimentConfig, model: nn.Module, splits: Splits, device: torch.device, *, run_dir: Optional[Path] = None,
                   log: Callable[[str], None] = lambda m: None, progress: bool = False,
                   plugins: Sequence[Plugin] = (), extra_state: Optional[dict] = None,
                   world: World = World()) -> Trainer:

@@ -17,8 +17,8 @@ import statistics
 from dataclasses import replace
 from typing import Callable
 
-import torch
 
+from ..config.schema import ExperimentConfig
 from ..core.errors import ConfigError
 from ..engine.plugins import Plugin
 from ..engine.trainer import Trainer
@@ -91,7 +91,7 @@ def suggestions(lrs: list[float], smoothed: list[float]) -> dict:
     return {"valley": valley, "steep": steep}
 
 
-def lr_find(cfg, seed: int = 0, repeats: int = 3, start: float = 1e-7, end: float = 10.0, steps: int = 100,
+def lr_find(cfg: ExperimentConfig, seed: int = 0, repeats: int = 3, start: float = 1e-7, end: float = 10.0, steps: int = 100,
             diverge: float = 4.0, log: Callable[[str], None] = print) -> dict:
     """Run the range test `repeats` times (seeds seed, seed+1, ...); the curves, each one's suggestions,
     and their geometric median and spread."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..config.schema import ExperimentConfig
 from ..core.errors import ConfigError
 from ..models.pretrained import weights_file
 from ..models.sizing import check_max_params, known_shape, model_input_shape, trainable_params
@@ -30,7 +31,7 @@ def _probe(model: nn.Module, shape: tuple[int, int, int], what: str, fix: str) -
                           f"({str(e).splitlines()[0][:80]}); {fix}") from None
 
 
-def check_early_crop(cfg, model: nn.Module, shape: tuple[int, int, int]) -> None:
+def check_early_crop(cfg: ExperimentConfig, model: nn.Module, shape: tuple[int, int, int]) -> None:
     """An early crop must be smaller than the images and a size the model takes."""
     a = cfg.data.augment
     if a.early_crop is None:
@@ -43,7 +44,7 @@ def check_early_crop(cfg, model: nn.Module, shape: tuple[int, int, int]) -> None
            "use a model that ends in global pooling (conv-groups, resnet) or remove early_crop")
 
 
-def preflight(cfg) -> None:
+def preflight(cfg: ExperimentConfig) -> None:
     """Run every check that needs no image; raise a one-line ImgclfError for the first that fails."""
 
     device = pick_device(cfg.train.device)

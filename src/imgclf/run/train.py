@@ -77,7 +77,7 @@ def _resolve(config, overrides: Sequence[str], resume, runs_dir, name: Optional[
     return cfg, run_dir, state, best
 
 
-def _check_resumable(cfg, run_dir: Path, state: dict, best: Optional[dict]) -> None:
+def _check_resumable(cfg: ExperimentConfig, run_dir: Path, state: dict, best: Optional[dict]) -> None:
     """The checkpoints fit the model the config builds: checked before any data is read."""
     model = configured_model(cfg, tuple(state["input_shape"]), len(state["classes"]), weights=False)
     check_model(model, state["model"], run_dir / R.LAST, run_dir / R.CONFIG)
@@ -114,7 +114,7 @@ def train(config: ExperimentConfig | str | os.PathLike | None = None, overrides:
         return _train(cfg, run_dir, state, best_state, overrides, resume, name, runs_dir, progress, echo, plugins)
 
 
-def _train(cfg, run_dir, state, best_state, overrides, resume, name, runs_dir, progress, echo, plugins):
+def _train(cfg: ExperimentConfig, run_dir, state, best_state, overrides, resume, name, runs_dir, progress, echo, plugins):
     """train() once the config is resolved and checked, on the run's torch threads."""
     device = pick_device(cfg.train.device)
     world = join(device)  # under torchrun: this process's rank among the run's processes
@@ -164,7 +164,7 @@ def _train(cfg, run_dir, state, best_state, overrides, resume, name, runs_dir, p
     return Run(run_dir) if world.main else None
 
 
-def _log_header(log, cfg, run_dir: Path, splits, summ, device, processes: int, loaded: list[str]) -> None:
+def _log_header(log, cfg: ExperimentConfig, run_dir: Path, splits, summ, device, processes: int, loaded: list[str]) -> None:
     """The run log's opening lines: the folder, the data, the model, its pretrained weights and frozen part."""
     log(f"run {run_dir}" + (f" ({processes} processes, data-parallel)" if processes > 1 else ""))
     log(f"data {cfg.data.name}: {len(splits.train):,} train / {len(splits.val) if splits.val else 0:,} val / "
@@ -183,7 +183,7 @@ def _log_header(log, cfg, run_dir: Path, splits, summ, device, processes: int, l
         log(f"frozen: {frozen:,} parameters (model.strategy=linear-probe: the head alone trains; batch norm frozen)")
 
 
-def _extra(cfg, splits, in_shape) -> dict:
+def _extra(cfg: ExperimentConfig, splits, in_shape) -> dict:
     """What every checkpoint holds beside the weights: what inference needs to use them."""
     return {"config": cfg.to_dict(), "classes": splits.classes, "data_shape": list(splits.shape),
             "source_shape": list(splits.train.x.shape[1:]),  # as decoded, before data.image_size/channels

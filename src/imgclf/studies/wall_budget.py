@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..config.load import from_dict
-from ..config.schema import parse_duration
+from ..config.schema import ExperimentConfig, parse_duration
 from ..core.atomic import atomic_write_text
 from ..core.errors import ConfigError
 from ..engine.optim import SCHEDULES
@@ -153,7 +153,7 @@ def _refuse_short(plan: BudgetPlan, spec: StudySpec, smallest_for) -> None:
                           f"epoch of every run is {_ceil_words(smallest_for(need))}")
 
 
-def _epochs(cfg, n: int):
+def _epochs(cfg: ExperimentConfig, n: int):
     """`cfg` with `n` epochs and no time budget: what one epoch costs."""
     from dataclasses import replace
 
