@@ -4,7 +4,7 @@ import time
 
 import yaml
 
-from imgclf.reporting.sweep_figures import write_figures
+from imgclf.reporting.sweep_view import present_sweep
 from imgclf.sweeps.analysis import load_sweep_study, pareto_front, trials_frame
 from imgclf.sweeps.runner import run_sweep
 from imgclf.sweeps.spec import BUDGET_STOP
@@ -69,7 +69,7 @@ def test_a_sweep_of_one_objective_has_the_front_of_accuracy_and_parameters(tmp_p
         assert not any(beats(r, f) for r in rows)
     for r in rows:
         assert r["trial"] in kept or any(beats(o, r) for o in rows)
-    names = [p.name for p in write_figures(df, spec, study, folder / "figures")]
+    names = [f.path.name for f in present_sweep(study, spec, folder / "figures").figures]
     assert "pareto.png" in names
 
 

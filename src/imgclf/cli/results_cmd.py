@@ -4,18 +4,9 @@ from __future__ import annotations
 import json
 
 from ..core.errors import ConfigError
-from ..reporting.sweep_figures import write_figures
-from ..sweeps.analysis import (
-    correlations,
-    format_table,
-    front_table,
-    importances,
-    load_sweep_study,
-    ranked,
-    trials_frame,
-)
+from ..reporting.sweep_view import Table, present_sweep
+from ..sweeps.analysis import load_sweep_study, trials_frame
 from ..sweeps.runner import export_results
-from ..sweeps.store import SweepError
 
 
 def add_parser(sub) -> None:
@@ -33,8 +24,8 @@ def run(args) -> int:
     if args.top < 1:
         raise ConfigError(f"--top {args.top}: must be at least 1")
     spec, study, folder = load_sweep_study(args.sweep, args.sweeps_dir, args.storage)
-    df = trials_frame(study, spec)
     if args.json:
+        df = trials_frame(study, spec)
         cols = ["trial", *[p.name for p in spec.space], spec.options.objective, "status", "seconds", "reason"]
         recs = json.loads(df[cols].rename(columns={spec.options.objective: "objective"}).to_json(orient="records"))
         for r in recs:
@@ -43,32 +34,26 @@ def run(args) -> int:
                     r[p.name] = json.loads(r[p.name])
         print(json.dumps(recs))
         return 0
-    counts = df["status"].value_counts().to_dict()
-    print(f"sweep {folder.name}: {len(df)} configurations (" + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + ")")
-    r = ranked(df, spec)
-    if len(r):
-        print(format_table(r.head(args.top), spec, f"\ntop {min(args.top, len(r))}:"))
-        print(format_table(r.tail(args.top).iloc[::-1], spec, f"\nbottom {min(args.top, len(r))}:"))
-        corr = correlations(df, spec)
-        if len(corr) > 1:
-            obj = spec.options.objective
-            print(f"\ncorrelation with {obj}: " + ", ".join(f"{k} {v:+.2f}" for k, v in corr[obj].items() if k != obj))
-    front = front_table(df, study, spec)
-    if front:
-        print("\n" + front)
-    if len(r):
-        try:
-            imp = importances(study, spec)
-            for name in ("ped-anova", "fanova"):
-                print(f"importance for {imp['objective']} ({name}, {imp['trials']} trials): "
-                      + ", ".join(f"{k} {v:.2f}" for k, v in imp[name].items()))
-        except SweepError as e:
-            print(f"importance: {e}")
-    failed = df[df["status"] == "failed"]
-    for _, row in failed.head(args.top).iterrows():
-        print(f"failed trial {row['trial']}: {row['reason']}")
+    view = present_sweep(study, spec, None if args.no_figures else folder / "figures", args.top)
+    print(f"sweep {folder.name}: {len(view.frame)} configurations ("
+          + ", ".join(f"{v} {k}" for k, v in view.counts.items()) + ")")
+    for table in view.tables:
+        print("\n" + text_table(table))
+    for note in view.notes:
+        print(note)
     written = [p.name for p in export_results(study, spec, folder)]  # the same files the sweep writes
-    if not args.no_figures and len(r):
-        written += [p.name for p in write_figures(df, spec, study, folder / "figures", args.top)]
+    written += [f.path.name for f in view.figures]
     print(f"\nwrote {folder}/: " + ", ".join(written))
     return 0
+
+
+def text_table(table: Table) -> str:
+    """A table as aligned text: its title, the header, a rule, one line per row (two spaces between columns)."""
+    widths = [max(len(c), *(len(r[i]) for r in table.rows)) if table.rows else len(c)
+              for i, c in enumerate(table.columns)]
+
+    def line(cells):
+        return "  ".join(f"{x:>{w}}" for x, w in zip(cells, widths))
+
+    return "\n".join([f"{table.title}:", line(table.columns), line(["-" * w for w in widths]),
+                      *(line(r) for r in table.rows)])

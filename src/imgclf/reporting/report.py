@@ -142,32 +142,24 @@ def _misclassified(run, path: Path, k: int = 12) -> Optional[Path]:
 
 
 def _sweep_blocks(path: Path, out: Path, top: int = 5) -> list:
-    from ..sweeps.analysis import correlations, load_sweep_study, ranked, trials_frame
-    from .sweep_figures import write_figures
+    # Optuna comes with the sweep view: only a report of a sweep needs it
+    from .sweep_view import present_sweep
 
-    spec, study, folder = load_sweep_study(path)
-    df = trials_frame(study, spec)
-    r = ranked(df, spec)
-    counts = df["status"].value_counts().to_dict()
-    obj = spec.options.objective
-    blocks: list = [("h2", f"Sweep {folder.name}"),
-                     ("p", f"Strategy {spec.options.strategy}, objective {obj} ({spec.direction}); {len(df)} "
-                           "configurations: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + ".")]
-    cols = [p.name for p in spec.space] + [obj]
-    for title, part in ((f"Best {top}", r.head(top)), (f"Worst {top}", r.tail(top).iloc[::-1])):
-        blocks.append(("h3", title))
-        blocks.append(("table", cols, [[_fmt(v) for v in row] for row in part[cols].itertuples(index=False)]))
-    if len(r):
-        corr = correlations(df, spec)
-        if len(corr) > 1:
-            blocks.append(("p", f"Correlation with {obj}: " + ", ".join(
-                f"{k} {v:+.2f}" for k, v in corr[obj].items() if k != obj) + "."))
-        captions = {"objective_vs_params": f"{obj} against each hyperparameter, coloured by another.",
-                    "correlation": "Pearson correlations (log10 of log-scaled hyperparameters).",
-                    "best_curves": f"Learning curves of the best {top}."}
-        for p in write_figures(df, spec, study, out / "figures" / folder.name, top):
-            blocks.append(("img", p, captions.get(p.stem, "")))
-    return blocks
+    view = present_sweep(path, out_dir=out / "figures" / path.name, top=top)
+    spec = view.spec
+    return [("h2", f"Sweep {view.name}"),
+            ("p", f"Strategy {spec.options.strategy}, objective {spec.options.objective} ({spec.direction}); "
+                  f"{len(view.frame)} configurations: " + ", ".join(f"{v} {k}" for k, v in view.counts.items()) + "."),
+            *sweep_blocks(view)]
+
+
+def sweep_blocks(view) -> list:
+    """A sweep view as report blocks: each table under its title, the notes, each figure over its caption."""
+    blocks: list = []
+    for t in view.tables:
+        blocks += [("h3", t.title[:1].upper() + t.title[1:]), ("table", t.columns, t.rows)]
+    blocks += [("p", n) for n in view.notes]
+    return blocks + [("img", f.path, f.caption) for f in view.figures]
 
 
 def _comparison_blocks(infos: list[dict], out: Path) -> list:

@@ -10,7 +10,7 @@ from typing import Callable
 from ..core.atomic import atomic_write_text
 from ..core.results import write_results
 from ..reporting import figures as F
-from ..reporting.report import pct, render_html, render_md
+from ..reporting.report import pct, render_html, render_md, sweep_blocks
 from ..run import folder as R
 from ..sweeps.spec import BUDGET_STOP
 from .spec import StudySpec
@@ -62,14 +62,14 @@ def study_report(spec: StudySpec, folder: Path, log: Callable[[str], None] = pri
         blocks.append(("p", spec.note))
     intro = len(blocks)  # the preview goes right after these paragraphs
     shares = BudgetPlan.load(folder)
-    # The sweep's store, read once for its table, its figures and the budget's trial counts.
+    # The sweep's store, read once for its tables, its figures and the budget's trial counts.
     swept = spec.sweep is not None and (folder / "sweep" / "sweep.yaml").is_file()
-    sweep = _load_sweep(folder / "sweep") if swept else None
-    if shares is not None and (rows or sweep):
+    sweep = _present_sweep(folder / "sweep", figs / "sweep") if swept else None
+    if shares is not None and (rows or sweep is not None):
         for r in rows:  # the split, in results.json too
             r["budget_share_s"] = shares.share_s.get(r["run"])
             r["annealed_from"] = shares.annealed.get(r["run"])
-        cols, body, text = budget_rows(shares, rows, shares.spent_s, _trial_counts(sweep[2]) if sweep else None)
+        cols, body, text = budget_rows(shares, rows, shares.spent_s, _trial_counts(sweep.frame) if sweep else None)
         blocks += [("h2", "Budget"), ("p", text)] + ([("table", cols, body)] if body else [])
     unfinished = [n for n in _planned_names(spec) if n not in {r["run"] for r in rows}]
     if rows:
@@ -95,8 +95,8 @@ def study_report(spec: StudySpec, folder: Path, log: Callable[[str], None] = pri
         blocks.insert(intro, ("img", preview, "A first look: training images with their classes."))
     if "activations" in spec.figures:
         blocks += _activation_blocks(rows, figs)
-    if sweep:
-        blocks = _sweep_blocks(*sweep, figs) + blocks
+    if sweep is not None:
+        blocks = _sweep_blocks(sweep, figs) + blocks
     title = f"{spec.title}" + (f" (report {spec.report})" if spec.report else "")
     atomic_write_text(folder / "report.html", render_html(title, blocks))
     atomic_write_text(folder / "report.md", render_md(title, blocks, folder))
@@ -150,12 +150,12 @@ def _activation_blocks(rows: list[dict], figs: Path) -> list:
     return blocks
 
 
-def _load_sweep(sweep_dir: Path) -> tuple:
-    """(spec, study, trials frame) of a study's sweep."""
-    from ..sweeps.analysis import load_sweep_study, trials_frame
+def _present_sweep(sweep_dir: Path, figs: Path):
+    """The view of a study's sweep (its tables, and its figures written to `figs`)."""
+    # Optuna comes with the sweep view: only a study with a sweep needs it
+    from ..reporting.sweep_view import present_sweep
 
-    sspec, study, _ = load_sweep_study(sweep_dir)
-    return sspec, study, trials_frame(study, sspec)
+    return present_sweep(sweep_dir, out_dir=figs)
 
 
 def _trial_counts(df) -> dict:
@@ -165,26 +165,14 @@ def _trial_counts(df) -> dict:
             "pruned": int(((df["status"] == "pruned") & ~by_budget).sum()), "budget": int(by_budget.sum())}
 
 
-def _sweep_blocks(sspec, study, df, figs: Path) -> list:
-    """The sweep's table and figures, with the learning curves of its best 3, median 3 and worst 5."""
-    from ..reporting.sweep_figures import write_figures
-    from ..sweeps.analysis import format_table, front_table, ranked, trial_label
+def _sweep_blocks(view, figs: Path) -> list:
+    """The sweep's view, then the learning curves of its best 3, median 3 and worst 5."""
+    from ..sweeps.analysis import trial_label
 
-    done = ranked(df, sspec)
+    done, sspec = view.ranked, view.spec
     obj = sspec.options.objective
-    blocks: list = [("h2", f"Sweep: {len(done)} complete configurations"),
-                    ("pre", format_table(done.head(10), sspec, "best 10:"))]
-    front = front_table(df, study, sspec)
-    if front:
-        blocks.append(("pre", front))
-    captions = {"objective_vs_params": f"{obj} against each hyperparameter, coloured by each other one.",
-                "correlation": "Pearson correlations of the hyperparameters (log10 of log-scaled ones) and the objective.",
-                "best_curves": f"{obj} per epoch of the best 5 configurations.",
-                "pareto": "The Pareto front: the configurations no other beats on every objective.",
-                "importance": f"Each hyperparameter's importance for {obj}, by PED-ANOVA and by fANOVA (seeded)."}
-    for p in write_figures(df, sspec, study, figs / "sweep"):
-        blocks.append(("img", p, captions.get(p.stem, p.stem.replace("_", " "))))
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    blocks: list = [("h2", f"Sweep: {len(done)} complete configurations"), *sweep_blocks(view)]
+    trials = {t.number: t for t in view.study.get_trials(deepcopy=False)}
     order = [row for _, row in done.iterrows()]
     mid = max(0, len(order) // 2 - 1)
     groups = {"best 3": order[:3], "median 3": order[mid : mid + 3], "worst 5": order[-5:] if len(order) > 3 else []}
