@@ -17,7 +17,6 @@ import statistics
 from dataclasses import replace
 from typing import Callable
 
-
 from ..config.schema import ExperimentConfig
 from ..core.errors import ConfigError
 from ..engine.plugins import Plugin
