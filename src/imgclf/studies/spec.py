@@ -136,7 +136,7 @@ def parse_study(raw, name: str, source: Optional[Path] = None, better: bool = Fa
     top = retrain.get("top", 0)
     if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= 1000:
         raise ConfigError(f"{where}: retrain.top: {top!r} is not a number of configurations from 0 to 1000")
-    figures = raw.get("figures") or ()
+    figures = raw.get("figures") or []
     if not isinstance(figures, list):
         raise ConfigError(f"{where}: figures: is a list, e.g. [timing]; choose from {', '.join(FIGURES)}")
     figures = tuple(figures)
