@@ -71,6 +71,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
+    except ValueError:  # an integer of more digits than Python converts (4,300)
+        raise ConfigError(f"override {key}: the value has too many digits to be a number") from None
     return parts, value
 
 
@@ -88,7 +90,7 @@ def read_yaml(path: str | os.PathLike) -> dict:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {p}") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except (OSError, ValueError) as e:  # ValueError: not UTF-8, or a NUL byte in the path
         raise ConfigError(f"cannot read config file {p}: {e}") from None
     try:
         data = yaml.safe_load(text)
@@ -96,6 +98,8 @@ def read_yaml(path: str | os.PathLike) -> dict:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"config file {p} is not valid YAML{at}; fix the syntax") from None
+    except ValueError as e:  # an integer of more digits than Python converts (4,300)
+        raise ConfigError(f"config file {p}: {str(e).split(':')[0]}; write a smaller number") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -75,6 +75,7 @@ Prob = Annotated[float, Range(ge=0.0, lt=1.0)]
 NonNeg = Annotated[float, Range(ge=0.0)]
 NonNegInt = Annotated[int, Range(ge=0)]
 PosInt = Annotated[int, Range(ge=1)]
+Seed = Annotated[int, Range(ge=-(2**63), lt=2**63)]  # what torch.manual_seed takes (a 64-bit integer)
 Metric = Literal["val_loss", "val_acc", "train_loss", "train_acc"]  # what the epoch records hold
 OptimizerName = Annotated[str, Choice("optimizer")]
 ScheduleName = Annotated[str, Choice("schedule")]
@@ -120,7 +121,7 @@ class DataConfig:
     download: bool = True  # fetch the standard files when they are missing and we are online
     val_fraction: Prob = 0.1  # carved from train with a seeded split
     test_fraction: Annotated[float, Range(gt=0.0, lt=1.0)] = 0.2  # only for data sets without a test split
-    split_seed: int = 0
+    split_seed: Seed = 0
     # dataset: the train split's per-channel mean and std; weights: the pretrained weights' own
     # (ImageNet's), the default with model.pretrained=imagenet; none; per-image standardization
     normalization: Optional[Literal["dataset", "weights", "none", "per-image"]] = None
@@ -205,7 +206,7 @@ class TrainConfig:
     epochs: PosInt = 15
     batch_size: Annotated[int, Range(ge=1, le=1_000_000)] = 64
     eval_batch_size: PosInt = 1000
-    seed: int = 0
+    seed: Seed = 0
     monitor: Metric = "val_acc"  # picks the best checkpoint
     time_budget: Optional[Seconds] = None  # stop cleanly after this wall-clock time
     max_params: Optional[PosInt] = None  # refuse a model with more trainable parameters

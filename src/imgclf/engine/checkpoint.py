@@ -8,6 +8,7 @@ was edited is named in one line instead of failing deep inside with a traceback.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -41,7 +42,9 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
         raise RunError(f"checkpoint {path} is empty (a write was cut short?); resume from the other checkpoint "
                        f"or train the run again")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns of a damaged file's pickle protocol first: one line is enough
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch.load raises many classes for damaged files; all mean "unreadable"
         raise RunError(f"checkpoint {path} is corrupt or unreadable ({type(e).__name__}: "
                        f"{str(e).splitlines()[0][:100] if str(e) else 'no detail'}); train the run again") from None

@@ -25,8 +25,9 @@ def write_json(path: Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
-def read_json(path: Path, required: tuple = ()):
-    """A JSON file, with one-line errors for a missing, damaged or foreign file (`required`: its top-level keys)."""
+def read_json(path: Path, required: tuple | dict = ()):
+    """A JSON file, with one-line errors for a missing, damaged or foreign file (`required`: its top-level keys,
+    or a mapping of them to the types their values must have)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -36,11 +37,26 @@ def read_json(path: Path, required: tuple = ()):
     missing = [k for k in required if not isinstance(data, dict) or k not in data]
     if missing:
         raise RunError(f"{path} lacks {', '.join(missing)}, so it is not an imgclf run's file; train the run again")
+    for k, kind in (required.items() if isinstance(required, dict) else ()):
+        if not _is(data[k], kind):
+            raise RunError(f"{path}: {k} is {str(data[k])[:40]!r}, not {_NAMES.get(kind, 'valid')}, so the file is "
+                           f"damaged; train the run again")
     return data
 
 
+NUMBER = (int, float)
+_NAMES = {NUMBER: "a number", int: "an integer", str: "a string", list: "a list", (dict, type(None)): "a mapping"}
+
+
+def _is(value, kind) -> bool:
+    """`value` is of `kind`, a bool not counting as a number (JSON's true is no epoch count)."""
+    return isinstance(value, kind) and not (isinstance(value, bool) and kind in (int, NUMBER))
+
+
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "lr", "seconds")  # every epoch record holds these
-METRICS_KEYS = ("test", "classes", "best_epoch", "monitor", "epochs_run", "params", "mult_adds", "train_seconds")
+# what every metrics.json holds, and of which type (test is null when train.final_test is off)
+METRICS_KEYS = {"test": (dict, type(None)), "classes": list, "best_epoch": int, "monitor": str, "epochs_run": int,
+                "params": int, "mult_adds": int, "train_seconds": NUMBER}
 
 
 def read_history(path: Path) -> list[dict]:
@@ -61,6 +77,12 @@ def read_history(path: Path) -> list[dict]:
             if not isinstance(rec, dict) or any(k not in rec for k in HISTORY_KEYS):
                 raise RunError(f"{path} line {i} is not an epoch record (it needs {', '.join(HISTORY_KEYS)}); "
                                "the history file is corrupt")
+            # the measured values are numbers (null where a metric was not measured): figures plot them
+            bad = [k for k, v in rec.items() if (k in HISTORY_KEYS or k.startswith(("train_", "val_")))
+                   and not (_is(v, NUMBER) or (v is None and k not in HISTORY_KEYS))]
+            if bad:
+                raise RunError(f"{path} line {i}: {bad[0]} is {str(rec[bad[0]])[:40]!r}, not a number; the history "
+                               "file is corrupt")
             out.append(rec)
     return out
 

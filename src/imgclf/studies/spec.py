@@ -51,13 +51,30 @@ class StudySpec:
 
 
 def _overrides(mapping, where: str) -> list[str]:
+    """A mapping of dotted config keys to values as 'key=value' overrides (values as JSON, which YAML reads back)."""
     if mapping is None:
         return []
     if not isinstance(mapping, dict):
         raise ConfigError(f"{where}: expected a mapping of config keys to values, e.g. {{optim.lr: 0.01}}")
     import json
 
-    return [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in mapping.items()]
+    out = []
+    for k, v in mapping.items():
+        if not isinstance(k, str):
+            raise ConfigError(f"{where}: the key {k!r} is not a dotted config key such as optim.lr")
+        try:
+            out.append(f"{k}={json.dumps(v, allow_nan=False) if not isinstance(v, str) else v}")
+        except (TypeError, ValueError):  # a date, binary, nan or inf, an integer of thousands of digits
+            raise ConfigError(f"{where}: {k}: {str(v)[:60]!r} is not a config value (a number, string, list "
+                              f"or mapping)") from None
+    return out
+
+
+def _path(value, where: str, what: str) -> str:
+    """A study's path value (base:, sweep:, a run's file), relative to the study file."""
+    if not isinstance(value, str) or not value.strip() or "\0" in value:
+        raise ConfigError(f"{where}: {value!r} is not the path of {what}, relative to the study file")
+    return value
 
 
 def _label(value) -> str:
@@ -78,45 +95,57 @@ def parse_study(raw, name: str, source: Optional[Path] = None, better: bool = Fa
     folder = source.parent if source else Path(".")
     base: dict = {}
     if raw.get("base") is not None:
-        if not isinstance(raw["base"], str):
-            raise ConfigError(f"{where}: base: is the path of an experiment file, relative to the study")
-        base = read_experiment(folder / raw["base"])
+        base = read_experiment(folder / _path(raw["base"], f"{where}: base", "an experiment file"))
     if better and not raw.get("better"):
         raise ConfigError(f"{where}: has no better: settings; run it without --better")
     chosen = ("better", raw.get("better")) if better else ("set", raw.get("set"))
     common = _overrides(chosen[1], f"{where}: {chosen[0]}") + list(extra)
     runs: dict[str, list[str]] = {}
     run_bases: dict[str, dict] = {}
+    if not isinstance(raw.get("runs") or {}, dict):
+        raise ConfigError(f"{where}: runs: maps run names to overrides or a config file, e.g. {{wide: {{model.name: wide}}}}")
     for run, o in (raw.get("runs") or {}).items():
         if isinstance(o, str):  # a config file of its own
-            run_bases[str(run)] = read_experiment(folder / o)
+            run_bases[str(run)] = read_experiment(folder / _path(o, f"{where}: runs.{run}", "a config file"))
             o = None
         runs[str(run)] = _overrides(o, f"{where}: runs.{run}")
     if raw.get("grid"):
         grid = raw["grid"]
-        if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+        if not isinstance(grid, dict) or not all(isinstance(k, str) and isinstance(v, list) and v
+                                                 for k, v in grid.items()):
             raise ConfigError(f"{where}: grid: maps config keys to lists of values, e.g. {{optim.lr: [0.1, 0.01]}}")
         for values in itertools.product(*grid.values()):
             point = dict(zip(grid, values))
             runs[",".join(f"{k.rsplit('.', 1)[-1]}={_label(v)}" for k, v in point.items())] = _overrides(point, where)
     sweep = None
     if raw.get("sweep"):
-        sweep = folder / raw["sweep"]
+        sweep = folder / _path(raw["sweep"], f"{where}: sweep", "a sweep file")
         from ..sweeps.spec import load_sweep
 
         load_sweep(sweep)
+    for run in runs:  # each names a folder under the study's runs/
+        if not run.strip() or "/" in run or run in (".", "..") or "\0" in run:
+            raise ConfigError(f"{where}: the run name {run!r} cannot name a folder; use letters, digits, - and _")
     if not runs and sweep is None:
         raise ConfigError(f"{where}: name its runs (runs: or grid:) or a sweep (sweep:)")
     retrain = raw.get("retrain") or {}
     if retrain and sweep is None:
         raise ConfigError(f"{where}: retrain: retrains a sweep's best configurations; add sweep:")
-    figures = tuple(raw.get("figures") or ())
-    bad = [f for f in figures if f not in FIGURES]
+    if not isinstance(retrain, dict) or set(retrain) - {"top", "set"}:
+        raise ConfigError(f"{where}: retrain: is a mapping of top: (how many) and set: (overrides), e.g. {{top: 5}}")
+    top = retrain.get("top", 0)
+    if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= 1000:
+        raise ConfigError(f"{where}: retrain.top: {top!r} is not a number of configurations from 0 to 1000")
+    figures = raw.get("figures") or []
+    if not isinstance(figures, list):
+        raise ConfigError(f"{where}: figures: is a list, e.g. [timing]; choose from {', '.join(FIGURES)}")
+    figures = tuple(figures)
+    bad = [f for f in figures if not isinstance(f, str) or f not in FIGURES]
     if bad:
         raise ConfigError(f"{where}: figures: {bad[0]!r} is not known; choose from {', '.join(FIGURES)}")
     spec = StudySpec(name=name + ("-better" if better else ""), title=str(raw.get("title") or name),
                      report=str(raw.get("report") or ""), base=base, runs=runs, run_bases=run_bases, common=common,
-                     sweep=sweep, retrain_top=int(retrain.get("top", 0)),
+                     sweep=sweep, retrain_top=top,
                      retrain_set=_overrides(retrain.get("set"), f"{where}: retrain.set"), figures=figures,
                      note=str(raw.get("note") or ""), about=str(raw.get("about") or ""), source=source)
     for run in runs:

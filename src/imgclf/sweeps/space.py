@@ -14,6 +14,8 @@ from typing import Any, Optional
 
 from ..core.errors import ConfigError
 
+MAX_GRID = 100_000  # grid values a range's step may cut it into: more is a typo, and such a grid never ends
+
 
 @dataclass
 class Param:
@@ -39,7 +41,11 @@ class Param:
             return list(self.choices)
         if self.step is None:
             raise ConfigError(f"space.{self.name}: a grid needs a list of choices or a range with a step")
-        n = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+        n = (self.high - self.low) / self.step + 1e-9
+        if not n < MAX_GRID:
+            raise ConfigError(f"space.{self.name}: step {self.step:g} cuts the range into more than {MAX_GRID:,} "
+                              f"grid values; take a larger step")
+        n = int(math.floor(n)) + 1
         vals = [self.low + i * self.step for i in range(n)]
         return [int(round(v)) for v in vals] if self.is_int else [float(v) for v in vals]
 
@@ -58,6 +64,10 @@ def _parse_param(name: str, spec: Any) -> Param:
     if isinstance(spec, list):
         if not spec:
             raise ConfigError(f"{where}: the list of choices is empty")
+        try:  # the trials store choices as JSON text (encode)
+            json.dumps(spec, sort_keys=True)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: a choice is not a number, string, list or mapping of string keys") from None
         return Param(name, choices=spec)
     if not isinstance(spec, dict):
         raise ConfigError(f"{where}: {spec!r} must be a list of choices or a mapping such as {{low: 1e-4, high: 0.1, log: true}}")
@@ -75,8 +85,10 @@ def _parse_param(name: str, spec: Any) -> Param:
         return p
     try:
         low, high = float(spec["low"]), float(spec["high"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise ConfigError(f"{where}: a range needs numeric low and high") from None
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ConfigError(f"{where}: low and high must be finite numbers")
     log = bool(spec.get("log", False))
     is_int = spec.get("type") == "int" or (isinstance(spec["low"], int) and isinstance(spec["high"], int)
                                            and not isinstance(spec["low"], bool) and spec.get("type") != "float")
@@ -85,8 +97,8 @@ def _parse_param(name: str, spec: Any) -> Param:
         raise ConfigError(f"{where}: low ({low:g}) must be below high ({high:g})")
     if log and low <= 0:
         raise ConfigError(f"{where}: a log range needs low > 0")
-    if step is not None and (not isinstance(step, (int, float)) or step <= 0):
-        raise ConfigError(f"{where}: step must be a positive number")
+    if step is not None and (not isinstance(step, (int, float)) or isinstance(step, bool) or not 0 < step < 1e300):
+        raise ConfigError(f"{where}: step must be a positive number (below 1e300)")
     if log and step is not None:
         raise ConfigError(f"{where}: use either log or step, not both")
     return Param(name, low=low, high=high, log=log, step=float(step) if step else None, is_int=is_int, when=when)
@@ -227,5 +239,7 @@ def product(params: list[Param], values: dict[str, list]) -> list[dict]:
                 nxt += [{**pt, p.name: v} for v in values[p.name]]
             else:
                 nxt.append(pt)
+            if len(nxt) > MAX_GRID:
+                raise ConfigError(f"space: the grid has more than {MAX_GRID:,} points; vary fewer keys or fewer values")
         points = nxt
     return points

@@ -38,7 +38,7 @@ class SweepOptions:
     rounds: Annotated[int, Range(ge=1, le=20)] = 3  # hierarchical: coarse grid + finer rounds
     top_k: Annotated[int, Range(ge=1)] = 3  # hierarchical: refine around this many best
     points: Annotated[int, Range(ge=2, le=20)] = 3  # hierarchical: coarse values per numeric range
-    seed: int = 0  # sampler seed (random, tpe)
+    seed: Annotated[int, Range(ge=0, lt=2**32)] = 0  # sampler seed (random, tpe): numpy's range
 
 
 @dataclass
