@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from imgclf.config.load import load_config, parse_override, read_yaml
 from imgclf.core.errors import ImgclfError
-from imgclf.run.folder import HISTORY_KEYS, METRICS_KEYS, read_history, read_json
+from imgclf.run.folder import HISTORY_KEYS, METRICS_KEYS, read_history, read_json, read_metrics
 from imgclf.studies.spec import load_study, parse_study
 from imgclf.sweeps.spec import load_sweep, parse_sweep
 
@@ -236,3 +236,13 @@ def test_a_journal_with_garbage_lines_is_one_line_through_the_cli(tmp_path):
     (folder / "sweep.yaml").write_text("base: {}\nspace: {optim.lr: [0.1]}\n")
     (folder / "journal.log").write_text("garbage\n{\"op_code\": 999}\n\x00\x01\n")
     _one_line_exit_2(_cli("results", "w", "--sweeps-dir", str(tmp_path / "sweeps"), cwd=tmp_path))
+
+
+@pytest.mark.parametrize("change", [{"test": {"loss": 0.5, "n": 10}}, {"test": {"loss": 0.5, "top1": "x", "n": 10}},
+                                    {"best_epoch": 2}, {"best_epoch": 0}])
+def test_a_metrics_file_with_a_broken_test_score_or_best_epoch_is_one_line(tmp_path, change):
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({**GOOD_METRICS, **change}))
+    with pytest.raises(ImgclfError) as e:
+        read_metrics(path)
+    assert "\n" not in str(e.value) and str(path) in str(e.value)

@@ -59,6 +59,24 @@ METRICS_KEYS = {"test": (dict, type(None)), "classes": list, "best_epoch": int, 
                 "params": int, "mult_adds": int, "train_seconds": NUMBER}
 
 
+TEST_KEYS = {"loss": NUMBER, "top1": NUMBER, "n": int}  # what a test score holds, beside optional extras
+
+
+def read_metrics(path: Path) -> dict:
+    """metrics.json, its keys and their types checked, a test score's own too, and its best epoch one of
+    the epochs it ran: a damaged file is one line, not a crash in a report."""
+    data = read_json(path, METRICS_KEYS)
+    if data["test"] is not None:
+        bad = [k for k, kind in TEST_KEYS.items() if not _is(data["test"].get(k), kind)]
+        if bad:
+            raise RunError(f"{path}: test.{bad[0]} is missing or not {_NAMES[TEST_KEYS[bad[0]]]}, so the file is "
+                           f"damaged; train the run again")
+    if not 1 <= data["best_epoch"] <= data["epochs_run"]:
+        raise RunError(f"{path}: best_epoch {data['best_epoch']} is not one of the {data['epochs_run']} epochs run, "
+                       f"so the file is damaged; train the run again")
+    return data
+
+
 def read_history(path: Path) -> list[dict]:
     """The epoch records of history.jsonl (empty if the run has not finished an epoch)."""
     if not path.exists():
@@ -171,7 +189,7 @@ class Run:
 
     @property
     def metrics(self) -> dict:
-        return read_json(self.path / METRICS, METRICS_KEYS)
+        return read_metrics(self.path / METRICS)
 
     @property
     def summary(self) -> str:
