@@ -14,7 +14,9 @@ from ..sweeps.analysis import (
     ranked,
     trials_frame,
 )
+from ..sweeps import files as SF
 from ..sweeps.runner import export_results
+from ..sweeps.status import TrialStatus
 from ..sweeps.store import SweepError
 
 
@@ -64,11 +66,11 @@ def run(args) -> int:
                       + ", ".join(f"{k} {v:.2f}" for k, v in imp[name].items()))
         except SweepError as e:
             print(f"importance: {e}")
-    failed = df[df["status"] == "failed"]
+    failed = df[df["status"] == TrialStatus.FAILED]
     for _, row in failed.head(args.top).iterrows():
         print(f"failed trial {row['trial']}: {row['reason']}")
     written = [p.name for p in export_results(study, spec, folder)]  # the same files the sweep writes
     if not args.no_figures and len(r):
-        written += [p.name for p in write_figures(df, spec, study, folder / "figures", args.top)]
+        written += [p.name for p in write_figures(df, spec, study, folder / SF.FIGURES, args.top)]
     print(f"\nwrote {folder}/: " + ", ".join(written))
     return 0

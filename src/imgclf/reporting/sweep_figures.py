@@ -18,6 +18,7 @@ from ..sweeps.analysis import (
     ranked,
     trial_label,
 )
+from ..sweeps import attrs as A
 from ..sweeps.spec import SweepSpec
 from ..sweeps.store import SweepError
 from .figures import epoch_axis, log_axis, pyplot, save_figure
@@ -75,7 +76,7 @@ def write_figures(df, spec: SweepSpec, study, out_dir: Path, top_k: int = 5) -> 
     best = {t.number: t for t in study.get_trials(deepcopy=False)}
     fig, ax = plt.subplots(figsize=(6, 4))
     for _, row in done.head(top_k).iterrows():
-        hist = best[int(row["trial"])].user_attrs.get("history") or []
+        hist = best[int(row["trial"])].user_attrs.get(A.HISTORY) or []
         if hist and hist[0].get(obj) is not None:
             ax.plot([h["epoch"] for h in hist], [h[obj] for h in hist], marker="o", ms=3, label=trial_label(row, spec))
     epoch_axis(ax)
