@@ -165,7 +165,8 @@ def _trial_counts(df) -> dict:
     """How a sweep's trials ended: complete, pruned (by the pruner), budget (stopped by the wall budget)."""
     by_budget = df["reason"].fillna("").str.startswith(BUDGET_STOP)
     return {TrialStatus.COMPLETE: int((df["status"] == TrialStatus.COMPLETE).sum()),
-            TrialStatus.PRUNED: int(((df["status"] == TrialStatus.PRUNED) & ~by_budget).sum()), "budget": int(by_budget.sum())}
+            TrialStatus.PRUNED: int(((df["status"] == TrialStatus.PRUNED) & ~by_budget).sum()),
+            "budget": int(by_budget.sum())}
 
 
 def _sweep_blocks(sspec, study, df, figs: Path) -> list:

@@ -75,11 +75,12 @@ def plan(spec: StudySpec, folder: Path) -> list[Planned]:
 def _train_cmd(spec: StudySpec, folder: Path, p: Planned, threads: Optional[int]) -> list[str]:
     """The arguments of the `imgclf train` command of one run, its config written beside the study's results."""
     cfg_path = folder / "configs" / f"{p.name}.yaml"
-    if p.status is RunStatus.PARTIAL:
+    resumed = p.status is RunStatus.PARTIAL
+    if resumed:
         cmd = ["train", "--resume", str(folder / "runs" / p.name)]
     else:
         cmd = ["train", "-c", str(cfg_path), "--name", p.name, "--runs-dir", str(folder / "runs")]
-    cmd += ["--no-progress"] + (["--set", f"train.threads={threads}"] if threads and p.status is not RunStatus.PARTIAL else [])
+    cmd += ["--no-progress"] + (["--set", f"train.threads={threads}"] if threads and not resumed else [])
     return cmd
 
 

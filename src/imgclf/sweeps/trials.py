@@ -55,7 +55,8 @@ class ReportObjective(Plugin):
                 raise optuna.TrialPruned(f"pruned after epoch {record['epoch']}")
 
 
-def run_trial(study, storage, spec: SweepSpec, trial, data_cache: dict, log, deadline: Optional[float] = None) -> TrialStatus:
+def run_trial(study, storage, spec: SweepSpec, trial, data_cache: dict, log,
+              deadline: Optional[float] = None) -> TrialStatus:
     """Train one configuration and tell the study how it went; returns its status. Past `deadline`
     (time.time()), the trial is stopped and told pruned."""
     import optuna

@@ -69,7 +69,8 @@ def requeue_budget_stopped(study, log) -> int:
     for t in trials:
         if (t.state == TrialState.PRUNED and t.number not in again
                 and str(t.user_attrs.get(A.REASON, "")).startswith(BUDGET_STOP)):
-            study.enqueue_trial(dict(t.params), user_attrs={A.ROUND: t.user_attrs.get(A.ROUND, 0), A.RETRY_OF: t.number})
+            study.enqueue_trial(dict(t.params),
+                                user_attrs={A.ROUND: t.user_attrs.get(A.ROUND, 0), A.RETRY_OF: t.number})
             n += 1
     if n:
         log(f"re-queued {n} configuration(s) that an earlier budget stopped")
