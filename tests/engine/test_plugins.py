@@ -16,8 +16,6 @@ FAST = ["model.spec=c16-p-c32-p-f64", "train.batch_size=64"]
 class LearningRates(Plugin):
     """Records the learning rate at each batch end, and how many batches it has seen (its state)."""
 
-    name = "learning_rates"
-
     def __init__(self):
         self.lrs: list[float] = []
         self.batches = 0

@@ -10,7 +10,7 @@ import imgclf
 from imgclf.config.load import load_config
 from imgclf.core.errors import BudgetError, ConfigError, RunError
 from imgclf.engine.checkpoint import load_checkpoint
-from imgclf.engine.monitor import improved
+from imgclf.engine.monitor import Direction, improved
 from imgclf.engine.optim import lr_at
 from imgclf.engine.plugins.early_stopping import EarlyStopping
 from imgclf.models import build_model
@@ -146,7 +146,7 @@ def test_early_stopping_callback_counts_patience():
     for v in [1.0, 0.9, 0.895, 0.899]:
         es.on_epoch_end(t, {"val_loss": v})
     assert t.reason is not None and es.best == 0.9
-    assert improved(0.5, None, "max") and not improved(float("nan"), 1.0, "min")
+    assert improved(0.5, None, Direction.MAX) and not improved(float("nan"), 1.0, Direction.MIN)
 
 
 def test_schedules():

@@ -7,6 +7,7 @@ import yaml
 
 from imgclf.cli.main import main
 from imgclf.core.errors import ConfigError
+from imgclf.engine.monitor import Direction
 from imgclf.sweeps.analysis import importances, load_sweep_study, pareto_front, trials_frame
 from imgclf.sweeps.runner import run_sweep
 from imgclf.sweeps.spec import parse_sweep
@@ -26,8 +27,8 @@ def _sweep(tmp_path, **extra):
 
 def _dominated(a, b, names):
     """b beats a on every objective (at least as good everywhere, better somewhere)."""
-    better = [(b[n] >= a[n]) if d == "max" else (b[n] <= a[n]) for n, d in names]
-    strictly = [(b[n] > a[n]) if d == "max" else (b[n] < a[n]) for n, d in names]
+    better = [(b[n] >= a[n]) if d is Direction.MAX else (b[n] <= a[n]) for n, d in names]
+    strictly = [(b[n] > a[n]) if d is Direction.MAX else (b[n] < a[n]) for n, d in names]
     return all(better) and any(strictly)
 
 
@@ -35,6 +36,8 @@ def test_two_objectives_give_a_pareto_front_and_seeded_importances(tmp_path, cap
     run_sweep(_sweep(tmp_path), echo=False)
     spec, study, folder = load_sweep_study("mo")
     df = trials_frame(study, spec)
+    assert spec.directions == [Direction.MAX, Direction.MIN]  # 'val_acc max', 'params min'
+    assert [Direction.from_optuna(d) for d in study.directions] == spec.directions  # as Optuna keeps them
     assert (df["status"] == "complete").sum() == 12
     assert sorted(df["params"].unique()) == [4 * 64 + 4 + 4 * 10 + 10, 16 * 65 + 16 * 10 + 10, 64 * 65 + 64 * 10 + 10]
     front = pareto_front(df, study, spec)

@@ -5,6 +5,7 @@ import json
 
 from ..core.errors import ConfigError
 from ..reporting.sweep_view import Table, present_sweep
+from ..sweeps import files as SF
 from ..sweeps.analysis import load_sweep_study, trials_frame
 from ..sweeps.runner import export_results
 
@@ -34,7 +35,7 @@ def run(args) -> int:
                     r[p.name] = json.loads(r[p.name])
         print(json.dumps(recs))
         return 0
-    view = present_sweep(study, spec, None if args.no_figures else folder / "figures", args.top)
+    view = present_sweep(study, spec, None if args.no_figures else folder / SF.FIGURES, args.top)
     print(f"sweep {folder.name}: {len(view.frame)} configurations ("
           + ", ".join(f"{v} {k}" for k, v in view.counts.items()) + ")")
     for table in view.tables:

@@ -58,6 +58,7 @@ def _config_summary(args) -> int:
     from ..config.load import load_config
     from ..core.ready import config_path
     from ..models.sizing import known_shape, model_input_shape
+    from ..models.strategies import strategy_of
     from ..models.summary import format_summary, summarize
     from ..run.build import configured_model
 
@@ -66,7 +67,7 @@ def _config_summary(args) -> int:
     in_shape = model_input_shape(cfg, shape)
     classes = classes or args.classes
     s = summarize(configured_model(cfg, in_shape, classes, weights=False), in_shape)
-    strategy = cfg.model.strategy or ("finetune" if cfg.model.pretrained not in (None, "none") else "scratch")
+    strategy = strategy_of(cfg.model)
     title = (f"{cfg.model.name} on {cfg.data.name}, input {'x'.join(map(str, in_shape))}, {classes} classes, "
              f"model.strategy={strategy}")
     print(json.dumps(s.to_dict()) if args.json else format_summary(s, title, args.style))

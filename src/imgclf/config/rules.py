@@ -14,7 +14,7 @@ from ..data.registry import DATASETS
 from ..engine.optim import OPTIMIZERS, SCHEDULES
 from ..evaluation.evaluate import TTA
 from ..models import MODELS, check_model_options
-from ..models.strategies import STRATEGIES
+from ..models.strategies import STRATEGIES, has_pretrained, strategy_attr
 from .fields import build_dataclass, coerce
 from .schema import TRANSFER_KEYS, ExperimentConfig, ModelConfig
 
@@ -37,23 +37,23 @@ def validate(raw: dict) -> ExperimentConfig:
     MODELS.get(model_name)
     cfg.model = ModelConfig(name=model_name, options=check_model_options(model_name, model_raw), **transfer)
     m = cfg.model
-    if m.pretrained not in (None, "none") and m.strategy == "scratch":
-        raise ConfigError("model.strategy=scratch re-initialises the weights: drop model.pretrained, or choose "
+    if has_pretrained(m) and strategy_attr(m, "random_weights", False):
+        raise ConfigError(f"model.strategy={m.strategy} re-initialises the weights: drop model.pretrained, or choose "
                           "model.strategy=finetune or freeze")
     if cfg.data.normalization is None:
         cfg.data.normalization = "weights" if m.pretrained == "imagenet" else "dataset"
     if cfg.data.normalization == "weights" and m.pretrained in (None, "none"):
         raise ConfigError("data.normalization=weights uses the pretrained weights' statistics: set model.pretrained, "
                           "or choose data.normalization=dataset")
-    if m.strategy == "linear-probe":
-        if m.pretrained in (None, "none"):
-            raise ConfigError("model.strategy=linear-probe trains a head on pretrained features: set model.pretrained "
-                              "(imagenet, a weights file or a run)")
+    if strategy_attr(m, "needs_pretrained", False) and not has_pretrained(m):
+        raise ConfigError(f"model.strategy={m.strategy} trains a head on pretrained features: set model.pretrained "
+                          "(imagenet, a weights file or a run)")
+    if strategy_attr(m, "features_once", False):
         on = [k for k, v in dataclasses.asdict(cfg.data.augment).items() if v and k != "early_crop_share"]
         if on:
-            raise ConfigError(f"model.strategy=linear-probe computes each image's features once, so training "
+            raise ConfigError(f"model.strategy={m.strategy} computes each image's features once, so training "
                               f"augmentation cannot apply: drop data.augment.{on[0]}, or choose model.strategy=freeze")
-    if m.trainable and m.strategy != "freeze":
+    if m.trainable and not strategy_attr(m, "takes_trainable", False):
         raise ConfigError("model.trainable names what trains under model.strategy=freeze; set it, or drop "
                           "model.trainable")
     DATASETS.get(cfg.data.name)

@@ -23,7 +23,7 @@ from ..data.splits import Splits
 from ..evaluation import evaluate_split
 from ..runtime.device import autocast, autocast_dtype, grad_scaler
 from ..runtime.distributed import all_sum, same_buffers, whole_batches
-from .monitor import improved, mode_of
+from .monitor import Direction, improved
 from .optim import build_optimizer, set_lr
 from .pace import EpochPace
 
@@ -191,7 +191,7 @@ class Trainer:
     def keep_if_best(self, record: dict) -> None:
         """Remember this epoch's weights when its monitored metric is the best so far."""
         value = record.get(self.monitor)
-        if self.monitor == "last" or improved(value, self.best_value, mode_of(self.monitor)):
+        if self.monitor == "last" or improved(value, self.best_value, Direction.of(self.monitor)):
             self.best_value, self.best_epoch = value, self.epoch
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 

@@ -13,7 +13,7 @@ from ..config.schema import ExperimentConfig
 from ..data.splits import Split, Splits
 from ..engine.batched import train_cohort
 from ..models.sizing import known_shape
-from ..sweeps.cohorts import shared_models, sibling_key
+from ..sweeps.cohorts import Group, read_group_key, shared_models, sibling_key
 from ..sweeps.queue import group_key
 from ..sweeps.strategies import strategy
 from .run import OVERHEAD, CostModel, fastest, train_images
@@ -65,7 +65,7 @@ def sweep_seconds(sweep, cost: CostModel) -> float:
         else:
             total += cost.run_seconds(sweep.config_for(p))
     for key, cfgs in groups.items():
-        if key.startswith("batch:") and len(cfgs) > 1:
+        if read_group_key(key)[0] is Group.COHORT and len(cfgs) > 1:
             total += cohort_seconds(shared_models(cfgs)[0], cost)  # as the sweep trains a cohort
         else:
             total += cost.run_seconds(max(cfgs, key=lambda c: c.train.epochs))

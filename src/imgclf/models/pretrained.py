@@ -204,7 +204,7 @@ def apply_strategy(model: nn.Module, cfg: ExperimentConfig) -> nn.Module:
 def check_trainable(model: nn.Module, cfg: ExperimentConfig) -> None:
     """`model.trainable` must name parameters the model has."""
     m = cfg.model
-    if m.strategy != "freeze":
+    if not strategy_attr(m, "takes_trainable", False):
         return
     names = [n for n, _ in model.named_parameters()]
     prefixes = _prefixes(m)

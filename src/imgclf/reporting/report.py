@@ -15,6 +15,7 @@ from typing import Optional
 from ..core.errors import RunError
 from ..core.run_files import REPORT_DIR
 from ..run import folder as R
+from ..sweeps import files as SF
 from . import figures as F
 
 CSS = """
@@ -234,7 +235,7 @@ def build_report(refs: list, out_dir=None, runs_dir=None, sweeps_dir=None) -> di
     for ref in refs:
         p = Path(ref).expanduser()
         cands = [p, R.runs_root(runs_dir) / str(ref), sweeps_root(sweeps_dir) / str(ref)]
-        found = next((c for c in cands if (c / R.CONFIG).is_file() or (c / "sweep.yaml").is_file()), None)
+        found = next((c for c in cands if (c / R.CONFIG).is_file() or (c / SF.SPEC).is_file()), None)
         if found is None:
             raise RunError(f"{str(ref)!r} is neither a run nor a sweep (no config.yaml or sweep.yaml in {p}, "
                            f"{cands[1]} or {cands[2]})")
@@ -245,7 +246,7 @@ def build_report(refs: list, out_dir=None, runs_dir=None, sweeps_dir=None) -> di
     blocks: list = []
     infos = []
     for item in items:
-        if (item / "sweep.yaml").is_file():
+        if (item / SF.SPEC).is_file():
             blocks += _sweep_blocks(item, out)
         else:
             b, info = _run_blocks(item, out)

@@ -9,6 +9,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..sweeps import attrs as A
 from ..sweeps.analysis import is_log, numeric, trial_label
 from ..sweeps.spec import SweepSpec
 from .figures import epoch_axis, log_axis, pyplot, save_figure
@@ -77,7 +78,7 @@ def best_curves(done, spec: SweepSpec, study, top_k: int, path: Path) -> Path:
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     fig, ax = plt.subplots(figsize=(6, 4))
     for _, row in done.head(top_k).iterrows():
-        hist = trials[int(row["trial"])].user_attrs.get("history") or []
+        hist = trials[int(row["trial"])].user_attrs.get(A.HISTORY) or []
         if hist and hist[0].get(obj) is not None:
             ax.plot([h["epoch"] for h in hist], [h[obj] for h in hist], marker="o", ms=3, label=trial_label(row, spec))
     epoch_axis(ax)

@@ -46,8 +46,6 @@ class _RangePace:
 class _Record(Plugin):
     """Keeps each step's rate and loss; ends the test after `steps` or once the loss diverges."""
 
-    name = "lr_find"
-
     def __init__(self, steps: int, diverge: float):
         self.steps, self.diverge = steps, diverge
         self.lrs: list[float] = []

@@ -176,11 +176,12 @@ def _log_header(log, cfg: ExperimentConfig, run_dir: Path, splits, summ, device,
     for line in loaded:
         log(line)
     frozen = summ.total_params - summ.trainable_params
-    if frozen and cfg.model.strategy == "freeze":
-        log(f"frozen: {frozen:,} parameters (model.strategy=freeze; trainable: {cfg.model.trainable}; "
+    if frozen and strategy_attr(cfg.model, "takes_trainable", False):
+        log(f"frozen: {frozen:,} parameters (model.strategy={cfg.model.strategy}; trainable: {cfg.model.trainable}; "
             f"batch norm {cfg.model.frozen_bn})")
-    elif frozen and cfg.model.strategy == "linear-probe":
-        log(f"frozen: {frozen:,} parameters (model.strategy=linear-probe: the head alone trains; batch norm frozen)")
+    elif frozen and strategy_attr(cfg.model, "head_only", False):
+        log(f"frozen: {frozen:,} parameters (model.strategy={cfg.model.strategy}: the head alone trains; "
+            f"batch norm frozen)")
 
 
 def _extra(cfg: ExperimentConfig, splits, in_shape) -> dict:

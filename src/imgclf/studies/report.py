@@ -12,7 +12,10 @@ from ..core.results import write_results
 from ..reporting import figures as F
 from ..reporting.report import pct, render_html, render_md, sweep_blocks
 from ..run import folder as R
+from ..sweeps import attrs as A
+from ..sweeps import files as SF
 from ..sweeps.spec import BUDGET_STOP
+from ..sweeps.status import TrialStatus
 from .spec import StudySpec
 from .wall_budget import BudgetPlan, budget_rows
 
@@ -63,7 +66,7 @@ def study_report(spec: StudySpec, folder: Path, log: Callable[[str], None] = pri
     intro = len(blocks)  # the preview goes right after these paragraphs
     shares = BudgetPlan.load(folder)
     # The sweep's store, read once for its tables, its figures and the budget's trial counts.
-    swept = spec.sweep is not None and (folder / "sweep" / "sweep.yaml").is_file()
+    swept = spec.sweep is not None and (folder / "sweep" / SF.SPEC).is_file()
     sweep = _present_sweep(folder / "sweep", figs / "sweep") if swept else None
     if shares is not None and (rows or sweep is not None):
         for r in rows:  # the split, in results.json too
@@ -161,8 +164,9 @@ def _present_sweep(sweep_dir: Path, figs: Path):
 def _trial_counts(df) -> dict:
     """How a sweep's trials ended: complete, pruned (by the pruner), budget (stopped by the wall budget)."""
     by_budget = df["reason"].fillna("").str.startswith(BUDGET_STOP)
-    return {"complete": int((df["status"] == "complete").sum()),
-            "pruned": int(((df["status"] == "pruned") & ~by_budget).sum()), "budget": int(by_budget.sum())}
+    return {TrialStatus.COMPLETE: int((df["status"] == TrialStatus.COMPLETE).sum()),
+            TrialStatus.PRUNED: int(((df["status"] == TrialStatus.PRUNED) & ~by_budget).sum()),
+            "budget": int(by_budget.sum())}
 
 
 def _sweep_blocks(view, figs: Path) -> list:
@@ -177,7 +181,7 @@ def _sweep_blocks(view, figs: Path) -> list:
     mid = max(0, len(order) // 2 - 1)
     groups = {"best 3": order[:3], "median 3": order[mid : mid + 3], "worst 5": order[-5:] if len(order) > 3 else []}
     for key in ("val_loss", "train_loss"):
-        curves = {g: [(trial_label(r, sspec), trials[int(r["trial"])].user_attrs.get("history") or []) for r in rows]
+        curves = {g: [(trial_label(r, sspec), trials[int(r["trial"])].user_attrs.get(A.HISTORY) or []) for r in rows]
                   for g, rows in groups.items()}
         blocks.append(("img", F.sweep_curve_groups(curves, key, figs / "sweep" / f"groups_{key}"),
                        f"{key} of the best 3, median 3 and worst 5 configurations by {obj}."))

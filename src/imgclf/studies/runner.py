@@ -6,6 +6,7 @@ import os
 import subprocess
 import time
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -25,17 +26,30 @@ def studies_root(studies_dir=None) -> Path:
     return Path(studies_dir or os.environ.get("IMGCLF_STUDIES") or "studies")
 
 
+class RunStatus(Enum):
+    """Where one run of a study stands."""
+
+    DONE = "done"         # finished: its metrics are written
+    PARTIAL = "partial"   # a stop cut it short: it resumes from its last checkpoint
+    MISSING = "missing"   # not started (or stopped before its first epoch ended)
+    CHANGED = "changed"   # trained with other settings than the study's now: never silently reused
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass
 class Planned:
     name: str
     overrides: list[str]
-    status: str  # done, partial (resumes) or missing
+    status: RunStatus
 
 
-def status_of(folder: Path) -> str:
+def status_of(folder: Path) -> RunStatus:
+    """DONE, PARTIAL or MISSING, by the files in a run's folder."""
     if (folder / R.METRICS).is_file():
-        return "done"
-    return "partial" if (folder / R.LAST).is_file() else "missing"
+        return RunStatus.DONE
+    return RunStatus.PARTIAL if (folder / R.LAST).is_file() else RunStatus.MISSING
 
 
 def changed_keys(spec: StudySpec, name: str, folder: Path) -> list[str]:
@@ -49,8 +63,8 @@ def plan(spec: StudySpec, folder: Path) -> list[Planned]:
     out = []
     for n, o in spec.runs.items():
         status = status_of(folder / "runs" / n)
-        if status != "missing" and changed_keys(spec, n, folder / "runs" / n):
-            status = "changed"
+        if status is not RunStatus.MISSING and changed_keys(spec, n, folder / "runs" / n):
+            status = RunStatus.CHANGED
         out.append(Planned(n, o, status))
     if spec.sweep is not None and spec.retrain_top:
         for i in range(1, spec.retrain_top + 1):
@@ -61,11 +75,12 @@ def plan(spec: StudySpec, folder: Path) -> list[Planned]:
 def _train_cmd(spec: StudySpec, folder: Path, p: Planned, threads: Optional[int]) -> list[str]:
     """The arguments of the `imgclf train` command of one run, its config written beside the study's results."""
     cfg_path = folder / "configs" / f"{p.name}.yaml"
-    if p.status == "partial":
+    resumed = p.status is RunStatus.PARTIAL
+    if resumed:
         cmd = ["train", "--resume", str(folder / "runs" / p.name)]
     else:
         cmd = ["train", "-c", str(cfg_path), "--name", p.name, "--runs-dir", str(folder / "runs")]
-    cmd += ["--no-progress"] + (["--set", f"train.threads={threads}"] if threads and p.status != "partial" else [])
+    cmd += ["--no-progress"] + (["--set", f"train.threads={threads}"] if threads and not resumed else [])
     return cmd
 
 
@@ -139,18 +154,18 @@ def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = Fals
         if shares is not None:
             shares.sweep_spent_s += time.time() - began
             shares.save(folder)
-    changed = [p.name for p in planned if p.status == "changed"]
+    changed = [p.name for p in planned if p.status is RunStatus.CHANGED]
     if changed:
         keys = changed_keys(spec, changed[0], folder / "runs" / changed[0])
         raise ConfigError(f"study {spec.name}: run {changed[0]} was trained with other settings than the study's now "
                           f"({', '.join(keys[:3])}); delete {folder / 'runs' / changed[0]} to train it again")
-    todo = [p for p in planned if p.status != "done"]
+    todo = [p for p in planned if p.status is not RunStatus.DONE]
     for p in todo:
-        if p.status == "missing":
+        if p.status is RunStatus.MISSING:
             _clear_unstarted(folder / "runs" / p.name, log)
     workers = max(1, min(workers, len(todo)))   # one run left gets every core, not a worker's share
     retrain = _retrain_points(spec, folder / "sweep") if any(p.name not in spec.runs for p in todo) else {}
-    _write_configs(spec, folder, [p for p in todo if p.status == "missing"], retrain)
+    _write_configs(spec, folder, [p for p in todo if p.status is RunStatus.MISSING], retrain)
     log(f"study {spec.name}: {len(planned) - len(todo)} of {len(planned)} runs done, {len(todo)} to train"
         + (f" ({workers} at a time)" if workers > 1 else ""))
     if len(todo) > workers > 1:

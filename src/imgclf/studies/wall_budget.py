@@ -26,6 +26,7 @@ from ..core.errors import ConfigError
 from ..engine.optim import SCHEDULES
 from ..estimate.run import CostModel, words
 from ..sweeps.spec import load_sweep
+from ..sweeps.status import TrialStatus
 from .spec import StudySpec
 
 PLAN = "budget.json"
@@ -189,7 +190,7 @@ def budget_rows(plan: BudgetPlan, rows: list[dict], spent_s: float,
     text = f"Budget {plan.text} ({plan.budget_s:.0f} s) on this machine, {at_once}."
     if trials is not None:
         text += (f" The sweep had {plan.sweep_s:.0f} s of wall time and spent {plan.sweep_spent_s:.0f} s: "
-                 f"{trials.get('complete', 0)} trials complete, {trials.get('pruned', 0)} pruned, "
+                 f"{trials.get(TrialStatus.COMPLETE, 0)} trials complete, {trials.get(TrialStatus.PRUNED, 0)} pruned, "
                  f"{trials.get('budget', 0)} stopped by the budget; no trial started once less time was left "
                  f"than the median trial took.")
     if body:

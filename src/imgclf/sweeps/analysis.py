@@ -8,10 +8,12 @@ from typing import Optional
 
 import numpy as np
 
+from ..engine.monitor import Direction
+from . import attrs as A
+from . import files
 from .space import decode_point
 from .spec import MEASURED, SweepSpec, retried
-
-STATUS = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
+from .status import TrialStatus
 
 
 def _cell(v):
@@ -26,21 +28,21 @@ def trials_frame(study, spec: SweepSpec):
     trials = study.get_trials(deepcopy=False)
     again = retried(trials)
     for t in trials:
-        if t.user_attrs.get("spurious") or t.user_attrs.get("interrupted") or t.number in again:
+        if t.user_attrs.get(A.SPURIOUS) or t.user_attrs.get(A.INTERRUPTED) or t.number in again:
             continue
         # A waiting trial has no params yet: its queued point is what it will run.
         stored = t.params or t.system_attrs.get("fixed_params")
-        point = decode_point(spec.space, stored) if stored else t.user_attrs.get("point", {})
-        hist = t.user_attrs.get("history") or []
-        row = {"trial": t.number, "status": STATUS.get(t.state.name, t.state.name.lower())}
+        point = decode_point(spec.space, stored) if stored else t.user_attrs.get(A.POINT, {})
+        hist = t.user_attrs.get(A.HISTORY) or []
+        row = {"trial": t.number, "status": TrialStatus.of(t.state).value}
         row.update({p.name: _cell(point.get(p.name)) for p in spec.space})
         for i, (name, _) in enumerate(spec.objectives):
             row[name] = t.values[i] if t.values is not None else (hist[-1].get(name) if hist else None)
-        measured = t.user_attrs.get("measured") or {}
+        measured = t.user_attrs.get(A.MEASURED) or {}
         for name in MEASURED:
             row.setdefault(name, measured.get(name))
-        row.update(epochs=len(hist), seconds=t.user_attrs.get("seconds"), round=t.user_attrs.get("round", 0),
-                   reason=t.user_attrs.get("reason"))
+        row.update(epochs=len(hist), seconds=t.user_attrs.get(A.SECONDS), round=t.user_attrs.get(A.ROUND, 0),
+                   reason=t.user_attrs.get(A.REASON))
         rows.append(row)
     objs = [n for n, _ in spec.objectives]
     cols = ["trial", "status", *[p.name for p in spec.space], *objs, *[n for n in MEASURED if n not in objs], "epochs",
@@ -50,8 +52,8 @@ def trials_frame(study, spec: SweepSpec):
 
 def ranked(df, spec: SweepSpec):
     """Complete trials, best first."""
-    done = df[df["status"] == "complete"]
-    return done.sort_values(spec.options.objective, ascending=spec.direction == "minimize", kind="stable")
+    done = df[df["status"] == TrialStatus.COMPLETE]
+    return done.sort_values(spec.options.objective, ascending=spec.direction is Direction.MIN, kind="stable")
 
 
 def trial_label(row, spec: SweepSpec) -> str:
@@ -177,7 +179,7 @@ def importances(study, spec: SweepSpec, seed: int = 0, min_trials: int = MIN_TRI
         raise SweepError("no hyperparameter varies among the complete trials: nothing to rank")
     # PED-ANOVA ranks what makes the target low: a maximized objective is negated for it; fANOVA
     # explains variance, which the sign does not change.
-    sign = -1.0 if spec.direction == "maximize" else 1.0
+    sign = -1.0 if spec.direction is Direction.MAX else 1.0
     out: dict = {"trials": len(done), "objective": spec.options.objective}
     # Optuna marks PED-ANOVA experimental; its estimate is what we want, the warning is not.
     import warnings
@@ -202,13 +204,13 @@ def load_sweep_study(ref, sweeps_dir=None, storage_url: Optional[str] = None):
     from .store import SweepError, open_storage, sweeps_root
 
     p = Path(ref).expanduser()
-    folder = p if (p / "sweep.yaml").is_file() else sweeps_root(sweeps_dir) / str(ref)
-    if not (folder / "sweep.yaml").is_file():
-        raise SweepError(f"sweep {str(ref)!r} not found (no sweep.yaml in {p} or {folder}); give a sweep folder or name")
-    spec = parse_sweep(read_yaml(folder / "sweep.yaml"), folder / "sweep.yaml")
+    folder = p if (p / files.SPEC).is_file() else sweeps_root(sweeps_dir) / str(ref)
+    if not (folder / files.SPEC).is_file():
+        raise SweepError(f"sweep {str(ref)!r} not found (no {files.SPEC} in {p} or {folder}); give a sweep folder or name")
+    spec = parse_sweep(read_yaml(folder / files.SPEC), folder / files.SPEC)
     url = storage_url
-    if url is None and (folder / "storage.url").is_file():
-        url = (folder / "storage.url").read_text().strip()
+    if url is None and (folder / files.STORAGE_URL).is_file():
+        url = (folder / files.STORAGE_URL).read_text().strip()
     storage = open_storage(folder, url)
     try:
         study = optuna.load_study(study_name=folder.name, storage=storage)
@@ -234,5 +236,5 @@ def best_config(ref, sweeps_dir=None, storage_url: Optional[str] = None):
         raise SweepError(f"sweep {folder.name} has no complete trial yet; run imgclf sweep first")
     num = int(r.iloc[0]["trial"])
     trial = study.get_trials(deepcopy=False)[num]
-    return from_dict(trial.user_attrs["config"]), (
+    return from_dict(trial.user_attrs[A.CONFIG]), (
         f"trial {num} of sweep {folder.name} ({spec.options.objective} {trial.value:.4f})")

@@ -3,6 +3,7 @@ computation (engine/batched.py), or siblings that differ only in epochs, read of
 from __future__ import annotations
 
 import json
+from enum import Enum
 from typing import Optional
 
 from ..engine.optim import SCHEDULES
@@ -68,3 +69,28 @@ def shared_models(cfgs: list) -> tuple[list, list[int]]:
             models[i] = cfg
         which.append(i)
     return models, which
+
+
+class Group(Enum):
+    """How the configurations of one group train together; the value prefixes a group key."""
+
+    COHORT = "batch"     # a cohort of models trained as one batched computation (engine/batched.py)
+    SIBLINGS = "epochs"  # siblings that differ only in epochs, read off one longest run
+
+
+def group_key_of(cfg) -> str:
+    """Configs with equal keys train together: a cohort if they can, else siblings; '' when `cfg`
+    trains alone. A string, so that keys compare, sort and key a dict (read it with read_group_key)."""
+    key = cohort_key(cfg)
+    if key:
+        return f"{Group.COHORT.value}:{key}"
+    key = sibling_key(cfg)
+    return f"{Group.SIBLINGS.value}:{key}" if key else ""
+
+
+def read_group_key(key: str) -> tuple[Optional[Group], dict]:
+    """(how the group trains, the config mapping its members share) of a group key; (None, {}) for ''."""
+    if not key:
+        return None, {}
+    kind, _, shared = key.partition(":")
+    return Group(kind), json.loads(shared)

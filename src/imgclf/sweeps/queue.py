@@ -10,7 +10,8 @@ from typing import Callable, Optional
 import optuna
 
 from ..core.errors import ImgclfError
-from .cohorts import cohort_key, sibling_key
+from . import attrs as A
+from .cohorts import group_key_of, read_group_key
 from .space import encode_point
 from .spec import SweepSpec
 from .store import SweepError, open_storage
@@ -21,7 +22,7 @@ def open_study(spec: SweepSpec, name: str, sweep_dir: Path, storage_url: Optiona
     """Create the study (and enqueue the first grid) or join the existing one."""
     storage = open_storage(sweep_dir, storage_url)
     try:
-        study = optuna.create_study(storage=storage, study_name=name, directions=spec.directions,
+        study = optuna.create_study(storage=storage, study_name=name, directions=[d.optuna for d in spec.directions],
                                     sampler=strategy(spec.options.strategy).sampler(spec),
                                     pruner=PRUNERS.get(spec.options.pruner)())
         created = True
@@ -29,39 +30,34 @@ def open_study(spec: SweepSpec, name: str, sweep_dir: Path, storage_url: Optiona
         study = _load(name, storage, spec)
         created = False
     if created:
-        study.set_user_attr("sweep", json.loads(json.dumps(spec.raw(), default=str)))
+        study.set_user_attr(A.SWEEP, json.loads(json.dumps(spec.raw(), default=str)))
         first = strategy(spec.options.strategy).first_points(spec)
         if first is not None:
             enqueue(study, spec, first, round_=0)
-        study.set_user_attr("queued", True)
+        study.set_user_attr(A.QUEUED, True)
     else:
-        saved = study.user_attrs.get("sweep")
+        saved = study.user_attrs.get(A.SWEEP)
         if saved is not None and saved.get("space") != json.loads(json.dumps(spec.raw()["space"], default=str)):
             raise SweepError(f"sweep {name!r} already exists with a different space; use another --name")
         deadline = time.time() + 120
-        while not study.user_attrs.get("queued") and time.time() < deadline:
+        while not study.user_attrs.get(A.QUEUED) and time.time() < deadline:
             time.sleep(0.5)  # the creating worker is still enqueuing the grid
             study = _load(name, storage, spec)
     return study, storage
 
 
 def group_key(spec: SweepSpec, point: dict) -> str:
-    """What a point can train with: 'batch:' a cohort of models trained as one computation
-    (engine/batched.py), 'epochs:' siblings that differ only in epochs, read off one longest
-    run; '' when it trains alone."""
+    """What a point can train with (cohorts.group_key_of); '' when it trains alone or is no valid config."""
     try:
         cfg = spec.config_for(point)
     except ImgclfError:
         return ""
-    key = cohort_key(cfg)
-    if key:
-        return "batch:" + key
-    key = sibling_key(cfg)
-    return "epochs:" + key if key else ""
+    return group_key_of(cfg)
 
 
 def _batch_size(key: str) -> int:
-    return json.loads(key.split(":", 1)[1])["train"]["batch_size"] if key else 0
+    _, shared = read_group_key(key)
+    return shared["train"]["batch_size"] if shared else 0
 
 
 def enqueue(study, spec: SweepSpec, points: list[dict], round_: int) -> int:
@@ -76,7 +72,7 @@ def enqueue(study, spec: SweepSpec, points: list[dict], round_: int) -> int:
 
     n = 0
     for pt in sorted(points, key=order):
-        study.enqueue_trial(encode_point(spec.space, pt), user_attrs={"round": round_}, skip_if_exists=round_ > 0)
+        study.enqueue_trial(encode_point(spec.space, pt), user_attrs={A.ROUND: round_}, skip_if_exists=round_ > 0)
         n += 1
     return n
 

@@ -12,6 +12,8 @@ import yaml
 from ..core.atomic import atomic_write_text
 from ..core.results import write_results
 from ..runtime.spawn import start_imgclf
+from . import attrs as A
+from . import files
 from .analysis import trials_frame
 from .queue import open_study
 from .spec import SweepSpec, load_sweep
@@ -22,7 +24,7 @@ from .workers import requeue_budget_stopped, worker_loop
 def export_results(study, spec: SweepSpec, sweep_dir: Path) -> list[Path]:
     """results.csv and results.json (each trial's epoch history beside its row) in the sweep folder."""
     df = trials_frame(study, spec)
-    histories = {t.number: t.user_attrs.get("history") or [] for t in study.get_trials(deepcopy=False)}
+    histories = {t.number: t.user_attrs.get(A.HISTORY) or [] for t in study.get_trials(deepcopy=False)}
     records = [{**r, "history": histories.get(r["trial"], [])} for r in json.loads(df.to_json(orient="records"))]
     return write_results(sweep_dir, records)
 
@@ -40,20 +42,20 @@ def run_sweep(path, name: Optional[str] = None, storage_url: Optional[str] = Non
     def log(msg: str) -> None:
         if echo:
             print(msg, flush=True)
-        with open(sweep_dir / "sweep.log", "a", encoding="utf-8") as f:
+        with open(sweep_dir / files.LOG, "a", encoding="utf-8") as f:
             f.write(msg + "\n")
 
     if not worker_only:
-        atomic_write_text(sweep_dir / "sweep.yaml", yaml.safe_dump(spec.raw(), sort_keys=False))
+        atomic_write_text(sweep_dir / files.SPEC, yaml.safe_dump(spec.raw(), sort_keys=False))
         if storage_url:
-            atomic_write_text(sweep_dir / "storage.url", storage_url + "\n")
+            atomic_write_text(sweep_dir / files.STORAGE_URL, storage_url + "\n")
     study, storage = open_study(spec, name, sweep_dir, storage_url)
     if not worker_only:
-        where = redact(storage_url) if storage_url else str(sweep_dir / "journal.log")
+        where = redact(storage_url) if storage_url else str(sweep_dir / files.JOURNAL)
         log(f"sweep {name}: strategy {spec.options.strategy}, objective {spec.options.objective} "
             f"({spec.direction}), storage {where}")
         # Set before any worker starts: the workers, here or joining from elsewhere, read it from the study.
-        study.set_user_attr("deadline", None if budget_s is None else time.time() + budget_s)
+        study.set_user_attr(A.DEADLINE, None if budget_s is None else time.time() + budget_s)
         if budget_s is not None:
             log(f"wall budget {budget_s:.0f} s: no trial starts after it, and one running then is stopped")
         requeue_budget_stopped(study, log)  # before the workers: once per run, whoever joins
@@ -78,9 +80,9 @@ def run_sweep(path, name: Optional[str] = None, storage_url: Optional[str] = Non
                 p.terminate()
             raise
     else:
-        counts = worker_loop(study, storage, spec, log, stale_after_s, max_trials, batched, sweep_dir / "claim.lock")
+        counts = worker_loop(study, storage, spec, log, stale_after_s, max_trials, batched, sweep_dir / files.CLAIM_LOCK)
         if worker_only:
             return sweep_dir
-        log(f"this worker: {counts['complete']} complete, {counts['pruned']} pruned, {counts['failed']} failed")
+        log("this worker: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
     export_results(study, spec, sweep_dir)
     return sweep_dir

@@ -11,18 +11,20 @@ from ..config.fields import build_dataclass
 from ..config.load import from_dict, merge, read_experiment, read_yaml, resolve_extends
 from ..config.schema import Choice, ExperimentConfig, Metric, Range
 from ..core.errors import ConfigError
+from ..engine.monitor import Direction
+from . import attrs as A
 from .space import Param, parse_space, to_overrides
 from .strategies import PRUNERS, STRATEGIES
 
 # Objectives measured per trial beside the epoch records, and whether less is better.
-MEASURED = {"params": "min", "train_seconds": "min"}
+MEASURED = {"params": Direction.MIN, "train_seconds": Direction.MIN}
 METRICS = typing.get_args(Metric)
 BUDGET_STOP = "the sweep's budget ran out"  # the reason of a trial stopped by the sweep's wall budget
 
 
 def retried(trials) -> set[int]:
     """Numbers of the trials that a later trial runs again (its `retry_of`): they are no result."""
-    return {int(t.user_attrs["retry_of"]) for t in trials if "retry_of" in t.user_attrs}
+    return {int(t.user_attrs[A.RETRY_OF]) for t in trials if A.RETRY_OF in t.user_attrs}
 
 
 @dataclass
@@ -49,22 +51,20 @@ class SweepSpec:
     source: Optional[Path] = None
 
     @property
-    def direction(self) -> str:
+    def direction(self) -> Direction:
         """The first objective's direction: what ranks the trials."""
         return self.directions[0]
 
     @property
-    def objectives(self) -> list[tuple[str, str]]:
-        """(name, 'max' or 'min') of each objective, the ranking one first."""
-        from ..engine.monitor import mode_of
-
+    def objectives(self) -> list[tuple[str, Direction]]:
+        """(name, direction) of each objective, the ranking one first."""
         if not self.options.objectives:
-            return [(self.options.objective, mode_of(self.options.objective))]
-        return [tuple(o.split()) for o in self.options.objectives]  # checked by parse_sweep
+            return [(self.options.objective, Direction.of(self.options.objective))]
+        return [_objective(o) for o in self.options.objectives]  # checked by parse_sweep
 
     @property
-    def directions(self) -> list[str]:
-        return ["minimize" if mode == "min" else "maximize" for _, mode in self.objectives]
+    def directions(self) -> list[Direction]:
+        return [d for _, d in self.objectives]
 
     @property
     def multi(self) -> bool:
@@ -134,17 +134,22 @@ def parse_sweep(raw: dict, source: Optional[Path] = None) -> SweepSpec:
     return spec
 
 
+def _objective(text: str) -> tuple[str, Direction]:
+    """'val_acc max' as (name, direction)."""
+    name, word = text.split()
+    return name, Direction(word)
+
+
 def _check_objectives(options: SweepOptions) -> None:
     """objectives: [val_acc max, params min]: known names, each with a direction; the first ranks."""
-    from ..engine.monitor import mode_of
-
     known = ", ".join([*METRICS, *MEASURED])
+    words = {d.value for d in Direction}
     for o in options.objectives:
         parts = str(o).split()
-        if len(parts) != 2 or parts[1] not in ("max", "min") or parts[0] not in (*METRICS, *MEASURED):
+        if len(parts) != 2 or parts[1] not in words or parts[0] not in (*METRICS, *MEASURED):
             raise ConfigError(f"objectives: {o!r} is not NAME max|min with NAME one of {known}, e.g. 'val_acc max'")
-        natural = MEASURED.get(parts[0]) or mode_of(parts[0])
-        if parts[1] != natural:
+        natural = MEASURED.get(parts[0]) or Direction.of(parts[0])
+        if Direction(parts[1]) is not natural:
             raise ConfigError(f"objectives: {o!r} asks for the worse {parts[0]}; write '{parts[0]} {natural}'")
     names = [str(o).split()[0] for o in options.objectives]
     if len(set(names)) != len(names):

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..core.errors import ImgclfError
-
-JOURNAL = "journal.log"
+from .files import JOURNAL
 
 
 class SweepError(ImgclfError):

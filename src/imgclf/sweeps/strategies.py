@@ -14,6 +14,8 @@ import optuna
 from optuna.trial import TrialState
 
 from ..core.registry import Registry
+from ..engine.monitor import Direction
+from . import attrs as A
 from .space import coarse_values, decode_point, grid_points, neighbours, product
 
 STRATEGIES: Registry = Registry("sweep strategy")
@@ -81,13 +83,13 @@ class Hierarchical(Strategy):
 
     def next_round(self, study, spec) -> tuple[int, list[dict]]:
         trials = study.get_trials(deepcopy=False)
-        current = max((t.user_attrs.get("round", 0) for t in trials), default=0)
+        current = max((t.user_attrs.get(A.ROUND, 0) for t in trials), default=0)
         if any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials):
             return current + 1, []
         if current + 1 >= spec.options.rounds:
             return current + 1, []
         done = [t for t in trials if t.state == TrialState.COMPLETE]
-        done.sort(key=lambda t: t.values[0], reverse=spec.direction == "maximize")  # the ranking objective
+        done.sort(key=lambda t: t.values[0], reverse=spec.direction is Direction.MAX)  # the ranking objective
         shrink = 0.5 ** (current + 2)
         points = []
         for t in done[: spec.options.top_k]:

@@ -14,8 +14,10 @@ from typing import Optional
 
 from ..core.errors import ImgclfError
 from ..engine.plugins import Plugin
+from . import attrs as A
 from .space import suggest
 from .spec import BUDGET_STOP, SweepSpec
+from .status import TrialStatus
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -28,8 +30,6 @@ def tid(storage, study, trial) -> int:
 class ReportObjective(Plugin):
     """Report the objective each epoch (for pruners), mark the trial alive, and stop it when the
     sweep's budget runs out (`deadline`, a time.time() value)."""
-
-    name = "sweep_report"
 
     def __init__(self, trial, objective: str, storage, trial_id: int, deadline: Optional[float] = None):
         self.trial, self.objective, self.storage, self.trial_id = trial, objective, storage, trial_id
@@ -47,7 +47,7 @@ class ReportObjective(Plugin):
         import optuna
 
         self.history = trainer.history
-        self.storage.set_trial_user_attr(self.trial_id, "alive_at", time.time())
+        self.storage.set_trial_user_attr(self.trial_id, A.ALIVE_AT, time.time())
         value = record.get(self.objective) if self.objective else None
         if value is not None:
             self.trial.report(float(value), record["epoch"])
@@ -55,7 +55,8 @@ class ReportObjective(Plugin):
                 raise optuna.TrialPruned(f"pruned after epoch {record['epoch']}")
 
 
-def run_trial(study, storage, spec: SweepSpec, trial, data_cache: dict, log, deadline: Optional[float] = None) -> str:
+def run_trial(study, storage, spec: SweepSpec, trial, data_cache: dict, log,
+              deadline: Optional[float] = None) -> TrialStatus:
     """Train one configuration and tell the study how it went; returns its status. Past `deadline`
     (time.time()), the trial is stopped and told pruned."""
     import optuna
@@ -66,13 +67,13 @@ def run_trial(study, storage, spec: SweepSpec, trial, data_cache: dict, log, dea
     t0 = time.perf_counter()
     trial_id = tid(storage, study, trial)
     point = suggest(trial, spec.space)
-    trial.set_user_attr("worker", WORKER)
-    trial.set_user_attr("alive_at", time.time())
-    trial.set_user_attr("point", json.loads(json.dumps(point)))
+    trial.set_user_attr(A.WORKER, WORKER)
+    trial.set_user_attr(A.ALIVE_AT, time.time())
+    trial.set_user_attr(A.POINT, json.loads(json.dumps(point)))
     label = ", ".join(f"{k}={v}" for k, v in point.items())
     try:
         cfg = spec.config_for(point)
-        trial.set_user_attr("config", cfg.to_dict())
+        trial.set_user_attr(A.CONFIG, cfg.to_dict())
         # Optuna prunes by one objective only: a sweep of several reports nothing (and takes no pruner).
         cb = ReportObjective(trial, None if spec.multi else spec.options.objective, storage, trial_id, deadline)
         trainer = fit_in_memory(cfg, plugins=(cb,), splits=_splits(cfg, data_cache))
@@ -81,32 +82,32 @@ def run_trial(study, storage, spec: SweepSpec, trial, data_cache: dict, log, dea
         # training seconds: the epochs' own, not the data loading the first trial of a worker pays
         measured = _measured(cfg, sum(h.get("seconds", 0.0) for h in history))
         values = spec.values(history[-1], measured)
-        trial.set_user_attr("measured", measured)
-        trial.set_user_attr("history", history)
-        trial.set_user_attr("metrics", {"final": history[-1], "best_epoch": trainer.best_epoch,
+        trial.set_user_attr(A.MEASURED, measured)
+        trial.set_user_attr(A.HISTORY, history)
+        trial.set_user_attr(A.METRICS, {"final": history[-1], "best_epoch": trainer.best_epoch,
                                         "best_value": trainer.best_value, "stop_reason": trainer.stop_reason})
-        trial.set_user_attr("seconds", seconds)
+        trial.set_user_attr(A.SECONDS, seconds)
         if values is None:
             raise ImgclfError(f"objective {spec.options.objective} is not available (no validation split?)")
         study.tell(trial, values)
         log(f"trial {trial.number}: {label} -> {_said(spec, values)} ({seconds:.1f}s)")
-        return "complete"
+        return TrialStatus.COMPLETE
     except optuna.TrialPruned as e:
-        trial.set_user_attr("history", cb.history)
-        trial.set_user_attr("reason", str(e))
-        trial.set_user_attr("seconds", time.perf_counter() - t0)
+        trial.set_user_attr(A.HISTORY, cb.history)
+        trial.set_user_attr(A.REASON, str(e))
+        trial.set_user_attr(A.SECONDS, time.perf_counter() - t0)
         study.tell(trial, state=TrialState.PRUNED)
         log(f"trial {trial.number}: {label} -> pruned ({e})")
-        return "pruned"
+        return TrialStatus.PRUNED
     except Exception as e:  # a failing configuration is recorded and the sweep goes on
         reason = str(e) if isinstance(e, ImgclfError) else f"{type(e).__name__}: {e}"
         if not isinstance(e, ImgclfError):
             traceback.print_exc(file=sys.stderr)
-        trial.set_user_attr("reason", reason[:1000])
-        trial.set_user_attr("seconds", time.perf_counter() - t0)
+        trial.set_user_attr(A.REASON, reason[:1000])
+        trial.set_user_attr(A.SECONDS, time.perf_counter() - t0)
         study.tell(trial, state=TrialState.FAIL)
         log(f"trial {trial.number}: {label} -> failed: {reason}")
-        return "failed"
+        return TrialStatus.FAILED
 
 
 PARAMS: dict[str, int] = {}  # trainable parameters per model config, counted once
@@ -149,13 +150,13 @@ def _take(spec: SweepSpec, trials: list) -> tuple[list[dict], list]:
     points = [suggest(t, spec.space) for t in trials]
     cfgs = [spec.config_for(p) for p in points]
     for t, p, cfg in zip(trials, points, cfgs):
-        t.set_user_attr("worker", WORKER)
-        t.set_user_attr("point", json.loads(json.dumps(p)))
-        t.set_user_attr("config", cfg.to_dict())
+        t.set_user_attr(A.WORKER, WORKER)
+        t.set_user_attr(A.POINT, json.loads(json.dumps(p)))
+        t.set_user_attr(A.CONFIG, cfg.to_dict())
     return points, cfgs
 
 
-def run_siblings(study, storage, spec: SweepSpec, trials: list, data_cache: dict, log) -> list[str]:
+def run_siblings(study, storage, spec: SweepSpec, trials: list, data_cache: dict, log) -> list[TrialStatus]:
     """Trials that differ only in epochs: one run to the longest, each read at its own epoch count."""
     from ..run.train import fit_in_memory
 
@@ -166,11 +167,9 @@ def run_siblings(study, storage, spec: SweepSpec, trials: list, data_cache: dict
         f"{cfgs[longest].train.epochs} epochs, read at {sorted(c.train.epochs for c in cfgs)}")
 
     class Beat(Plugin):
-        name = "sweep_heartbeat"
-
         def on_epoch_end(self, trainer, record):
             for t in trials:
-                storage.set_trial_user_attr(tid(storage, study, t), "alive_at", time.time())
+                storage.set_trial_user_attr(tid(storage, study, t), A.ALIVE_AT, time.time())
 
     error = None
     try:
@@ -183,30 +182,30 @@ def run_siblings(study, storage, spec: SweepSpec, trials: list, data_cache: dict
 
 
 def _tell(study, spec: SweepSpec, t, point: dict, cfg, hist: list[dict], error: Optional[str], seconds: float,
-          log, tag: str) -> str:
+          log, tag: str) -> TrialStatus:
     """Record one trial read off a shared run: complete at its own epoch count, or failed."""
     from optuna.trial import TrialState
 
     label = ", ".join(f"{k}={v}" for k, v in point.items())
-    t.set_user_attr("history", hist)
-    t.set_user_attr("seconds", seconds)
+    t.set_user_attr(A.HISTORY, hist)
+    t.set_user_attr(A.SECONDS, seconds)
     measured = _measured(cfg, seconds)
-    t.set_user_attr("measured", measured)
+    t.set_user_attr(A.MEASURED, measured)
     values = spec.values(hist[-1], measured) if len(hist) == cfg.train.epochs and hist else None
     if values is None:
         reason = error or ("training stopped early" if len(hist) < cfg.train.epochs else
                            f"objective {spec.options.objective} is not available (no validation split?)")
-        t.set_user_attr("reason", reason)
+        t.set_user_attr(A.REASON, reason)
         study.tell(t, state=TrialState.FAIL)
         log(f"trial {t.number}: {label} -> failed: {reason}")
-        return "failed"
-    t.set_user_attr("metrics", {"final": hist[-1], "best_epoch": None, "best_value": None, "stop_reason": None})
+        return TrialStatus.FAILED
+    t.set_user_attr(A.METRICS, {"final": hist[-1], "best_epoch": None, "best_value": None, "stop_reason": None})
     study.tell(t, values)
     log(f"trial {t.number}: {label} -> {_said(spec, values)}{tag}")
-    return "complete"
+    return TrialStatus.COMPLETE
 
 
-def run_cohort(study, storage, spec: SweepSpec, trials: list, data_cache: dict, log) -> list[str]:
+def run_cohort(study, storage, spec: SweepSpec, trials: list, data_cache: dict, log) -> list[TrialStatus]:
     """Train trials of one cohort as one batched computation; siblings that differ only in epochs share a model."""
     from ..engine.batched import train_cohort
     from ..runtime.device import pick_device, torch_threads
@@ -219,14 +218,14 @@ def run_cohort(study, storage, spec: SweepSpec, trials: list, data_cache: dict, 
     log(f"training {len(trials)} configurations together as one batched computation: {len(model_cfgs)} models, "
         f"batch {cfgs[0].train.batch_size}, up to {longest} epochs (results read at each configuration's own epochs)")
     for t in trials:
-        t.set_user_attr("batched", len(model_cfgs))
+        t.set_user_attr(A.BATCHED, len(model_cfgs))
     last_beat = [time.time()]
 
     def on_epoch(epoch, records):
         if time.time() - last_beat[0] > 20:  # mark the trials alive, not too often
             last_beat[0] = time.time()
             for t in trials:
-                storage.set_trial_user_attr(tid(storage, study, t), "alive_at", time.time())
+                storage.set_trial_user_attr(tid(storage, study, t), A.ALIVE_AT, time.time())
 
     with torch_threads(cfgs[0].train.threads):
         histories, failed, _ = train_cohort(model_cfgs, _splits(cfgs[0], data_cache),

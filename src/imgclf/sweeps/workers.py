@@ -9,9 +9,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Optional
 
+from . import attrs as A
+from .cohorts import Group, read_group_key
 from .queue import advance, group_key
 from .space import decode_point
 from .spec import BUDGET_STOP, SweepSpec, retried
+from .status import TrialStatus
 from .strategies import strategy
 from .trials import run_cohort, run_siblings, run_trial, tid
 
@@ -24,9 +27,9 @@ def reclaim_stale(study, storage, log, stale_after_s: float) -> int:
     study_id = storage.get_study_id_from_name(study.study_name)
     n = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = str(t.user_attrs.get("worker", ""))
+        worker = str(t.user_attrs.get(A.WORKER, ""))
         whost, _, pid = worker.rpartition(":")
-        alive_at = float(t.user_attrs.get("alive_at", t.datetime_start.timestamp() if t.datetime_start else time.time()))
+        alive_at = float(t.user_attrs.get(A.ALIVE_AT, t.datetime_start.timestamp() if t.datetime_start else time.time()))
         if whost == host and pid.isdigit():
             dead = not _pid_alive(int(pid))
         elif not worker:
@@ -39,8 +42,8 @@ def reclaim_stale(study, storage, log, stale_after_s: float) -> int:
             continue
         tid = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
         try:
-            storage.set_trial_user_attr(tid, "interrupted", True)
-            storage.set_trial_user_attr(tid, "reason", f"worker {worker} stopped; the configuration was queued again")
+            storage.set_trial_user_attr(tid, A.INTERRUPTED, True)
+            storage.set_trial_user_attr(tid, A.REASON, f"worker {worker} stopped; the configuration was queued again")
             storage.set_trial_state_values(tid, TrialState.FAIL)
         except Exception:
             continue  # another worker reclaimed it first
@@ -48,7 +51,7 @@ def reclaim_stale(study, storage, log, stale_after_s: float) -> int:
         # queued point is still in the trial's fixed_params, so the configuration is not lost.
         fixed = storage.get_trial_system_attrs(tid).get("fixed_params") or {}
         study.enqueue_trial({**fixed, **t.params},
-                            user_attrs={"round": t.user_attrs.get("round", 0), "retry_of": t.number})
+                            user_attrs={A.ROUND: t.user_attrs.get(A.ROUND, 0), A.RETRY_OF: t.number})
         n += 1
     if n:
         log(f"re-queued {n} configuration(s) left running by a stopped worker")
@@ -65,8 +68,9 @@ def requeue_budget_stopped(study, log) -> int:
     n = 0
     for t in trials:
         if (t.state == TrialState.PRUNED and t.number not in again
-                and str(t.user_attrs.get("reason", "")).startswith(BUDGET_STOP)):
-            study.enqueue_trial(dict(t.params), user_attrs={"round": t.user_attrs.get("round", 0), "retry_of": t.number})
+                and str(t.user_attrs.get(A.REASON, "")).startswith(BUDGET_STOP)):
+            study.enqueue_trial(dict(t.params),
+                                user_attrs={A.ROUND: t.user_attrs.get(A.ROUND, 0), A.RETRY_OF: t.number})
             n += 1
     if n:
         log(f"re-queued {n} configuration(s) that an earlier budget stopped")
@@ -90,11 +94,13 @@ def _pid_alive(pid: int) -> bool:
 
 def _counted(study) -> int:
     """Trials that count against the budget: everything but re-queued and spurious ones."""
+    from optuna.trial import TrialState
+
     trials = study.get_trials(deepcopy=False)
     again = retried(trials)
     return sum(1 for t in trials
-               if not t.user_attrs.get("interrupted") and not t.user_attrs.get("spurious")
-               and t.state.name != "WAITING" and t.number not in again)
+               if not t.user_attrs.get(A.INTERRUPTED) and not t.user_attrs.get(A.SPURIOUS)
+               and t.state != TrialState.WAITING and t.number not in again)
 
 
 def worker_loop(study, storage, spec: SweepSpec, log: Callable[[str], None], stale_after_s: float = 1800.0,
@@ -104,8 +110,8 @@ def worker_loop(study, storage, spec: SweepSpec, log: Callable[[str], None], sta
     from optuna.trial import TrialState
 
     reclaim_stale(study, storage, log, stale_after_s)
-    deadline = study.user_attrs.get("deadline")
-    counts = {"complete": 0, "pruned": 0, "failed": 0}
+    deadline = study.user_attrs.get(A.DEADLINE)
+    counts = {s: 0 for s in (TrialStatus.COMPLETE, TrialStatus.PRUNED, TrialStatus.FAILED)}
     data_cache: dict = {}
     plan = strategy(spec.options.strategy)
     queued = plan.queued
@@ -126,7 +132,7 @@ def worker_loop(study, storage, spec: SweepSpec, log: Callable[[str], None], sta
         if not group:
             continue
         if len(group) > 1:
-            run = run_cohort if key.startswith("batch:") else run_siblings
+            run = run_cohort if read_group_key(key)[0] is Group.COHORT else run_siblings
             for status in run(study, storage, spec, group, data_cache, log):
                 counts[status] += 1
         else:
@@ -144,8 +150,8 @@ def _out_of_time(study, deadline: float) -> bool:
     from optuna.trial import TrialState
 
     left = deadline - time.time()
-    took = sorted(float(t.user_attrs["seconds"]) for t in study.get_trials(
-        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)) if "seconds" in t.user_attrs)
+    took = sorted(float(t.user_attrs[A.SECONDS]) for t in study.get_trials(
+        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)) if A.SECONDS in t.user_attrs)
     return left <= 0 or (bool(took) and left < took[len(took) // 2])
 
 
@@ -176,7 +182,7 @@ def _claim(study, storage, spec: SweepSpec, queued: bool, batched: bool, budget:
     fixed = storage.get_trial_system_attrs(tid(storage, study, trial)).get("fixed_params")
     if queued and fixed is None:
         # Another worker took the last queued configuration between our look and our ask.
-        trial.set_user_attr("spurious", True)
+        trial.set_user_attr(A.SPURIOUS, True)
         study.tell(trial, state=TrialState.FAIL)
         return [], "", None
     group = [trial]
@@ -192,7 +198,7 @@ def _claim(study, storage, spec: SweepSpec, queued: bool, batched: bool, budget:
         t = study.ask()
         tparams = storage.get_trial_system_attrs(tid(storage, study, t)).get("fixed_params")
         if tparams is None:
-            t.set_user_attr("spurious", True)
+            t.set_user_attr(A.SPURIOUS, True)
             study.tell(t, state=TrialState.FAIL)
             break
         if group_key(spec, decode_point(spec.space, tparams)) != key:

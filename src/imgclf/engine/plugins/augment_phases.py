@@ -15,7 +15,6 @@ from .base import PLUGINS, Context, Plugin
 class AugmentPhases(Plugin):
     """Sets each epoch's training view: `early_crop` while the run's share done is below `early_crop_share`."""
 
-    name = "augment_phases"
     order = 20
 
     def __init__(self, augment_cfg):

@@ -7,6 +7,7 @@ never names a plugin.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -19,12 +20,18 @@ from ...core.registry import Registry
 class Plugin:
     """Override any hook; each receives the Trainer.
 
-    `name` keys the plugin's state in checkpoints; `order` sets when its hooks run among
-    the others (lower first: what steers the run, then what reports it, then what saves it).
+    `name` keys the plugin's state in checkpoints: by default its class name in snake_case
+    (EarlyStopping: early_stopping); `order` sets when its hooks run among the others (lower
+    first: what steers the run, then what reports it, then what saves it).
     """
 
     name = "plugin"
     order = 50
+
+    def __init_subclass__(cls, **kw) -> None:
+        super().__init_subclass__(**kw)
+        if "name" not in cls.__dict__:
+            cls.name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", cls.__name__).lower()
 
     def on_fit_start(self, trainer) -> None:
         pass

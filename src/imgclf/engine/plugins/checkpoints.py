@@ -14,7 +14,6 @@ from .base import PLUGINS, Context, Plugin
 class Checkpoints(Plugin):
     """Writes the run's state into `run_dir` at each epoch's end, after the plugins that steer the run."""
 
-    name = "checkpoints"
     order = 90
 
     def __init__(self, run_dir: Path):

@@ -3,20 +3,19 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..monitor import improved, mode_of
+from ..monitor import Direction, improved
 from .base import PLUGINS, Context, Plugin
 
 
 class EarlyStopping(Plugin):
     """Stop when `monitor` has not improved by min_delta for `patience` epochs; keep or drop the best weights."""
 
-    name = "early_stopping"
     order = 40
 
     def __init__(self, monitor: str, patience: int, min_delta: float = 0.0, restore_best: bool = True):
         self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
         self.restore_best = restore_best
-        self.mode = mode_of(monitor)
+        self.direction = Direction.of(monitor)
         self.best: float | None = None
         self.wait = 0
 
@@ -25,7 +24,7 @@ class EarlyStopping(Plugin):
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         value = record.get(self.monitor)
-        if improved(value, self.best, self.mode, self.min_delta):
+        if improved(value, self.best, self.direction, self.min_delta):
             self.best, self.wait = value, 0
         else:
             self.wait += 1

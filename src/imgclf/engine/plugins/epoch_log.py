@@ -23,7 +23,6 @@ def format_record(r: dict, epochs: int) -> str:
 class EpochLog(Plugin):
     """Logs each epoch's line and the stop reason; with `progress`, a tqdm bar of the epoch's batches on stderr."""
 
-    name = "epoch_log"
     order = 95
 
     def __init__(self, log: Callable[[str], None], progress: bool = False):

@@ -11,7 +11,6 @@ from .base import PLUGINS, Context, Plugin
 
 
 class InitialEval(Plugin):
-    name = "initial_eval"
     order = 8  # after the plugins that set the model up (the linear probe, two-phase), before any epoch
 
     def __init__(self, log):

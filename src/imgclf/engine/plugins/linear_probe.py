@@ -19,6 +19,7 @@ from torch import nn
 from ...data.loader import batches
 from ...data.splits import Split
 from ...models.pretrained import head_name
+from ...models.strategies import strategy_attr
 from .base import PLUGINS, Context, Plugin
 
 
@@ -55,7 +56,6 @@ def head_inputs(model: nn.Module, head: nn.Module, split: Split, transform, devi
 class LinearProbe(Plugin):
     """At the fit's start: features of the train and validation splits; the head trains on them."""
 
-    name = "linear_probe"
     order = 1  # before any plugin that looks at the data
 
     def __init__(self, log):
@@ -88,4 +88,4 @@ class LinearProbe(Plugin):
 
 @PLUGINS.register("linear_probe")
 def _linear_probe(ctx: Context) -> Optional[Plugin]:
-    return LinearProbe(ctx.log) if ctx.cfg.model.strategy == "linear-probe" else None
+    return LinearProbe(ctx.log) if strategy_attr(ctx.cfg.model, "features_once", False) else None

@@ -23,7 +23,6 @@ from .base import PLUGINS, Context, Plugin
 class TimeBudget(Plugin):
     """Ends the run when `budget` seconds minus the reserve for the test pass are spent."""
 
-    name = "time_budget"
     order = 30
 
     def __init__(self, budget: float, timed: bool, test_views: Optional[int]):

@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Optional
 
 from ...models.pretrained import head_name
+from ...models.strategies import strategy_attr
 from .base import PLUGINS, Context, Plugin
 
 
 class TwoPhase(Plugin):
     """Before each epoch: only the head's parameters take gradients during the first `head_epochs`."""
 
-    name = "two_phase"
     order = 5  # before the layers plugin, whose own freezing (a whitening bias) must have the last word
 
     def __init__(self, head_epochs: int):
@@ -29,4 +29,4 @@ class TwoPhase(Plugin):
 @PLUGINS.register("two_phase")
 def _two_phase(ctx: Context) -> Optional[Plugin]:
     m = ctx.cfg.model
-    return TwoPhase(m.head_epochs) if m.strategy == "two-phase" else None
+    return TwoPhase(m.head_epochs) if strategy_attr(m, "head_first", False) else None
