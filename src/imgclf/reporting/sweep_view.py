@@ -19,6 +19,7 @@ from ..sweeps.analysis import (
     ranked,
     trials_frame,
 )
+from ..sweeps.status import TrialStatus
 from ..sweeps.spec import SweepSpec
 from ..sweeps.store import SweepError
 from . import sweep_figures as SF
@@ -87,7 +88,7 @@ class SweepView:
             out.append(Table("importance", f"importance for {imp['objective']} from {imp['trials']} complete trials "
                                            "(normalized)", ["hyperparameter", "ped-anova", "fanova"],
                              [[p, f"{imp['ped-anova'].get(p, 0.0):.3f}", f"{imp['fanova'][p]:.3f}"] for p in names]))
-        failed = self.frame[self.frame["status"] == "failed"].head(self.top)
+        failed = self.frame[self.frame["status"] == TrialStatus.FAILED].head(self.top)
         if len(failed):
             out.append(Table("failed", "failed trials", ["trial", "reason"],
                              [[str(t), str(r)] for t, r in zip(failed["trial"], failed["reason"])]))
