@@ -11,6 +11,7 @@ import difflib
 import math
 import types
 import typing
+from types import MappingProxyType
 from typing import Any, Literal, Mapping, Union
 
 from ..core.errors import ConfigError
@@ -19,7 +20,7 @@ from .schema import Choice, Parse, Range
 
 # The registries a Choice may name, by their kind (Registry.kind); the caller hands them over.
 Registries = Mapping[str, Registry]
-NONE: Registries = {}
+NONE: Registries = MappingProxyType({})  # read-only: the default of every call
 
 
 def type_name(tp: Any) -> str:

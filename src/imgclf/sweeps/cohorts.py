@@ -8,9 +8,10 @@ from typing import Optional
 
 from ..engine.optim import SCHEDULES
 from ..models import MODELS
+from ..config.schema import ExperimentConfig
 
 
-def epoch_free(cfg) -> bool:
+def epoch_free(cfg: ExperimentConfig) -> bool:
     """Whether the config's run is a plain count of epochs: a schedule that never reads the total
     epoch count, and no plugin that can end a run early (early stopping, a time budget)."""
     t = cfg.train
@@ -18,7 +19,7 @@ def epoch_free(cfg) -> bool:
             and t.time_budget is None)
 
 
-def cohort_key(cfg) -> Optional[str]:
+def cohort_key(cfg: ExperimentConfig) -> Optional[str]:
     """Configs with equal keys can train together; None when this engine cannot train `cfg`.
 
     Eligible: a model registered as stackable under its options (a perceptron, an MLP with one
@@ -44,7 +45,7 @@ def cohort_key(cfg) -> Optional[str]:
     return json.dumps({**d, "optim": o, "train": t, "model": m}, sort_keys=True)
 
 
-def sibling_key(cfg) -> Optional[str]:
+def sibling_key(cfg: ExperimentConfig) -> Optional[str]:
     """Configs with equal keys differ at most in epochs and can be read off one longest run; None if not."""
     if not epoch_free(cfg):
         return None
@@ -78,7 +79,7 @@ class Group(Enum):
     SIBLINGS = "epochs"  # siblings that differ only in epochs, read off one longest run
 
 
-def group_key_of(cfg) -> str:
+def group_key_of(cfg: ExperimentConfig) -> str:
     """Configs with equal keys train together: a cohort if they can, else siblings; '' when `cfg`
     trains alone. A string, so that keys compare, sort and key a dict (read it with read_group_key)."""
     key = cohort_key(cfg)

@@ -18,6 +18,7 @@ from . import attrs as A
 from .space import suggest
 from .spec import BUDGET_STOP, SweepSpec
 from .status import TrialStatus
+from ..config.schema import ExperimentConfig
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -110,22 +111,16 @@ def run_trial(study, storage, spec: SweepSpec, trial, data_cache: dict, log,
         return TrialStatus.FAILED
 
 
-PARAMS: dict[str, int] = {}  # trainable parameters per model config, counted once
-
-
-def _measured(cfg, seconds: float) -> dict:
+def _measured(cfg: ExperimentConfig, seconds: float) -> dict:
     """What is measured beside the epoch records, for objectives and the Pareto front of every
-    sweep: trainable parameters (the model built once per config, without weights), training seconds."""
+    sweep: trainable parameters (the model built without weights: milliseconds, next to a trial's
+    training), training seconds."""
     from ..models.sizing import known_shape, model_input_shape, trainable_params
     from ..run.build import configured_model
 
-    d = cfg.to_dict()
-    key = json.dumps([d["model"], d["data"]], sort_keys=True, default=str)
-    if key not in PARAMS:
-        shape, classes = known_shape(cfg.data)
-        model = configured_model(cfg, model_input_shape(cfg, shape), classes or 10, weights=False)
-        PARAMS[key] = trainable_params(model)
-    return {"params": PARAMS[key], "train_seconds": seconds}
+    shape, classes = known_shape(cfg.data)
+    model = configured_model(cfg, model_input_shape(cfg, shape), classes or 10, weights=False)
+    return {"params": trainable_params(model), "train_seconds": seconds}
 
 
 def _said(spec: SweepSpec, values: list[float]) -> str:
@@ -133,7 +128,7 @@ def _said(spec: SweepSpec, values: list[float]) -> str:
                      for (name, _), v in zip(spec.objectives, values))
 
 
-def _splits(cfg, data_cache: dict):
+def _splits(cfg: ExperimentConfig, data_cache: dict):
     from ..run.build import prepare_data
 
     # the data, and the weights whose statistics normalize them when data.normalization=weights
@@ -181,7 +176,7 @@ def run_siblings(study, storage, spec: SweepSpec, trials: list, data_cache: dict
                   cfgs[longest].train.epochs, log, "") for t, p, cfg in zip(trials, points, cfgs)]
 
 
-def _tell(study, spec: SweepSpec, t, point: dict, cfg, hist: list[dict], error: Optional[str], seconds: float,
+def _tell(study, spec: SweepSpec, t, point: dict, cfg: ExperimentConfig, hist: list[dict], error: Optional[str], seconds: float,
           log, tag: str) -> TrialStatus:
     """Record one trial read off a shared run: complete at its own epoch count, or failed."""
     from optuna.trial import TrialState
