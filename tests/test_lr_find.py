@@ -13,15 +13,12 @@ from imgclf.run.lr_find import SKIP_START, suggestions
 CMD = ["lr-find", "--set", "data.name=digits", "--set", "model.name=mlp", "--seed", "0", "--repeats", "2"]
 
 
-def test_the_same_command_gives_the_same_suggestion_and_it_trains_well(tmp_path, capsys):
+def test_the_same_command_gives_the_same_suggestion_and_it_trains_well(tmp_path):
     assert main(CMD + ["--out", str(tmp_path / "a"), "--write", str(tmp_path / "lr.yaml")]) == 0
-    first = capsys.readouterr().out
     assert main(CMD + ["--out", str(tmp_path / "b")]) == 0
-    second = capsys.readouterr().out
-    line = [l for l in first.splitlines() if l.startswith("suggested rate")][0]
-    assert line in second  # same seeds, same curves, same suggestion
     a, b = (json.loads((tmp_path / d / "lr_find.json").read_text()) for d in "ab")
-    assert a["valley"] == b["valley"] and a["steep"] == b["steep"] and len(a["curves"]) == 2
+    assert a["valley"] == b["valley"] and a["steep"] == b["steep"] and len(a["curves"]) == 2  # same seeds, same curves
+    assert a["curves"] == b["curves"]
     assert a["valley_spread"][0] <= a["valley"] <= a["valley_spread"][1]
     assert (tmp_path / "a" / "lr_find.png").stat().st_size > 10_000
     assert "lr_find.png" in (tmp_path / "a" / "report.html").read_text() or "data:image/png" in (
@@ -48,7 +45,7 @@ def test_a_curve_too_short_to_read_is_one_line():
     assert SKIP_START == 10
 
 
-def test_a_diverging_rate_ends_the_test_early(tmp_path, capsys):
+def test_a_diverging_rate_ends_the_test_early(tmp_path):
     assert main(CMD[:-2] + ["--repeats", "1", "--start", "1e-3", "--end", "1e4", "--out", str(tmp_path)]) == 0
     res = json.loads((tmp_path / "lr_find.json").read_text())
     steps = len(res["curves"][0]["lrs"])

@@ -9,7 +9,7 @@ from conftest import f32_rtol
 from imgclf.api import fit_in_memory, prepare_data
 from imgclf.config.load import load_config
 from imgclf.engine.batched import train_cohort
-from imgclf.sweeps.analysis import sweep_results
+from imgclf.sweeps.analysis import load_sweep_study, sweep_results
 from imgclf.sweeps.cohorts import cohort_key
 from imgclf.sweeps.runner import run_sweep
 
@@ -106,7 +106,7 @@ def test_a_diverged_model_does_not_leak_into_the_others(poison, plain):
     assert bad.finite().tolist() == [True, True]
 
 
-def test_sweep_batches_a_cohort_and_reads_each_epoch_count(tmp_path, capsys):
+def test_sweep_batches_a_cohort_and_reads_each_epoch_count(tmp_path):
     space = {"optim.lr": [0.1, 0.02], "model.hidden.0": [8, 24], "train.epochs": [1, 3]}
     base = {"model": {"name": "mlp", "hidden": [16]}, "schedule": {"name": "none"},
             "optim": {"momentum": 0.0, "weight_decay": 0.0}, "train": {"batch_size": 64}}
@@ -114,8 +114,9 @@ def test_sweep_batches_a_cohort_and_reads_each_epoch_count(tmp_path, capsys):
         p = tmp_path / f"{name}.yaml"
         p.write_text(yaml.safe_dump({"base": base, "space": space}))
         run_sweep(p, batched=batched)
-    out = capsys.readouterr().out
-    assert "as one batched computation: 4 models" in out and "up to 3 epochs" in out
+    # 8 configurations, 4 models: each pair that differs only in epochs shares one, read at 1 and 3 epochs
+    assert [t.user_attrs.get("batched") for t in load_sweep_study("together")[1].trials] == [4] * 8
+    assert all("batched" not in t.user_attrs for t in load_sweep_study("alone")[1].trials)
     a = sweep_results("together").sort_values(["optim.lr", "model.hidden.0", "train.epochs"])
     b = sweep_results("alone").sort_values(["optim.lr", "model.hidden.0", "train.epochs"])
     assert (a["status"] == "complete").all() and len(a) == 8

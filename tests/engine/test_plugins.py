@@ -72,8 +72,6 @@ def test_eval_at_start_measures_epoch_0_and_changes_nothing_else():
     seen = imgclf.train(None, FAST + ["train.epochs=2", "train.eval_at_start=true"], echo=False)
     initial = seen.metrics["initial"]
     assert initial["epoch"] == 0 and 1.5 < initial["val_loss"] < 3.5 and 0 <= initial["val_acc"] < 0.4  # near chance
-    log = (seen.path / "train.log").read_text()
-    assert "before training: val loss" in log and "chance: loss ln 10 = 2.3026" in log
     assert list(plain.history["train_loss"]) == list(seen.history["train_loss"])  # the run itself is the same
 
 

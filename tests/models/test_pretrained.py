@@ -36,8 +36,6 @@ def test_a_state_dict_file_loads_with_the_first_conv_summed_for_one_channel(tv_w
     import hashlib
 
     assert cfg.model.pretrained_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()  # which weights it was
-    log = (run.path / "train.log").read_text()
-    assert "conv1.weight adapted to 1 channel(s)" in log and "new: fc.weight, fc.bias" in log
 
 
 def test_n_channels_repeat_and_rescale():
@@ -80,7 +78,7 @@ def test_a_run_pretrains_another(tmp_path):
                        echo=False)
     a, b = (load_checkpoint(r.path / "best.pt")["model"] for r in (src, dst))
     assert not torch.equal(a["layer1.0.conv1.weight"], b["layer1.0.conv1.weight"])  # trained on from there
-    assert "pretrained weights" in (dst.path / "train.log").read_text()
+    assert dst.config.model.pretrained_sha256  # the weights it started from are recorded
 
 
 @pytest.mark.parametrize("policy", ["frozen", "batch", "train"])
@@ -137,8 +135,9 @@ def test_per_group_rates_follow_the_schedule_and_are_tabled(tv_weights):
     _, path = tv_weights
     run = imgclf.train(None, FAST + [f"model.pretrained={path}", "model.strategy=freeze", "model.trainable=layer4,fc",
                                      "optim.lr_scales={fc: 10}"], echo=False)
-    log = (run.path / "train.log").read_text()
-    assert "parameter groups" in log and "fc" in log and "layer4" in log and "frozen:" in log
+    groups = load_checkpoint(run.path / "last.pt")["optimizer"]["param_groups"]
+    scale = {n.split(".")[0]: g["lr_scale"] for g in groups for n in g["names"]}
+    assert scale == {"layer4": 1.0, "fc": 10.0}  # only what trains is in a group, each at its rate
 
 
 def test_two_phase_trains_the_head_alone_then_every_layer(tv_weights):
@@ -164,8 +163,6 @@ def test_the_linear_probe_trains_the_head_on_features_computed_once(tv_weights):
     assert hist[-1] < hist[0]  # the head learns from the cached features
     m = run.metrics
     assert m["probe_feature_seconds"] > 0 and m["test"]["n"] == 64  # tested by the whole network on images
-    log = (run.path / "train.log").read_text()
-    assert "linear probe: features of" in log and "(512 each)" in log and "fc trains on them" in log
     # the test score is the kept head on the full network: evaluate reproduces it from the files alone
     assert imgclf.evaluate(run.path)["top1"] == pytest.approx(m["test"]["top1"])
     for bad, words in ((["model.pretrained=none"], "set model.pretrained"),

@@ -9,7 +9,7 @@ from imgclf.cli.main import main
 from imgclf.core import run_files as RF
 from imgclf.core.errors import ConfigError
 from imgclf.reporting import figures as F
-from imgclf.studies import load_study, ready_studies, run_study
+from imgclf.studies import load_study, plan, ready_studies, run_study
 
 READY = [p.stem for p in ready_studies()]
 
@@ -24,10 +24,11 @@ def test_each_ready_study_dry_runs_every_run_validated_nothing_trained(name, tmp
     lines = []
     assert run_study(name, tmp_path, dry_run=True, log=lines.append) is None
     spec = load_study([p for p in ready_studies() if p.stem == name][0])
+    planned = {p.name: p.status for p in plan(spec, tmp_path / spec.name)}
     for run in spec.runs:
-        assert any(f" {run}: " in line for line in lines), (run, lines)
+        assert planned[run] == "missing", (run, planned)
         spec.config(run)  # validated
-    assert "nothing trained" in lines[-1] and not any(tmp_path.iterdir())
+    assert not any(tmp_path.iterdir())  # nothing trained
     better = [p for p in ready_studies() if p.stem == name][0].read_text().count("\nbetter:")
     if better:  # the second variant resolves too
         assert run_study(name, tmp_path, dry_run=True, better=True, log=lines.append) is None
@@ -40,7 +41,7 @@ def _study(tmp_path, extra=""):
     return f
 
 
-def test_a_half_done_study_trains_only_what_is_missing(tmp_path, capsys):
+def test_a_half_done_study_trains_only_what_is_missing(tmp_path):
     f = _study(tmp_path)
     out = run_study(str(f), tmp_path / "studies", log=lambda m: None)
     runs = tmp_path / "studies" / "tiny" / "runs"
@@ -52,15 +53,15 @@ def test_a_half_done_study_trains_only_what_is_missing(tmp_path, capsys):
         if p.name not in (RF.CONFIG, RF.SUMMARY_JSON, RF.SUMMARY_TXT, RF.LOG, RF.CLAIM):
             p.unlink()
     (runs / "c" / "metrics.json").unlink()
-    lines = []
-    run_study(str(f), tmp_path / "studies", dry_run=True, log=lines.append)
-    assert any("done     a" in x for x in lines) and any("missing  b" in x for x in lines) \
-        and any("partial  c" in x for x in lines)
-    out = run_study(str(f), tmp_path / "studies", log=lines.append)
+    c_first = (runs / "c" / RF.HISTORY).read_text().splitlines()[0]
+    planned = {p.name: p.status for p in plan(load_study(f), tmp_path / "studies" / "tiny")}
+    assert planned == {"a": "done", "b": "missing", "c": "partial"}
+    out = run_study(str(f), tmp_path / "studies", log=lambda m: None)
     assert (runs / "a" / "metrics.json").stat().st_mtime_ns == first_a  # not trained again
-    assert "resuming" in (runs / "c" / "train.log").read_text() and (runs / "b" / "metrics.json").is_file()
-    assert any("1 of 3 runs done, 2 to train" in x for x in lines)
-    assert any("b: stopped before its first epoch ended; starting it over" in x for x in lines)
+    c_lines = (runs / "c" / RF.HISTORY).read_text().splitlines()
+    assert c_lines[0] == c_first and len(c_lines) == 2  # c resumed after its first epoch, seconds and all
+    b_lines = (runs / "b" / RF.HISTORY).read_text().splitlines()
+    assert (runs / "b" / "metrics.json").is_file() and len(b_lines) == 2  # b started over
     folder = tmp_path / "studies" / "tiny"
     html, md = (folder / "report.html").read_text(), (folder / "report.md").read_text()
     assert "ms/step" in md and "| c |" in md and "figures/curves.png" in md and "<img" in html
@@ -138,25 +139,24 @@ def test_a_run_trained_with_other_settings_is_never_reused_silently(tmp_path, ca
     raw = yaml.safe_load(saved.read_text())
     raw["model"]["pretrained_sha256"] = "0" * 64
     saved.write_text(yaml.safe_dump(raw))
-    lines = []
-    run_study(str(f), tmp_path / "studies", dry_run=True, log=lines.append)
-    assert any("done     a" in x for x in lines)
+    folder = tmp_path / "studies" / "one"
+    assert [(p.name, p.status) for p in plan(load_study(f), folder)] == [("a", "done")]
     f.write_text("title: one\nset: {train.epochs: 1, train.batch_size: 128}\nruns:\n  a: {optim.lr: 0.01}\n")
-    lines = []
-    run_study(str(f), tmp_path / "studies", dry_run=True, log=lines.append)
-    assert any("changed  a" in x for x in lines)
+    assert [(p.name, p.status) for p in plan(load_study(f), folder)] == [("a", "changed")]
     assert main(["study", str(f), "--studies-dir", str(tmp_path / "studies")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "other settings than the study's now (optim.lr)" in err and "delete" in err
+    assert err.count("\n") == 1 and "(optim.lr)" in err and "delete" in err
 
 
-def test_several_workers_start_the_longest_run_first(tmp_path, capsys):
+def test_several_workers_start_the_longest_run_first(tmp_path):
     f = tmp_path / "order.yaml"
     f.write_text("title: order\nset: {train.batch_size: 128}\n"
                  "runs:\n  a: {train.epochs: 1}\n  b: {train.epochs: 1}\n  long: {train.epochs: 3}\n")
     out = run_study(str(f), tmp_path / "studies", workers=2, log=lambda m: None)
-    started = [x for x in capsys.readouterr().out.splitlines() if x.startswith("imgclf train")]
-    assert "--name long" in started[0] and len(started) == 3
+    # long and a start together, b once a is done; in the study's order long would start last
+    runs = tmp_path / "studies" / "order" / "runs"
+    began = {r: (runs / r / RF.CONFIG).stat().st_mtime_ns for r in ("a", "b", "long")}
+    assert began["long"] < began["b"]
     assert [r["run"] for r in out["rows"]] == ["a", "b", "long"]  # the report keeps the study's order
 
 
