@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 # The suite checks CPU semantics (exact resumes, equal runs): a GPU, when the machine has one, is
-# hidden from it before torch loads, and tests/engine/test_device.py trains on it in a process of
+# hidden from it before torch loads, and tests/runtime/test_device.py trains on it in a process of
 # its own. IMGCLF_TEST_THREADS sets the torch threads of the suite and of the processes it starts
 # (default 2: more threads on tiny batches cost more than they give; 1 under pytest-xdist, whose
 # workers already take one core each).

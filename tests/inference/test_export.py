@@ -80,7 +80,7 @@ def test_bad_export_requests_are_one_line(runs, tmp_path, capsys):
 
 def test_the_docs_onnxruntime_client_needs_nothing_from_imgclf(runs, tmp_path):
     """The export page's client (docs/export.md) runs as written, in a process where imgclf cannot be imported."""
-    readme = (Path(__file__).parents[1] / "docs" / "export.md").read_text()
+    readme = (Path(__file__).parents[2] / "docs" / "export.md").read_text()
     code = re.search(r"<!-- onnx-client -->\s*```python\n(.*?)```", readme, re.S).group(1)
     model = tmp_path / "model.onnx"
     E.export(runs["cnn"], "onnx", model, log=lambda m: None)
