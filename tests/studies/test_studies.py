@@ -10,6 +10,7 @@ from imgclf.core import run_files as RF
 from imgclf.core.errors import ConfigError
 from imgclf.reporting import figures as F
 from imgclf.studies import load_study, plan, ready_studies, run_study
+from imgclf.studies.runner import RunStatus
 
 READY = [p.stem for p in ready_studies()]
 
@@ -26,7 +27,7 @@ def test_each_ready_study_dry_runs_every_run_validated_nothing_trained(name, tmp
     spec = load_study([p for p in ready_studies() if p.stem == name][0])
     planned = {p.name: p.status for p in plan(spec, tmp_path / spec.name)}
     for run in spec.runs:
-        assert planned[run] == "missing", (run, planned)
+        assert planned[run] is RunStatus.MISSING, (run, planned)
         spec.config(run)  # validated
     assert not any(tmp_path.iterdir())  # nothing trained
     better = [p for p in ready_studies() if p.stem == name][0].read_text().count("\nbetter:")
@@ -55,7 +56,7 @@ def test_a_half_done_study_trains_only_what_is_missing(tmp_path):
     (runs / "c" / "metrics.json").unlink()
     c_first = (runs / "c" / RF.HISTORY).read_text().splitlines()[0]
     planned = {p.name: p.status for p in plan(load_study(f), tmp_path / "studies" / "tiny")}
-    assert planned == {"a": "done", "b": "missing", "c": "partial"}
+    assert planned == {"a": RunStatus.DONE, "b": RunStatus.MISSING, "c": RunStatus.PARTIAL}
     out = run_study(str(f), tmp_path / "studies", log=lambda m: None)
     assert (runs / "a" / "metrics.json").stat().st_mtime_ns == first_a  # not trained again
     c_lines = (runs / "c" / RF.HISTORY).read_text().splitlines()
@@ -140,9 +141,9 @@ def test_a_run_trained_with_other_settings_is_never_reused_silently(tmp_path, ca
     raw["model"]["pretrained_sha256"] = "0" * 64
     saved.write_text(yaml.safe_dump(raw))
     folder = tmp_path / "studies" / "one"
-    assert [(p.name, p.status) for p in plan(load_study(f), folder)] == [("a", "done")]
+    assert [(p.name, p.status) for p in plan(load_study(f), folder)] == [("a", RunStatus.DONE)]
     f.write_text("title: one\nset: {train.epochs: 1, train.batch_size: 128}\nruns:\n  a: {optim.lr: 0.01}\n")
-    assert [(p.name, p.status) for p in plan(load_study(f), folder)] == [("a", "changed")]
+    assert [(p.name, p.status) for p in plan(load_study(f), folder)] == [("a", RunStatus.CHANGED)]
     assert main(["study", str(f), "--studies-dir", str(tmp_path / "studies")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "(optim.lr)" in err and "delete" in err

@@ -32,7 +32,7 @@ def _dominated(a, b, names):
     return all(better) and any(strictly)
 
 
-def test_two_objectives_give_a_pareto_front_and_seeded_importances(tmp_path):
+def test_two_objectives_give_a_pareto_front_and_seeded_importances(tmp_path, capsys):
     run_sweep(_sweep(tmp_path), echo=False)
     spec, study, folder = load_sweep_study("mo")
     df = trials_frame(study, spec)
