@@ -1,6 +1,6 @@
 """Inference with a trained run: restore its kept weights, evaluate a split, predict.
 
-Above runs, below serving (which exports what `restore` gives) and reporting (which explains it)."""
+Above run/ (a run folder), beside export (which exports what `restore` gives), below reporting (which explains it)."""
 from __future__ import annotations
 
 import os

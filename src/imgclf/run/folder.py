@@ -1,6 +1,6 @@
 """Run folders on disk: runs/<name>/ with config, history, metrics, summary and checkpoints.
 
-The bottom of the run layers (runs < inference < serving < api): a Run here reads its files;
+The bottom of what reads runs (run/folder < inference < api): a Run here reads its files;
 api.Run adds evaluate, predict, explain and export on top."""
 from __future__ import annotations
 
