@@ -191,3 +191,14 @@ def test_version_is_the_distribution_s(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.split() == ["imgclf", version("imgclf")]
+
+
+def test_a_ready_sweep_by_name_is_its_file(capsys):
+    from imgclf.core.ready import ready_sweeps, sweep_path
+
+    ready = ready_sweeps()
+    assert main(["configs", "--sweeps"]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[:-1]] == list(ready)
+    assert sweep_path("fashion-mnist-mlp-grid") == str(ready["fashion-mnist-mlp-grid"])
+    assert main(["sweep", "no-such-sweep"]) == 2
+    assert "fashion-mnist-mlp-grid" in capsys.readouterr().err  # the refusal lists the ready ones

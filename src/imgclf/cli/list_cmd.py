@@ -9,6 +9,7 @@ def add_parser(sub) -> None:
     d = sub.add_parser("datasets", help="list the registered data sets")
     d.set_defaults(func=run_datasets)
     c = sub.add_parser("configs", help="list the ready configs (train one with: imgclf train -c NAME)")
+    c.add_argument("--sweeps", action="store_true", help="list the ready sweeps instead (run one with: imgclf sweep NAME)")
     c.set_defaults(func=run_configs)
 
 
@@ -37,11 +38,12 @@ def run_datasets(args) -> int:
 
 
 def run_configs(args) -> int:
-    from ..core.ready import about, ready_configs
+    from ..core.ready import about, ready_configs, ready_sweeps
 
-    ready = ready_configs()
+    ready = ready_sweeps() if args.sweeps else ready_configs()
     w = max((len(n) for n in ready), default=0)
     for name, path in ready.items():
         print(f"{name:<{w}}  {about(path)}")
-    print("train one with: imgclf train -c NAME (imgclf summary -c NAME shows its model)")
+    print("run one with: imgclf sweep NAME" if args.sweeps
+          else "train one with: imgclf train -c NAME (imgclf summary -c NAME shows its model)")
     return 0

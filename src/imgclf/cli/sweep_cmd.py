@@ -8,7 +8,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("sweep", help="run (or join, or resume) a hyperparameter sweep",
                        description="Run the sweep in a YAML file (base:, space:, strategy:, trials:). "
                                    "Run it again to resume; run it on several machines with one --storage URL.")
-    p.add_argument("sweep", metavar="SWEEP.yaml")
+    p.add_argument("sweep", metavar="SWEEP", help="a sweep file, or a ready sweep's name (imgclf configs --sweeps lists them)")
     p.add_argument("--name", "-n", help="the sweep's name and folder (default: the file's name)")
     p.add_argument("--storage", metavar="URL", help="database URL shared by several machines, e.g. postgresql://...")
     p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
@@ -27,6 +27,7 @@ def run(args) -> int:
     import torch
 
     from ..core.errors import ConfigError
+    from ..core.ready import sweep_path
     from ..sweeps.runner import run_sweep
 
     if args.workers < 1:
@@ -42,7 +43,7 @@ def run(args) -> int:
         from ..studies.wall_budget import parse_budget
 
         budget_s = parse_budget(args.budget)
-    folder = run_sweep(args.sweep, args.name, args.storage, args.workers, args.sweeps_dir,
+    folder = run_sweep(sweep_path(args.sweep), args.name, args.storage, args.workers, args.sweeps_dir,
                        worker_only=args.worker_only, max_trials=args.max_trials, batched=not args.one_by_one,
                        budget_s=budget_s)
     if not args.worker_only:

@@ -40,13 +40,26 @@ def about(path: Path) -> str:
     return ""
 
 
+def ready_sweeps() -> dict[str, Path]:
+    """Every ready sweep, name -> file, sorted by name (e.g. fashion-mnist-mlp-grid)."""
+    return {f.stem: f for f in sorted(ready_dir("sweeps").glob("*.yaml"))}
+
+
+def _file_or_ready(ref: str, ready: dict[str, Path], what: str, lister: str) -> str:
+    if Path(ref).exists() or Path(ref).suffix in (".yaml", ".yml"):
+        return ref  # a file: the loader says so if it is missing
+    if ref in ready:
+        return str(ready[ref])
+    raise ConfigError(f"{ref!r} is neither a {what} file nor a ready {what}; the ready ones: {', '.join(ready)} "
+                      f"({lister} lists them)")
+
+
 def config_path(ref: Optional[str]) -> Optional[str]:
     """The file `--config REF` means: REF itself when it exists or looks like a file name (the loader then
     says it is missing), else the ready config of that name; None stays None (the default experiment)."""
-    if ref is None or Path(ref).exists() or Path(ref).suffix in (".yaml", ".yml"):
-        return ref
-    ready = ready_configs()
-    if ref in ready:
-        return str(ready[ref])
-    raise ConfigError(f"{ref!r} is neither a config file nor a ready config; the ready ones: {', '.join(ready)} "
-                      f"(imgclf configs lists them)")
+    return None if ref is None else _file_or_ready(ref, ready_configs(), "config", "imgclf configs")
+
+
+def sweep_path(ref: str) -> str:
+    """The file `imgclf sweep REF` means: REF itself when it is a file, else the ready sweep of that name."""
+    return _file_or_ready(ref, ready_sweeps(), "sweep", "imgclf configs --sweeps")
