@@ -66,7 +66,7 @@ def test_a_half_done_study_trains_only_what_is_missing(tmp_path):
     folder = tmp_path / "studies" / "tiny"
     html, md = (folder / "report.html").read_text(), (folder / "report.md").read_text()
     assert "ms/step" in md and "| c |" in md and "figures/curves.png" in md and "<img" in html
-    rows = json.loads((folder / "results.json").read_text())
+    rows = json.loads((folder / "results.json").read_text())["runs"]
     assert rows[0]["params"] > 0 and rows[0]["step_ms"] > 0 and len(rows[0]["history"]) == 2
     steps = -(-json.loads((runs / "a" / "metrics.json").read_text())["train_images"] // 128)
     assert rows[0]["step_ms"] / 1000 * steps < rows[0]["epoch_s"]  # steps timed without the validation pass

@@ -35,7 +35,7 @@ def test_a_budgeted_study_gives_every_run_an_equal_share_annealed_over_it(tmp_pa
     plan = BudgetPlan.load(folder)
     assert plan.share_s["b32"] == plan.share_s["b128"] > 0  # equal time, not equal epochs
     assert plan.annealed == {"b32": "none", "b128": "none"}  # 1000 epochs cannot fit in 4 s
-    records = json.loads((folder / "results.json").read_text())
+    records = json.loads((folder / "results.json").read_text())["runs"]
     assert {r["run"] for r in records} == {"b32", "b128"}
     for r in records:
         run = imgclf.load_run(folder / "runs" / r["run"])

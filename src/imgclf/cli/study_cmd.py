@@ -18,6 +18,9 @@ def add_parser(sub) -> None:
     p.add_argument("--budget", metavar="DURATION",
                    help="the wall time the whole study may take (90s, 20m, 1h): each run trains for an equal "
                         "share; results go to NAME-DURATION unless --name")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="train every arm N times (seeds train.seed, +1, ...): each arm's test accuracy as a mean "
+                        "with its 95%% interval, each of the study's claims judged holds, reversed or undecided")
     p.add_argument("--studies-dir", metavar="DIR", help="where results go (default $IMGCLF_STUDIES or ./studies)")
     p.set_defaults(func=run)
     s = sub.add_parser("studies", help="list the ready studies with their estimated cost on this machine")
@@ -32,7 +35,7 @@ def run(args) -> int:
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: must be at least 1")
     run_study(args.study, args.studies_dir, args.workers, args.dry_run, args.better, tuple(args.overrides), args.name,
-              args.budget)
+              args.budget, args.seeds)
     return 0
 
 

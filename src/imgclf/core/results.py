@@ -7,19 +7,22 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Optional
 
 from .atomic import atomic_write_text
 
 JSON, CSV = "results.json", "results.csv"
 
 
-def write_results(folder: Path, records: list[dict]) -> list[Path]:
+def write_results(folder: Path, records: list[dict], summary: Optional[dict] = None) -> list[Path]:
     """Write `records` (one dict per trial or run) as results.json, and their flat columns as results.csv.
 
-    The JSON keeps every value (a trial's epoch history included); the CSV keeps the columns whose
-    values are numbers, strings or empty, one row per record, for a spreadsheet or pandas."""
+    The JSON keeps every value (a trial's epoch history included); with a `summary` (a study's arms
+    and claims) it is {"runs": records, **summary}. The CSV keeps the columns whose values are
+    numbers, strings or empty, one row per record, for a spreadsheet or pandas."""
     folder = Path(folder)
-    atomic_write_text(folder / JSON, json.dumps(records, indent=1, default=str) + "\n")
+    data = records if summary is None else {"runs": records, **summary}
+    atomic_write_text(folder / JSON, json.dumps(data, indent=1, default=str) + "\n")
     nested = {k for r in records for k, v in r.items() if isinstance(v, (list, dict))}
     flat = [k for k in dict.fromkeys(k for r in records for k in r) if k not in nested]  # first-seen order
     buf = io.StringIO()

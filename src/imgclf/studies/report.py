@@ -16,6 +16,7 @@ from ..sweeps import attrs as A
 from ..sweeps import files as SF
 from ..sweeps.spec import BUDGET_STOP
 from ..sweeps.status import TrialStatus
+from .claims import interval, judge_study
 from .spec import StudySpec
 from .wall_budget import BudgetPlan, budget_rows
 
@@ -40,6 +41,55 @@ def run_row(name: str, folder: Path) -> dict:
             "epoch_s": sum(h["seconds"] for h in hist) / len(hist), "step_ms": 1000 * sum(train_s) / len(hist) / steps,
             "params": m["params"], "mult_adds": m["mult_adds"], "batch": batch, "epochs": len(hist),
             "history": ([m["initial"]] if m.get("initial") else []) + hist, "path": str(folder)}
+
+
+def arms_and_claims(spec: StudySpec, rows: list[dict]) -> dict:
+    """Each arm's test accuracy over its seeds (points: mean, 95% interval, n, the values in seed
+    order) and each of the study's claims judged on them."""
+    by_run = {r["run"]: r for r in rows}
+    scores = {arm: [100 * by_run[run]["test_acc"] for run in runs
+                    if run in by_run and by_run[run]["test_acc"] is not None]
+              for arm, runs in spec.arms().items()}
+    arms = {}
+    for arm, values in scores.items():
+        if values:
+            iv = interval(values)
+            arms[arm] = {"mean": iv.mean, "ci95": iv.half if math.isfinite(iv.half) else None, "n": iv.n,
+                         "values": values}
+    claims = judge_study(spec.claims, scores, spec.scale)
+    for c, claim in zip(claims, spec.claims):  # the report's own difference, where it gives both figures
+        rep = spec.reported
+        c["reported"] = rep[claim.a]["value"] - rep[claim.b]["value"] if claim.a in rep and claim.b in rep else None
+    for arm, a in arms.items():
+        a["reported"] = spec.reported.get(arm, {}).get("value")
+    return {"arms": arms, "claims": claims}
+
+
+def _claim_blocks(spec: StudySpec, summary: dict) -> list:
+    """The table the report opens with: each claim of the report, ours, and the verdict; then each arm."""
+    def ours(mean, half, n) -> str:
+        return f"{mean:+.2f}" + (f" ± {half:.2f}" if half is not None else "") + f" (n={n})"
+
+    blocks: list = []
+    if summary["claims"]:
+        body = [[c["says"], c["section"] or "-", "-" if c["reported"] is None else f"{c['reported']:+.2f}",
+                 ours(c["difference"], c["ci95"], c["n"]) if c["verdict"] else "-", c["verdict"] or c["why"]]
+                for c in summary["claims"]]
+        scale = f" Judged {spec.scale}, below the report's own scale." if spec.scale else ""
+        blocks += [("h2", "The report's claims"), ("table", ["claim", "section", "report: difference, points",
+                                                              "ours: difference, points", "verdict"],
+                                                   body),
+                   ("p", "Each difference is the mean over seeds of the paired test accuracies (seed k against "
+                         "seed k) with its 95% interval (Student t); a claim holds when the interval lies on the "
+                         "report's side, is reversed when it lies on the other, and is undecided when it covers "
+                         f"the line (an 'equal' claim: the interval inside ±its points).{scale}")]
+    if summary["claims"] or spec.reported or any(a["n"] > 1 for a in summary["arms"].values()):
+        blocks += [("h2", "Arms: the report's figure and ours"),
+                   ("table", ["arm", "report: test acc, %", "ours: test acc, %", "seeds"],
+                    [[arm, "-" if a["reported"] is None else f"{a['reported']:.2f}",
+                      f"{a['mean']:.2f}" + (f" ± {a['ci95']:.2f}" if a["ci95"] is not None else ""),
+                      ", ".join(f"{v:.2f}" for v in a["values"])] for arm, a in summary["arms"].items()])]
+    return blocks
 
 
 def _label(r: dict) -> str:
@@ -100,10 +150,14 @@ def study_report(spec: StudySpec, folder: Path, log: Callable[[str], None] = pri
         blocks += _activation_blocks(rows, figs)
     if sweep is not None:
         blocks = _sweep_blocks(sweep, figs) + blocks
+    summary = arms_and_claims(spec, rows)
+    blocks = _claim_blocks(spec, summary) + blocks
     title = f"{spec.title}" + (f" (report {spec.report})" if spec.report else "")
     atomic_write_text(folder / "report.html", render_html(title, blocks))
     atomic_write_text(folder / "report.md", render_md(title, blocks, folder))
-    write_results(folder, rows)
+    write_results(folder, rows, summary)
+    for c in summary["claims"]:
+        log(f"claim {c['says']}: {c['verdict'] or 'not judged (' + c['why'] + ')'}")
     log(f"wrote {folder / 'report.html'} and report.md ({len(rows)} run{'s' if len(rows) != 1 else ''})")
     return {"html": str(folder / "report.html"), "md": str(folder / "report.md"), "rows": rows}
 

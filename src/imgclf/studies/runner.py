@@ -111,14 +111,17 @@ def _retrain_points(spec: StudySpec, sweep_dir: Path) -> dict:
 
 def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = False, better: bool = False,
               overrides: tuple = (), name: Optional[str] = None, budget: Optional[str] = None,
-              log: Callable[[str], None] = print) -> Optional[dict]:
+              seeds: int = 1, log: Callable[[str], None] = print) -> Optional[dict]:
     """Run what a study still needs, then write its report; with `dry_run`, only say what would run.
 
     `better` runs imgclf's recipe instead of the report's settings; `overrides` (key=value) apply to
     every run (e.g. fewer epochs); `name` is the results folder (default: the study's name, and the
-    budget's, e.g. 000-architectures-1h); `budget` ('1h') is the wall time the whole study may take."""
+    budget's, e.g. 000-architectures-1h); `budget` ('1h') is the wall time the whole study may take;
+    `seeds` trains every arm that many times, and the report judges the study's claims over them."""
     started = time.time()
     spec = load_study(find_study(ref), better, tuple(overrides))
+    spec.with_seeds(seeds)
+    spec.scale = f"within {budget}" if budget else (f"with {' '.join(overrides)}" if overrides else None)
     spec.name = name or (f"{spec.name}-{budget}" if budget else spec.name)
     folder = studies_root(studies_dir) / spec.name
     shares = _budget_plan(spec, folder, budget, workers) if budget else None
@@ -140,6 +143,10 @@ def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = Fals
         for p in planned:
             own = "(its config file)" if p.name in spec.run_bases else "(the base)"
             log(f"  {p.status:8} {p.name}: {' '.join(p.overrides) or own}")
+        for arm, r in spec.reported.items():
+            log(f"  reported {arm}: {r['value']:g}% test" + (f" (report section {r['section']})" if r["section"] else ""))
+        for c in spec.claims:
+            log(f"  claim {c.says}" + (f" (report section {c.section})" if c.section else ""))
         log(f"results in {folder}/; nothing trained (--dry-run)")
         return None
     folder.mkdir(parents=True, exist_ok=True)

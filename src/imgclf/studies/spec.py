@@ -12,6 +12,9 @@ configurations are retrained; what the report compares. Ready studies ship in im
     sweep: ../sweeps/x.yaml       # instead of runs: a sweep, then its best `retrain.top` retrained
     retrain: {top: 5, set: {train.epochs: 50}}
     figures: [timing]             # beside the comparison: timing (against batch size), activations, preview
+    claims:                       # the report's claims, judged over seeds (studies/claims.py)
+      - {says: "wide beats deep", section: "3", better: wide, than: deep}
+    reported: {wide: {value: 76, section: "3"}}   # the report's own test accuracy (%) of an arm
 """
 from __future__ import annotations
 
@@ -23,9 +26,11 @@ from typing import Optional
 from ..config.load import from_dict, read_experiment, read_yaml
 from ..core.errors import ConfigError
 from ..core.ready import ready_dir
+from .claims import Claim, parse_claims
 
 FIGURES = ("timing", "activations", "preview")
-KEYS = {"title", "report", "about", "base", "set", "better", "runs", "grid", "sweep", "retrain", "figures", "note"}
+KEYS = {"title", "report", "about", "base", "set", "better", "runs", "grid", "sweep", "retrain", "figures", "note",
+        "claims", "reported"}
 
 
 @dataclass
@@ -44,10 +49,36 @@ class StudySpec:
     note: str = ""
     about: str = ""
     source: Optional[Path] = None
+    claims: tuple[Claim, ...] = ()
+    seeds: dict[str, list[str]] = field(default_factory=dict)  # arm -> its runs, one a seed (with_seeds)
+    reported: dict[str, dict] = field(default_factory=dict)  # arm -> {value: %, section: ...}, the report's figures
+    scale: Optional[str] = None  # how this run of the study differs from the report's scale, e.g. 'within 1h'
 
     def config(self, run: str):
         """The validated experiment of one named run: its base, the study's settings, its own overrides."""
         return from_dict(self.run_bases.get(run, self.base), self.common + self.runs[run])
+
+    def arms(self) -> dict[str, list[str]]:
+        """Each arm (a run the study names) with its runs, one a seed: itself alone without seeds."""
+        return self.seeds or {r: [r] for r in self.runs}
+
+    def with_seeds(self, n: int) -> None:
+        """Train every arm `n` times: the arm's own run keeps its seed (train.seed), run `ARM-seedK` takes
+        train.seed + K; every seed of every arm sees the same data split (data.split_seed), so claims
+        compare arms on paired differences."""
+        if n < 1 or n > 100:
+            raise ConfigError(f"--seeds {n}: must be from 1 to 100")
+        if n == 1 or self.seeds:
+            return
+        runs, bases, arms = {}, {}, {}
+        for arm, o in self.runs.items():
+            seed = self.config(arm).train.seed
+            arms[arm] = [arm] + [f"{arm}-seed{k}" for k in range(1, n)]
+            for k, run in enumerate(arms[arm]):
+                runs[run] = o + ([f"train.seed={seed + k}"] if k else [])
+                if arm in self.run_bases:
+                    bases[run] = self.run_bases[arm]
+        self.runs, self.run_bases, self.seeds = runs, bases, arms
 
 
 def _overrides(mapping, where: str) -> list[str]:
@@ -75,6 +106,24 @@ def _path(value, where: str, what: str) -> str:
     if not isinstance(value, str) or not value.strip() or "\0" in value:
         raise ConfigError(f"{where}: {value!r} is not the path of {what}, relative to the study file")
     return value
+
+
+def _reported(raw, arms: list[str], where: str) -> dict[str, dict]:
+    """`reported:` maps arms to the report's test accuracy, a number (%) or {value: %, section: "4.2"}."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: reported: maps arms to the report's test accuracy in %, e.g. {{wide: 76}}")
+    out = {}
+    for arm, v in raw.items():
+        v = v if isinstance(v, dict) else {"value": v}
+        value = v.get("value")
+        if arm not in arms or set(v) - {"value", "section"} or isinstance(value, bool) \
+                or not isinstance(value, (int, float)) or not 0 <= value <= 100:
+            raise ConfigError(f"{where}: reported.{arm}: needs one of the study's arms ({', '.join(arms)}) and a "
+                              f"value from 0 to 100 (%), e.g. {{value: 76, section: '3'}}")
+        out[str(arm)] = {"value": float(value), "section": str(v.get("section") or "")}
+    return out
 
 
 def _label(value) -> str:
@@ -147,7 +196,9 @@ def parse_study(raw, name: str, source: Optional[Path] = None, better: bool = Fa
                      report=str(raw.get("report") or ""), base=base, runs=runs, run_bases=run_bases, common=common,
                      sweep=sweep, retrain_top=top,
                      retrain_set=_overrides(retrain.get("set"), f"{where}: retrain.set"), figures=figures,
-                     note=str(raw.get("note") or ""), about=str(raw.get("about") or ""), source=source)
+                     note=str(raw.get("note") or ""), about=str(raw.get("about") or ""), source=source,
+                     claims=parse_claims(raw.get("claims"), list(runs), where),
+                     reported=_reported(raw.get("reported"), list(runs), where))
     for run in runs:
         try:
             spec.config(run)

@@ -1,0 +1,143 @@
+"""A report's claims, judged over seeds.
+
+Each arm of a study (a named run) trained with N seeds gives N test accuracies: its figure is their
+mean with a 95% interval (Student t, N - 1 degrees of freedom). A claim compares two arms on the
+paired differences (seed k of one against seed k of the other, which share the data split), so the
+spread that both arms share cancels out:
+
+- "a beats b": holds when the interval of the difference lies above 0, reversed when below,
+  undecided when it covers 0;
+- "a equals b within d points": holds when the interval lies inside +-d, reversed when it lies
+  wholly outside, undecided otherwise.
+
+One seed gives no interval, so every claim is then undecided.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+from typing import Optional, Sequence
+
+from scipy import stats  # installed with scikit-learn
+
+from ..core.errors import ConfigError
+
+
+class Verdict(Enum):
+    HOLDS = "holds"  # the interval lies on the report's side
+    REVERSED = "reversed"  # it lies on the other side
+    UNDECIDED = "undecided"  # it covers the line: more seeds, or no difference to find
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Kind(Enum):
+    BETTER = "better"  # a scores higher than b
+    EQUAL = "equal"  # a and b within `within` points of each other
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean and its 95% interval over n values (the half-width is infinite for n < 2)."""
+
+    mean: float
+    half: float
+    n: int
+
+    @property
+    def low(self) -> float:
+        return self.mean - self.half
+
+    @property
+    def high(self) -> float:
+        return self.mean + self.half
+
+    def words(self, unit: str = "") -> str:
+        """'72.1 +- 0.8 (n=3)', or '72.1 (n=1)' without an interval."""
+        spread = f" ± {self.half:.2f}" if math.isfinite(self.half) else ""
+        return f"{self.mean:.2f}{unit}{spread} (n={self.n})"
+
+
+def interval(values: Sequence[float], level: float = 0.95) -> Interval:
+    """The mean of `values` with its Student-t interval at `level`."""
+    n = len(values)
+    if n == 0:
+        raise ValueError("no values to take the mean of")
+    mean = sum(values) / n
+    if n < 2:
+        return Interval(mean, math.inf, n)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return Interval(mean, float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n), n)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One of the report's claims about two arms, with the report's words and section."""
+
+    says: str
+    a: str
+    b: str
+    kind: Kind
+    within: float = 0.0  # points, for an EQUAL claim
+    section: str = ""
+
+    def judge(self, a_values: Sequence[float], b_values: Sequence[float]) -> tuple[Interval, Verdict]:
+        """The interval of the paired differences a - b (seed by seed) and the verdict it gives."""
+        n = min(len(a_values), len(b_values))
+        diff = interval([a_values[k] - b_values[k] for k in range(n)])
+        if self.kind is Kind.BETTER:
+            verdict = (Verdict.HOLDS if diff.low > 0 else Verdict.REVERSED if diff.high < 0 else Verdict.UNDECIDED)
+        else:
+            inside = -self.within <= diff.low and diff.high <= self.within
+            outside = diff.low > self.within or diff.high < -self.within
+            verdict = Verdict.HOLDS if inside else Verdict.REVERSED if outside else Verdict.UNDECIDED
+        return diff, verdict
+
+
+def parse_claims(raw, arms: Sequence[str], where: str) -> tuple[Claim, ...]:
+    """A study's `claims:` list, each naming arms the study has:
+
+        - {says: "augmentation beats the plain net", section: "4.1", better: augmentation, than: plain}
+        - {says: "batch norm adds nothing", equal: [bn, plain], within: 1.0}
+    """
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: claims: is a list of {{says:, better:, than:}} or {{says:, equal: [a, b], within:}}")
+    out = []
+    for i, c in enumerate(raw):
+        at = f"{where}: claims[{i}]"
+        if not isinstance(c, dict) or set(c) - {"says", "section", "better", "than", "equal", "within"}:
+            raise ConfigError(f"{at}: a claim has says:, section: and either better: and than:, or equal: [a, b] "
+                              f"and within: (points)")
+        if "better" in c:
+            pair, kind, within = (c.get("better"), c.get("than")), Kind.BETTER, 0.0
+        else:
+            pair, kind, within = tuple(c.get("equal") or ()), Kind.EQUAL, c.get("within")
+            if isinstance(within, bool) or not isinstance(within, (int, float)) or not 0 < within < 100:
+                raise ConfigError(f"{at}: within: {within!r} is not a number of points between 0 and 100")
+        bad = [a for a in pair if not isinstance(a, str) or a not in arms] if len(pair) == 2 else ["?"]
+        if bad:
+            raise ConfigError(f"{at}: names {bad[0]!r}, not two of the study's arms ({', '.join(arms)})")
+        out.append(Claim(str(c.get("says") or f"{pair[0]} vs {pair[1]}"), pair[0], pair[1], kind, float(within),
+                         str(c.get("section") or "")))
+    return tuple(out)
+
+
+def judge_study(claims: Sequence[Claim], scores: dict[str, list[float]],
+                scale: Optional[str] = None) -> list[dict]:
+    """Each claim with its difference, interval and verdict, given each arm's per-seed scores (points);
+    `scale` names where the study ran below the report's (e.g. 'at 30 epochs')."""
+    out = []
+    for c in claims:
+        if not scores.get(c.a) or not scores.get(c.b):
+            out.append({"says": c.says, "section": c.section, "verdict": None, "why": "an arm has no result yet"})
+            continue
+        diff, verdict = c.judge(scores[c.a], scores[c.b])
+        out.append({"says": c.says, "section": c.section, "a": c.a, "b": c.b, "kind": c.kind.value,
+                    "within": c.within or None, "difference": diff.mean,
+                    "ci95": diff.half if math.isfinite(diff.half) else None, "n": diff.n,
+                    "verdict": verdict.value, "scale": scale})
+    return out

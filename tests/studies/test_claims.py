@@ -1,0 +1,88 @@
+"""A report's claims judged over seeds: the interval, the three verdicts, the study file's claims, and
+a seeded study on digits that gives each arm's mean and interval and a verdict per claim."""
+import json
+import math
+
+import pytest
+
+from imgclf.core.errors import ConfigError
+from imgclf.studies import load_study, ready_studies, run_study
+from imgclf.studies.claims import Claim, Kind, Verdict, interval, parse_claims
+
+
+def test_the_interval_is_students_t_at_95_percent():
+    iv = interval([1.0, 2.0, 3.0])  # mean 2, sd 1, t(0.975, 2 df) = 4.3027
+    assert iv.mean == 2.0 and iv.half == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6) and iv.n == 3
+    assert interval([5.0]).half == math.inf  # one seed: no interval
+
+
+@pytest.mark.parametrize("a, b, verdict", [
+    ([72.0, 73.0, 74.0], [70.0, 70.5, 71.0], Verdict.HOLDS),  # a beats b on every seed by 2-3 points
+    ([68.0, 69.0, 70.0], [70.0, 70.5, 71.0], Verdict.REVERSED),
+    ([70.0, 72.0, 69.0], [71.0, 70.0, 70.0], Verdict.UNDECIDED),  # differences -1, +2, -1 cover 0
+    ([72.0], [70.0], Verdict.UNDECIDED),  # one seed decides nothing
+])
+def test_a_better_claim_is_judged_on_the_paired_differences(a, b, verdict):
+    assert Claim("a beats b", "a", "b", Kind.BETTER).judge(a, b)[1] is verdict
+
+
+def test_paired_differences_see_through_a_spread_both_arms_share():
+    # each seed moves both arms by up to 6 points, a is always 0.5 above b: paired, that holds
+    b = [64.0, 70.0, 67.0, 66.0]
+    assert Claim("a beats b", "a", "b", Kind.BETTER).judge([v + 0.5 for v in b], b)[1] is Verdict.HOLDS
+
+
+@pytest.mark.parametrize("a, b, verdict", [
+    ([85.0, 85.2, 84.9], [85.1, 85.0, 85.0], Verdict.HOLDS),  # within +-1 point, interval inside
+    ([88.0, 88.2, 87.9], [85.1, 85.0, 85.0], Verdict.REVERSED),  # 3 points apart: wholly outside
+    ([85.0, 87.0, 84.0], [85.0, 85.0, 85.0], Verdict.UNDECIDED),  # the interval crosses +-1
+])
+def test_an_equal_within_d_claim_holds_only_inside_d(a, b, verdict):
+    assert Claim("bn adds nothing", "a", "b", Kind.EQUAL, within=1.0).judge(a, b)[1] is verdict
+
+
+def test_claims_must_name_the_studys_arms():
+    claims = parse_claims([{"says": "a wins", "section": "4.1", "better": "a", "than": "b"},
+                           {"equal": ["a", "b"], "within": 1}], ["a", "b"], "study s")
+    assert [(c.a, c.b, c.kind, c.within, c.section) for c in claims] == \
+        [("a", "b", Kind.BETTER, 0.0, "4.1"), ("a", "b", Kind.EQUAL, 1.0, "")]
+    for bad in ([{"better": "a", "than": "z"}], [{"equal": ["a"], "within": 1}], [{"equal": ["a", "b"]}],
+                [{"better": "a", "than": "b", "oops": 1}], {"better": "a"}):
+        with pytest.raises(ConfigError) as e:
+            parse_claims(bad, ["a", "b"], "study s")
+        assert "\n" not in str(e.value) and "claims" in str(e.value)
+
+
+def test_every_ready_studys_claims_name_arms_it_has():
+    for f in ready_studies():
+        spec = load_study(f)
+        assert all(c.a in spec.runs and c.b in spec.runs for c in spec.claims), f.stem
+
+
+def test_a_seeded_study_gives_each_arms_interval_and_a_verdict_per_claim(tmp_path):
+    f = tmp_path / "seeded.yaml"
+    f.write_text("title: seeded\nset: {train.epochs: 2, train.batch_size: 128}\n"
+                 "runs:\n  fast: {optim.lr: 0.1}\n  slow: {optim.lr: 0.001}\n"
+                 "reported: {fast: {value: 80, section: '1'}, slow: 60}\n"
+                 "claims:\n  - {says: 'a large rate learns faster in 2 epochs', section: '1', better: fast, than: slow}\n"
+                 "  - {says: 'the rates end level', equal: [fast, slow], within: 0.5}\n")
+    lines = []
+    run_study(str(f), tmp_path / "studies", workers=2, seeds=3, log=lines.append)
+    folder = tmp_path / "studies" / "seeded"
+    data = json.loads((folder / "results.json").read_text())
+    assert sorted(r["run"] for r in data["runs"]) == ["fast", "fast-seed1", "fast-seed2", "slow", "slow-seed1",
+                                                       "slow-seed2"]
+    fast = data["arms"]["fast"]
+    assert fast["n"] == 3 and fast["mean"] == pytest.approx(sum(fast["values"]) / 3) and fast["ci95"] > 0
+    assert len(set(fast["values"])) > 1  # the seeds differ
+    verdicts = [c["verdict"] for c in data["claims"]]
+    assert all(v in {v.value for v in Verdict} for v in verdicts)
+    assert [x for x in lines if x.startswith("claim ")] == [f"claim {c['says']}: {c['verdict']}" for c in data["claims"]]
+    assert "The report's claims" in (folder / "report.md").read_text()
+    assert data["claims"][0]["reported"] == 20.0 and data["arms"]["slow"]["reported"] == 60.0
+    # a seed trained again gives the same number: the verdicts are reproducible
+    import shutil
+    shutil.rmtree(folder / "runs" / "slow-seed2")
+    run_study(str(f), tmp_path / "studies", seeds=3, log=lambda m: None)
+    again = json.loads((folder / "results.json").read_text())
+    assert again["arms"] == data["arms"] and again["claims"] == data["claims"]
