@@ -184,7 +184,7 @@ def test_every_plugin_is_named_ordered_and_saves_its_state(name, tmp_path):
 
     on = ["train.time_budget=60", "train.early_stopping.enabled=true", "data.augment.trivial=0.5",
           "data.augment.early_crop=6", "data.augment.crop_padding=1", "train.tensorboard=true",
-          "model.strategy=two-phase", "train.eval_at_start=true"]  # every plugin of the registry wanted at once
+          "model.strategy=two-phase", "train.eval_at_start=true", "train.test_each_epoch=true"]  # every plugin
     # ...but one: the linear probe is a strategy of its own, without augmentation
     probe = ["model.name=resnet18", "model.pretrained=w.pth", "model.strategy=linear-probe"]
     cfg = load_config(None, probe if name == "linear_probe" else on)

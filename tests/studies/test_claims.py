@@ -86,3 +86,38 @@ def test_a_seeded_study_gives_each_arms_interval_and_a_verdict_per_claim(tmp_pat
     run_study(str(f), tmp_path / "studies", seeds=3, log=lambda m: None)
     again = json.loads((folder / "results.json").read_text())
     assert again["arms"] == data["arms"] and again["claims"] == data["claims"]
+
+
+HISTORY = [{"epoch": 1, "val_acc": 0.50, "test_loss": 1.2, "test_acc": 0.48},
+           {"epoch": 2, "val_acc": 0.70, "test_loss": 0.9, "test_acc": 0.69},
+           {"epoch": 3, "val_acc": 0.65, "test_loss": 0.8, "test_acc": 0.66},
+           {"epoch": 4, "val_acc": 0.68, "test_loss": 0.8, "test_acc": 0.67}]
+
+
+@pytest.mark.parametrize("protocol, epoch", [("best-val", 2), ("last", 4), ("lowest-test-loss", 3)])
+def test_each_protocol_picks_its_epoch(protocol, epoch):
+    from imgclf.studies.protocol import Protocol, pick_epoch, test_score
+
+    p = Protocol(protocol)
+    assert pick_epoch(HISTORY, p) == epoch  # lowest test loss: the first of the tied epochs 3 and 4
+    kept = 0.70  # the kept weights' own test score, which best-val reads
+    assert test_score(HISTORY, p, kept, 2) == (kept if p is Protocol.BEST_VAL else HISTORY[epoch - 1]["test_acc"])
+    with pytest.raises(ConfigError):
+        Protocol.parse("best-test", "study s")
+
+
+def test_a_study_reads_its_test_score_at_its_protocols_epoch(tmp_path):
+    from imgclf.run.folder import read_history
+
+    f = tmp_path / "proto.yaml"
+    f.write_text("title: proto\nprotocol: lowest-test-loss\nset: {train.epochs: 3, train.batch_size: 128}\n"
+                 "runs:\n  a: {optim.lr: 0.05}\n  b: {optim.lr: 0.01}\n")
+    run_study(str(f), tmp_path / "studies", workers=2, log=lambda m: None)
+    folder = tmp_path / "studies" / "proto"
+    data = json.loads((folder / "results.json").read_text())
+    assert data["protocol"] == "lowest-test-loss"
+    for arm in ("a", "b"):
+        hist = read_history(folder / "runs" / arm / "history.jsonl")
+        assert all(h["test_acc"] is not None for h in hist)  # every epoch scored on the test split
+        lowest = min(range(3), key=lambda i: (hist[i]["test_loss"], i))
+        assert data["arms"][arm]["values"] == [100 * hist[lowest]["test_acc"]]

@@ -234,6 +234,9 @@ class TrainConfig:
     # Score the test split once when the run ends. False for tuning runs, which must choose on the
     # validation split: no test score is printed or saved; `imgclf evaluate RUN` scores it later.
     final_test: bool = True
+    # Score the test split after every epoch too (test_loss, test_acc in the history): for a study that
+    # reads its test score as its report did, at the last epoch or the one of lowest test loss.
+    test_each_epoch: bool = False
 
 
 @dataclass

@@ -17,6 +17,7 @@ from ..sweeps import files as SF
 from ..sweeps.spec import BUDGET_STOP
 from ..sweeps.status import TrialStatus
 from .claims import interval, judge_study
+from .protocol import Protocol, test_score
 from .spec import StudySpec
 from .wall_budget import BudgetPlan, budget_rows
 
@@ -47,9 +48,9 @@ def arms_and_claims(spec: StudySpec, rows: list[dict]) -> dict:
     """Each arm's test accuracy over its seeds (points: mean, 95% interval, n, the values in seed
     order) and each of the study's claims judged on them."""
     by_run = {r["run"]: r for r in rows}
-    scores = {arm: [100 * by_run[run]["test_acc"] for run in runs
-                    if run in by_run and by_run[run]["test_acc"] is not None]
-              for arm, runs in spec.arms().items()}
+    read = {run: test_score(r["history"][1:] if r["history"] and r["history"][0].get("epoch") == 0 else r["history"],
+                            spec.protocol, r["test_acc"], r["best_epoch"]) for run, r in by_run.items()}
+    scores = {arm: [100 * read[run] for run in runs if read.get(run) is not None] for arm, runs in spec.arms().items()}
     arms = {}
     for arm, values in scores.items():
         if values:
@@ -62,7 +63,11 @@ def arms_and_claims(spec: StudySpec, rows: list[dict]) -> dict:
         c["reported"] = rep[claim.a]["value"] - rep[claim.b]["value"] if claim.a in rep and claim.b in rep else None
     for arm, a in arms.items():
         a["reported"] = spec.reported.get(arm, {}).get("value")
-    return {"arms": arms, "claims": claims}
+    return {"protocol": spec.protocol.value, "arms": arms, "claims": claims}
+
+
+_EPOCH_WORDS = {Protocol.BEST_VAL: "epoch of best validation accuracy (the kept weights)",
+                Protocol.LAST: "last epoch", Protocol.LOWEST_TEST_LOSS: "epoch of lowest test loss"}
 
 
 def _claim_blocks(spec: StudySpec, summary: dict) -> list:
@@ -82,7 +87,8 @@ def _claim_blocks(spec: StudySpec, summary: dict) -> list:
                    ("p", "Each difference is the mean over seeds of the paired test accuracies (seed k against "
                          "seed k) with its 95% interval (Student t); a claim holds when the interval lies on the "
                          "report's side, is reversed when it lies on the other, and is undecided when it covers "
-                         f"the line (an 'equal' claim: the interval inside ±its points).{scale}")]
+                         f"the line (an 'equal' claim: the interval inside ±its points). Test accuracy read at "
+                         f"the {_EPOCH_WORDS[spec.protocol]} (the study's protocol).{scale}")]
     if summary["claims"] or spec.reported or any(a["n"] > 1 for a in summary["arms"].values()):
         blocks += [("h2", "Arms: the report's figure and ours"),
                    ("table", ["arm", "report: test acc, %", "ours: test acc, %", "seeds"],

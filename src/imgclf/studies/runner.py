@@ -143,6 +143,7 @@ def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = Fals
         for p in planned:
             own = "(its config file)" if p.name in spec.run_bases else "(the base)"
             log(f"  {p.status:8} {p.name}: {' '.join(p.overrides) or own}")
+        log(f"  protocol: test accuracy read at the {spec.protocol} epoch")
         for arm, r in spec.reported.items():
             log(f"  reported {arm}: {r['value']:g}% test" + (f" (report section {r['section']})" if r["section"] else ""))
         for c in spec.claims:

@@ -15,6 +15,7 @@ configurations are retrained; what the report compares. Ready studies ship in im
     claims:                       # the report's claims, judged over seeds (studies/claims.py)
       - {says: "wide beats deep", section: "3", better: wide, than: deep}
     reported: {wide: {value: 76, section: "3"}}   # the report's own test accuracy (%) of an arm
+    protocol: last                # the epoch the test score is read at: best-val (default), last, lowest-test-loss
 """
 from __future__ import annotations
 
@@ -27,10 +28,11 @@ from ..config.load import from_dict, read_experiment, read_yaml
 from ..core.errors import ConfigError
 from ..core.ready import ready_dir
 from .claims import Claim, parse_claims
+from .protocol import Protocol
 
 FIGURES = ("timing", "activations", "preview")
 KEYS = {"title", "report", "about", "base", "set", "better", "runs", "grid", "sweep", "retrain", "figures", "note",
-        "claims", "reported"}
+        "claims", "reported", "protocol"}
 
 
 @dataclass
@@ -51,6 +53,7 @@ class StudySpec:
     source: Optional[Path] = None
     claims: tuple[Claim, ...] = ()
     seeds: dict[str, list[str]] = field(default_factory=dict)  # arm -> its runs, one a seed (with_seeds)
+    protocol: Protocol = Protocol.BEST_VAL
     reported: dict[str, dict] = field(default_factory=dict)  # arm -> {value: %, section: ...}, the report's figures
     scale: Optional[str] = None  # how this run of the study differs from the report's scale, e.g. 'within 1h'
 
@@ -148,7 +151,10 @@ def parse_study(raw, name: str, source: Optional[Path] = None, better: bool = Fa
     if better and not raw.get("better"):
         raise ConfigError(f"{where}: has no better: settings; run it without --better")
     chosen = ("better", raw.get("better")) if better else ("set", raw.get("set"))
-    common = _overrides(chosen[1], f"{where}: {chosen[0]}") + list(extra)
+    protocol = Protocol.parse(raw.get("protocol"), where)
+    # the protocols that read another epoch than the kept one need every epoch's test score
+    common = _overrides(chosen[1], f"{where}: {chosen[0]}") + list(extra) \
+        + (["train.test_each_epoch=true"] if protocol.needs_epoch_tests else [])
     runs: dict[str, list[str]] = {}
     run_bases: dict[str, dict] = {}
     if not isinstance(raw.get("runs") or {}, dict):
@@ -198,7 +204,7 @@ def parse_study(raw, name: str, source: Optional[Path] = None, better: bool = Fa
                      retrain_set=_overrides(retrain.get("set"), f"{where}: retrain.set"), figures=figures,
                      note=str(raw.get("note") or ""), about=str(raw.get("about") or ""), source=source,
                      claims=parse_claims(raw.get("claims"), list(runs), where),
-                     reported=_reported(raw.get("reported"), list(runs), where))
+                     reported=_reported(raw.get("reported"), list(runs), where), protocol=protocol)
     for run in runs:
         try:
             spec.config(run)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from .base import PLUGINS, Context, Plugin
-from . import layers, linear_probe, two_phase, initial_eval, augment_phases, time_budget, early_stopping, tensorboard, checkpoints, epoch_log  # noqa: F401,E402,E501,I001  (registration order)
+from . import layers, linear_probe, two_phase, initial_eval, augment_phases, time_budget, early_stopping, tensorboard, checkpoints, epoch_log, epoch_test  # noqa: F401,E402,E501,I001  (registration order)
 
 __all__ = ["PLUGINS", "Context", "Plugin", "build_plugins"]
 
