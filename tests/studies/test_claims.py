@@ -121,3 +121,13 @@ def test_a_study_reads_its_test_score_at_its_protocols_epoch(tmp_path):
         assert all(h["test_acc"] is not None for h in hist)  # every epoch scored on the test split
         lowest = min(range(3), key=lambda i: (hist[i]["test_loss"], i))
         assert data["arms"][arm]["values"] == [100 * hist[lowest]["test_acc"]]
+
+
+def test_a_sweep_study_never_reads_the_test_split_each_epoch(tmp_path):
+    (tmp_path / "s.yaml").write_text("base: {train: {epochs: 1}}\nstrategy: grid\nobjective: val_acc\n"
+                                     "space:\n  optim.lr: [0.05, 0.001]\n")
+    f = tmp_path / "sw.yaml"
+    f.write_text("title: sweep\nsweep: s.yaml\nprotocol: last\n")
+    with pytest.raises(ConfigError) as e:
+        load_study(f)
+    assert "protocol" in str(e.value) and "\n" not in str(e.value)

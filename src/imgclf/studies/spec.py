@@ -183,6 +183,9 @@ def parse_study(raw, name: str, source: Optional[Path] = None, better: bool = Fa
             raise ConfigError(f"{where}: the run name {run!r} cannot name a folder; use letters, digits, - and _")
     if not runs and sweep is None:
         raise ConfigError(f"{where}: name its runs (runs: or grid:) or a sweep (sweep:)")
+    if sweep is not None and protocol.needs_epoch_tests:  # its trials would score the test split every epoch
+        raise ConfigError(f"{where}: protocol: {protocol} reads the test split at every epoch, which a sweep must "
+                          f"not see; a sweep study chooses by validation (protocol: best-val)")
     retrain = raw.get("retrain") or {}
     if retrain and sweep is None:
         raise ConfigError(f"{where}: retrain: retrains a sweep's best configurations; add sweep:")
