@@ -61,20 +61,22 @@ def test_every_ready_studys_claims_name_arms_it_has():
 
 def test_a_seeded_study_gives_each_arms_interval_and_a_verdict_per_claim(tmp_path):
     f = tmp_path / "seeded.yaml"
-    f.write_text("title: seeded\nset: {train.epochs: 2, train.batch_size: 128}\n"
+    f.write_text("title: seeded\nset: {train.epochs: 40, train.batch_size: 128}\n"
                  "runs:\n  fast: {optim.lr: 0.1}\n  slow: {optim.lr: 0.001}\n"
                  "reported: {fast: {value: 80, section: '1'}, slow: 60}\n"
                  "claims:\n  - {says: 'a large rate learns faster in 2 epochs', section: '1', better: fast, than: slow}\n"
                  "  - {says: 'the rates end level', equal: [fast, slow], within: 0.5}\n")
     lines = []
-    run_study(str(f), tmp_path / "studies", workers=2, seeds=3, log=lines.append)
-    folder = tmp_path / "studies" / "seeded"
+    run_study(str(f), tmp_path / "studies", workers=2, seeds=3, epochs=2, log=lines.append)  # the recipe, 2 epochs
+    folder = tmp_path / "studies" / "seeded-2ep"
     data = json.loads((folder / "results.json").read_text())
     assert sorted(r["run"] for r in data["runs"]) == ["fast", "fast-seed1", "fast-seed2", "slow", "slow-seed1",
                                                        "slow-seed2"]
     fast = data["arms"]["fast"]
     assert fast["n"] == 3 and fast["mean"] == pytest.approx(sum(fast["values"]) / 3) and fast["ci95"] > 0
     assert len(set(fast["values"])) > 1  # the seeds differ
+    assert all(len(r["history"]) == 2 for r in data["runs"])
+    assert {c["scale"] for c in data["claims"]} == {"at 2 epochs"}  # below the report's scale, and says so
     verdicts = [c["verdict"] for c in data["claims"]]
     assert all(v in {v.value for v in Verdict} for v in verdicts)
     assert [x for x in lines if x.startswith("claim ")] == [f"claim {c['says']}: {c['verdict']}" for c in data["claims"]]
@@ -83,7 +85,7 @@ def test_a_seeded_study_gives_each_arms_interval_and_a_verdict_per_claim(tmp_pat
     # a seed trained again gives the same number: the verdicts are reproducible
     import shutil
     shutil.rmtree(folder / "runs" / "slow-seed2")
-    run_study(str(f), tmp_path / "studies", seeds=3, log=lambda m: None)
+    run_study(str(f), tmp_path / "studies", seeds=3, epochs=2, log=lambda m: None)
     again = json.loads((folder / "results.json").read_text())
     assert again["arms"] == data["arms"] and again["claims"] == data["claims"]
 

@@ -18,6 +18,9 @@ def add_parser(sub) -> None:
     p.add_argument("--budget", metavar="DURATION",
                    help="the wall time the whole study may take (90s, 20m, 1h): each run trains for an equal "
                         "share; results go to NAME-DURATION unless --name")
+    p.add_argument("--epochs", type=int, metavar="N",
+                   help="the report's recipe for N epochs (a constant rate stays constant, a decay keeps its shape "
+                        "per epoch); results go to NAME-Nep unless --name, and the verdicts say 'at N epochs'")
     p.add_argument("--seeds", type=int, default=1, metavar="N",
                    help="train every arm N times (seeds train.seed, +1, ...): each arm's test accuracy as a mean "
                         "with its 95%% interval, each of the study's claims judged holds, reversed or undecided")
@@ -35,7 +38,7 @@ def run(args) -> int:
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: must be at least 1")
     run_study(args.study, args.studies_dir, args.workers, args.dry_run, args.better, tuple(args.overrides), args.name,
-              args.budget, args.seeds)
+              args.budget, args.seeds, args.epochs)
     return 0
 
 

@@ -111,18 +111,27 @@ def _retrain_points(spec: StudySpec, sweep_dir: Path) -> dict:
 
 def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = False, better: bool = False,
               overrides: tuple = (), name: Optional[str] = None, budget: Optional[str] = None,
-              seeds: int = 1, log: Callable[[str], None] = print) -> Optional[dict]:
+              seeds: int = 1, epochs: Optional[int] = None, log: Callable[[str], None] = print) -> Optional[dict]:
     """Run what a study still needs, then write its report; with `dry_run`, only say what would run.
 
     `better` runs imgclf's recipe instead of the report's settings; `overrides` (key=value) apply to
     every run (e.g. fewer epochs); `name` is the results folder (default: the study's name, and the
     budget's, e.g. 000-architectures-1h); `budget` ('1h') is the wall time the whole study may take;
-    `seeds` trains every arm that many times, and the report judges the study's claims over them."""
+    `seeds` trains every arm that many times, and the report judges the study's claims over them;
+    `epochs` runs the report's recipe for that many epochs (a constant rate stays constant, a decay
+    keeps its shape per epoch), the retraining of a sweep's best too, into NAME-Nep."""
     started = time.time()
-    spec = load_study(find_study(ref), better, tuple(overrides))
+    if epochs is not None and not 1 <= epochs <= 100_000:
+        raise ConfigError(f"--epochs {epochs}: must be from 1 to 100000")
+    at = [f"train.epochs={epochs}"] if epochs is not None else []
+    spec = load_study(find_study(ref), better, tuple(overrides) + tuple(at))
+    spec.retrain_set = spec.retrain_set + at  # after retrain.set's own epochs
     spec.with_seeds(seeds)
-    spec.scale = f"within {budget}" if budget else (f"with {' '.join(overrides)}" if overrides else None)
-    spec.name = name or (f"{spec.name}-{budget}" if budget else spec.name)
+    scale = [f"at {epochs} epochs"] if epochs is not None else []
+    scale += [f"within {budget}"] if budget else []
+    scale += [f"with {' '.join(overrides)}"] if overrides else []
+    spec.scale = ", ".join(scale) or None
+    spec.name = name or spec.name + (f"-{epochs}ep" if epochs is not None else "") + (f"-{budget}" if budget else "")
     folder = studies_root(studies_dir) / spec.name
     shares = _budget_plan(spec, folder, budget, workers) if budget else None
     planned = plan(spec, folder)
