@@ -96,6 +96,13 @@ def _dump(obj) -> str:
         return "9" * 5000
 
 
+def _refused_in_one_line(load, path, text):
+    path.write_text(text + "\n")
+    with pytest.raises(ImgclfError) as e:
+        load(path)
+    assert "\n" not in str(e.value)
+
+
 @pytest.mark.parametrize("text", [
     "a: " + "9" * 5000, "train: {seed: 99999999999999999999999999}", "train: {seed: -1e308}", "sweep: [1, {",
     "runs: 7", "runs: {a: '\\0'}", "grid: {lr: 3}", "retrain: {top: 1e308}", "figures: timing", "base: 7",
@@ -104,11 +111,7 @@ def _dump(obj) -> str:
     "runs: {a: {optim.lr: !!binary aGk=}}", "set: {optim.lr: .nan}",
 ])
 def test_a_malformed_study_file_gives_one_line(folder, text):
-    path = folder / "bad.yaml"
-    path.write_text(text + "\n")
-    with pytest.raises(ImgclfError) as e:
-        load_study(path)
-    assert "\n" not in str(e.value)
+    _refused_in_one_line(load_study, folder / "bad.yaml", text)
 
 
 @pytest.mark.parametrize("text", [
@@ -124,11 +127,7 @@ def test_a_malformed_study_file_gives_one_line(folder, text):
     "base: {train: {seed: " + "9" * 30 + "}}\nspace: {optim.lr: [0.1]}",
 ])
 def test_a_malformed_sweep_file_gives_one_line(folder, text):
-    path = folder / "bad-sweep.yaml"
-    path.write_text(text + "\n")
-    with pytest.raises(ImgclfError) as e:
-        load_sweep(path)
-    assert "\n" not in str(e.value)
+    _refused_in_one_line(load_sweep, folder / "bad-sweep.yaml", text)
 
 
 @pytest.mark.parametrize("text", ["train.epochs=" + "9" * 5000, "train.seed=" + "9" * 30, "data.split_seed=-1e30"])

@@ -133,3 +133,9 @@ def test_a_sweep_study_never_reads_the_test_split_each_epoch(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_study(f)
     assert "protocol" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_seed_without_a_result_leaves_its_pair_out_never_shifts_the_others():
+    a, b = [72.0, None, 74.0], [70.0, 70.5, 71.0]  # a's second seed failed: seeds 1 and 3 are paired
+    diff, verdict = Claim("a beats b", "a", "b", Kind.BETTER).judge(a, b)
+    assert diff.n == 2 and diff.mean == pytest.approx(2.5) and verdict is Verdict.UNDECIDED  # 2 and 3: t(1 df) wide

@@ -83,10 +83,10 @@ class Claim:
     within: float = 0.0  # points, for an EQUAL claim
     section: str = ""
 
-    def judge(self, a_values: Sequence[float], b_values: Sequence[float]) -> tuple[Interval, Verdict]:
-        """The interval of the paired differences a - b (seed by seed) and the verdict it gives."""
-        n = min(len(a_values), len(b_values))
-        diff = interval([a_values[k] - b_values[k] for k in range(n)])
+    def judge(self, a_values: Sequence[Optional[float]], b_values: Sequence[Optional[float]]) -> tuple[Interval, Verdict]:
+        """The interval of the paired differences a - b (seed k against seed k, None where a seed has no
+        result: that pair is left out, never shifted onto another seed) and the verdict it gives."""
+        diff = interval([a - b for a, b in zip(a_values, b_values) if a is not None and b is not None])
         if self.kind is Kind.BETTER:
             verdict = (Verdict.HOLDS if diff.low > 0 else Verdict.REVERSED if diff.high < 0 else Verdict.UNDECIDED)
         else:
@@ -126,13 +126,14 @@ def parse_claims(raw, arms: Sequence[str], where: str) -> tuple[Claim, ...]:
     return tuple(out)
 
 
-def judge_study(claims: Sequence[Claim], scores: dict[str, list[float]],
+def judge_study(claims: Sequence[Claim], scores: dict[str, list[Optional[float]]],
                 scale: Optional[str] = None) -> list[dict]:
-    """Each claim with its difference, interval and verdict, given each arm's per-seed scores (points);
-    `scale` names where the study ran below the report's (e.g. 'at 30 epochs')."""
+    """Each claim with its difference, interval and verdict, given each arm's scores (points) in seed
+    order, None for a seed without a result; `scale` names where the study ran below the report's
+    (e.g. 'at 30 epochs')."""
     out = []
     for c in claims:
-        if not scores.get(c.a) or not scores.get(c.b):
+        if not any(a is not None and b is not None for a, b in zip(scores.get(c.a, []), scores.get(c.b, []))):
             out.append({"says": c.says, "section": c.section, "verdict": None, "why": "an arm has no result yet"})
             continue
         diff, verdict = c.judge(scores[c.a], scores[c.b])

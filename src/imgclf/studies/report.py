@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 from ..core.atomic import atomic_write_text
 from ..core.results import write_results
@@ -48,11 +48,16 @@ def arms_and_claims(spec: StudySpec, rows: list[dict]) -> dict:
     """Each arm's test accuracy over its seeds (points: mean, 95% interval, n, the values in seed
     order) and each of the study's claims judged on them."""
     by_run = {r["run"]: r for r in rows}
-    read = {run: test_score(r["history"][1:] if r["history"] and r["history"][0].get("epoch") == 0 else r["history"],
-                            spec.protocol, r["test_acc"], r["best_epoch"]) for run, r in by_run.items()}
-    scores = {arm: [100 * read[run] for run in runs if read.get(run) is not None] for arm, runs in spec.arms().items()}
+    def score(run: str) -> Optional[float]:  # in points, None for a seed without a result
+        r = by_run.get(run)
+        epochs = [h for h in r["history"] if h.get("epoch")] if r else []  # without the initial evaluation
+        got = test_score(epochs, spec.protocol, r["test_acc"], r["best_epoch"]) if r else None
+        return None if got is None else 100 * got
+
+    scores = {arm: [score(run) for run in runs] for arm, runs in spec.arms().items()}  # in seed order
     arms = {}
-    for arm, values in scores.items():
+    for arm, seeded in scores.items():
+        values = [v for v in seeded if v is not None]
         if values:
             iv = interval(values)
             arms[arm] = {"mean": iv.mean, "ci95": iv.half if math.isfinite(iv.half) else None, "n": iv.n,

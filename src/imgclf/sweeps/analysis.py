@@ -145,18 +145,6 @@ def has_front(done, spec: SweepSpec) -> bool:
     return len(done) > 0 and (spec.multi or done["params"].nunique() > 1)
 
 
-def front_table(df, study, spec: SweepSpec) -> Optional[str]:
-    """The Pareto front as a table (the objective(s), and with one objective the parameters and
-    seconds beside); None where it would be the best trial alone."""
-    done = ranked(df, spec)
-    if not has_front(done, spec):
-        return None
-    front, axes = pareto_front(df, study, spec), front_axes(spec)
-    over = axes if spec.multi else axes[:2]  # one objective: its front against size, the seconds beside
-    return format_table(front, spec, f"Pareto front ({len(front)} of {len(done)}: none beats them on "
-                                     f"{' and '.join(over)}):", None if spec.multi else axes)
-
-
 MIN_TRIALS = 10  # below this, an importance estimate says more about the few trials than the space
 
 
