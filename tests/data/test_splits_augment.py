@@ -6,6 +6,7 @@ from imgclf.data import augment as A
 from imgclf.data import load_raw, make_splits
 from imgclf.data.loader import Transform, batches
 from imgclf.data.registry import RawData
+from imgclf.core.errors import DataError
 from imgclf.data.splits import channel_stats
 
 
@@ -49,12 +50,27 @@ def test_normalization_stats_come_from_train_only():
     assert torch.allclose(z.std((0, 2, 3)), torch.ones(3), atol=1e-2)
 
 
+def test_a_reports_own_mean_and_std_replace_the_train_splits():
+    s = make_splits(toy(), data_cfg("data.mean=[0.491,0.482,0.447]", "data.std=[0.202,0.199,0.201]"))
+    assert s.mean.tolist() == pytest.approx([0.491, 0.482, 0.447]) and s.std.tolist() == pytest.approx([0.202, 0.199, 0.201])
+    with pytest.raises(DataError, match="one per channel"):
+        make_splits(toy(), data_cfg("data.std=[0.2]"))
+
+
 def test_per_image_standardization():
     x = toy().train_x[:4]
     z = Transform(data_cfg().augment, "per-image", torch.zeros(3), torch.ones(3)).eval(x)
     assert torch.allclose(z.mean((1, 2, 3)), torch.zeros(4), atol=1e-5)
     flat = Transform(data_cfg().augment, "per-image", torch.zeros(3), torch.ones(3)).eval(torch.full((1, 3, 4, 4), 7, dtype=torch.uint8))
     assert torch.isfinite(flat).all()
+
+
+def test_centered_maps_pixels_0_and_255_to_minus_1_and_1_and_none_to_0_and_1():
+    x = torch.tensor([0, 255, 51], dtype=torch.uint8).view(1, 1, 1, 3).expand(1, 3, 1, 3).contiguous()
+    centered = Transform(data_cfg().augment, "centered", torch.zeros(3), torch.ones(3)).eval(x)
+    assert centered[0, 0, 0].tolist() == pytest.approx([-1.0, 1.0, -0.6])  # the tutorial's (x - 0.5) / 0.5
+    none = Transform(data_cfg().augment, "none", torch.zeros(3), torch.ones(3)).eval(x)
+    assert none[0, 0, 0].tolist() == pytest.approx([0.0, 1.0, 0.2])
 
 
 def test_crop_padding_matches_per_image_reference():

@@ -31,9 +31,13 @@ def test_tp5x5_shapes():
     m = build_model("tp5x5", {}, (3, 32, 32), 10)
     assert [tuple(c.weight.shape) for c in m if isinstance(c, torch.nn.Conv2d)] == [(32, 3, 5, 5), (64, 32, 5, 5), (64, 64, 5, 5)]
     assert m.fc1.in_features == 1024 and m.fc1.out_features == 1000
-    bn = build_model("tp5x5-bn", {}, (3, 28, 28), 10)  # a 28x28 crop: 28 -> 14 -> 7 -> 3
-    assert bn.fc1.in_features == 64 * 3 * 3
+    # a 28x28 crop: 28 -> 14 -> 7 -> 4, the last pool keeping the odd edge (report 001's ceil_mode=True)
+    bn = build_model("tp5x5-bn", {}, (3, 28, 28), 10)
+    assert bn.fc1.in_features == 64 * 4 * 4 == 1024
+    assert bn(torch.zeros(2, 3, 28, 28)).shape == (2, 10)
     assert sum(isinstance(c, torch.nn.BatchNorm2d) for c in bn) == 3
+    plain = build_model("cnn", {"spec": "c8-p-c8-p-c8-p-f10"}, (3, 28, 28), 10)  # p drops the odd edge
+    assert plain.fc1.in_features == 8 * 3 * 3
 
 
 def test_mlp_hidden_sizes():

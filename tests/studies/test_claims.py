@@ -4,10 +4,12 @@ import json
 import math
 
 import pytest
+import yaml
 
 from imgclf.core.errors import ConfigError
 from imgclf.studies import load_study, ready_studies, run_study
 from imgclf.studies.claims import Claim, Kind, Verdict, interval, parse_claims
+from imgclf.studies.page import studies_markdown
 
 
 def test_the_interval_is_students_t_at_95_percent():
@@ -82,6 +84,18 @@ def test_a_seeded_study_gives_each_arms_interval_and_a_verdict_per_claim(tmp_pat
     assert [x for x in lines if x.startswith("claim ")] == [f"claim {c['says']}: {c['verdict']}" for c in data["claims"]]
     assert "The report's claims" in (folder / "report.md").read_text()
     assert data["claims"][0]["reported"] == 20.0 and data["arms"]["slow"]["reported"] == 60.0
+    # its summary (no histories) makes the generated page's section: command, scale and verdicts
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["arms"] == data["arms"] and "history" not in summary["runs"][0]
+    assert summary["study"]["command"] == f"imgclf study {f} --epochs 2 --seeds 3"
+    assert summary["study"]["machines"] and summary["study"]["scale"] == "at 2 epochs"
+    published = tmp_path / "published"
+    published.mkdir()
+    (published / "seeded-2ep.json").write_text((folder / "summary.json").read_text())
+    page = studies_markdown(published)
+    for c in data["claims"]:
+        assert f"| {c['says']} | {c['section'] or '-'} |" in page and f"**{c['verdict']}**" in page
+    assert f"`imgclf study {f} --epochs 2 --seeds 3`" in page and "| at 2 epochs |" in page
     # a seed trained again gives the same number: the verdicts are reproducible
     import shutil
     shutil.rmtree(folder / "runs" / "slow-seed2")
@@ -125,17 +139,43 @@ def test_a_study_reads_its_test_score_at_its_protocols_epoch(tmp_path):
         assert data["arms"][arm]["values"] == [100 * hist[lowest]["test_acc"]]
 
 
-def test_a_sweep_study_never_reads_the_test_split_each_epoch(tmp_path):
+def test_a_sweep_study_never_reads_the_test_split_each_epoch_only_its_retrained_runs_do(tmp_path):
     (tmp_path / "s.yaml").write_text("base: {train: {epochs: 1}}\nstrategy: grid\nobjective: val_acc\n"
                                      "space:\n  optim.lr: [0.05, 0.001]\n")
     f = tmp_path / "sw.yaml"
-    f.write_text("title: sweep\nsweep: s.yaml\nprotocol: last\n")
-    with pytest.raises(ConfigError) as e:
-        load_study(f)
-    assert "protocol" in str(e.value) and "\n" not in str(e.value)
+    f.write_text("title: sweep\nsweep: s.yaml\nprotocol: last\nretrain: {top: 1}\n")
+    spec = load_study(f)
+    assert "train.test_each_epoch=true" not in spec.common  # the sweep's trials: validation only
+    assert "train.test_each_epoch=true" in spec.retrain_set
 
 
 def test_a_seed_without_a_result_leaves_its_pair_out_never_shifts_the_others():
     a, b = [72.0, None, 74.0], [70.0, 70.5, 71.0]  # a's second seed failed: seeds 1 and 3 are paired
     diff, verdict = Claim("a beats b", "a", "b", Kind.BETTER).judge(a, b)
     assert diff.n == 2 and diff.mean == pytest.approx(2.5) and verdict is Verdict.UNDECIDED  # 2 and 3: t(1 df) wide
+
+
+def test_a_sweep_studys_best_are_retrained_with_seeds_and_read_as_arms(tmp_path):
+    (tmp_path / "s.yaml").write_text("base: {train: {epochs: 1, batch_size: 128}}\nstrategy: grid\n"
+                                     "objective: val_acc\nspace: {optim.lr: [0.1, 0.001]}\n")
+    f = tmp_path / "sw.yaml"
+    f.write_text("title: sweep\nsweep: s.yaml\nretrain: {top: 1}\nprotocol: last\n"
+                 "assumptions: [{choice: 'batch 128', evidence: 'a test'}]\n")
+    run_study(str(f), tmp_path / "studies", seeds=2, log=lambda m: None)
+    folder = tmp_path / "studies" / "sw"
+    data = json.loads((folder / "summary.json").read_text())
+    assert sorted(r["run"] for r in data["runs"]) == ["top1", "top1-seed1"]
+    assert data["arms"]["top1"]["n"] == 2 and len(data["sweep_best"]) == 2
+    assert data["study"]["assumptions"] == [{"choice": "batch 128", "evidence": "a test"}]
+    seeds = [yaml.safe_load((folder / "configs" / f"{r}.yaml").read_text())["train"]["seed"] for r in ("top1", "top1-seed1")]
+    assert seeds[1] == seeds[0] + 1
+    last = json.loads((folder / "results.json").read_text())["runs"][0]["history"][-1]
+    assert data["arms"]["top1"]["values"][0] == pytest.approx(100 * last["test_acc"])  # read at the last epoch
+    assert "| batch 128 | a test |" in (folder / "report.md").read_text()
+
+
+def test_the_committed_studies_page_is_the_generated_one():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    assert studies_markdown(root / "docs" / "studies" / "results") == (root / "docs" / "studies.md").read_text()

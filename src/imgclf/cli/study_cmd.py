@@ -28,6 +28,9 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
     s = sub.add_parser("studies", help="list the ready studies with their estimated cost on this machine")
     s.add_argument("--no-cost", action="store_true", help="skip the cost estimates")
+    s.add_argument("--markdown", metavar="DIR",
+                   help="print the page of the measured studies whose summary.json files are in DIR (NAME.json), "
+                        "e.g. imgclf studies --markdown docs/studies/results > docs/studies.md")
     s.set_defaults(func=run_list)
 
 
@@ -43,6 +46,11 @@ def run(args) -> int:
 
 
 def run_list(args) -> int:
+    if args.markdown:
+        from ..studies.page import studies_markdown
+
+        print(studies_markdown(args.markdown), end="")
+        return 0
     from ..estimate.run import CostModel, words
     from ..estimate.study import study_seconds
     from ..studies import load_study, ready_studies
@@ -50,7 +58,7 @@ def run_list(args) -> int:
     rows, cost_model = [], CostModel()  # one timing per model and batch for the whole listing
     for f in ready_studies():
         spec = load_study(f)
-        n = len(spec.runs) + spec.retrain_top
+        n = len(spec.planned())
         what = f"{n} run{'s' if n != 1 else ''}" + (" + a sweep" if spec.sweep else "")
         cost = "" if args.no_cost else f"~{words(study_seconds(spec, cost_model))}"
         rows.append((spec.name, spec.report, what, cost, spec.title))

@@ -123,8 +123,13 @@ class DataConfig:
     test_fraction: Annotated[float, Range(gt=0.0, lt=1.0)] = 0.2  # only for data sets without a test split
     split_seed: Seed = 0
     # dataset: the train split's per-channel mean and std; weights: the pretrained weights' own
-    # (ImageNet's), the default with model.pretrained=imagenet; none; per-image standardization
-    normalization: Optional[Literal["dataset", "weights", "none", "per-image"]] = None
+    # (ImageNet's), the default with model.pretrained=imagenet; none (pixels in [0, 1]); per-image
+    # standardization; centered: (x - 0.5) / 0.5, pixels in [-1, 1], the PyTorch CIFAR-10 tutorial's
+    normalization: Optional[Literal["dataset", "weights", "none", "per-image", "centered"]] = None
+    # normalization dataset with these per-channel values (0..1 units) instead of the train split's:
+    # a report's own, e.g. mean [0.491, 0.482, 0.447], std [0.202, 0.199, 0.201] (report 001)
+    mean: Optional[Annotated[list[float], Range(ge=0.0, le=1.0)]] = None
+    std: Optional[Annotated[list[float], Range(gt=0.0, le=1.0)]] = None
     # Every data set: images resized to this side (`folder`: decoded at it, default 32) and converted
     # to 1 (gray) or 3 (RGB) channels (`folder` default 3); elsewhere on the device, batch by batch.
     image_size: Optional[Annotated[int, Range(ge=4, le=1024)]] = None

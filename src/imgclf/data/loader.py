@@ -39,6 +39,8 @@ class Transform:
     def _normalize(self, x: torch.Tensor) -> torch.Tensor:
         if self.normalization == "dataset":
             return (x - self.mean.to(x.device)) / self.std.to(x.device)
+        if self.normalization == "centered":  # Normalize((0.5,) * C, (0.5,) * C): [0, 1] to [-1, 1]
+            return x * 2.0 - 1.0
         if self.normalization == "per-image":
             # Per-image standardization; the std floor 1/sqrt(pixels) keeps flat images finite.
             m = x.mean(dim=(1, 2, 3), keepdim=True)

@@ -111,4 +111,9 @@ def make_splits(raw: RawData, cfg: DataConfig) -> Splits:
     view = target_shape(cfg, tuple(train.x.shape[1:]))
     # Statistics of the adapted channels (a resize hardly moves them; a gray conversion does).
     mean, std = channel_stats(train.x, view[0])
+    for name, given in (("mean", cfg.mean), ("std", cfg.std)):
+        if given is not None and len(given) != view[0]:
+            raise DataError(f"data.{name}: {len(given)} values for {view[0]} channel(s); give one per channel")
+    mean = torch.tensor(cfg.mean, dtype=torch.float32) if cfg.mean is not None else mean
+    std = torch.tensor(cfg.std, dtype=torch.float32) if cfg.std is not None else std
     return Splits(train, val, test, list(raw.classes), mean, std, view)

@@ -20,6 +20,10 @@ from ..models.strategies import strategy_attr
 from ..run.build import configured_model
 
 OVERHEAD = 1.1  # data, augmentation and the validation pass, on top of the training steps
+# train.test_each_epoch adds a test pass per epoch: forward only (about a third of a training step
+# per image), over a test split taken as a sixth of the training images (CIFAR-10: 10,000 to 50,000
+# less validation), so about 1/18 of an epoch's steps.
+EPOCH_TEST = 1 / 18
 UNKNOWN_IMAGES = 10_000  # training images assumed of a data set whose size only its files tell (a folder)
 
 
@@ -57,7 +61,7 @@ class CostModel:
         steps = cfg.train.epochs * math.ceil(n / cfg.train.batch_size)
         if strategy_attr(cfg.model, "features_once", False):  # one pass for the features, then the head alone
             steps = math.ceil(n / cfg.train.batch_size)
-        seconds = steps * self.step_seconds(cfg) * OVERHEAD
+        seconds = steps * self.step_seconds(cfg) * (OVERHEAD + (EPOCH_TEST if cfg.train.test_each_epoch else 0.0))
         return min(seconds, cfg.train.time_budget) if cfg.train.time_budget else seconds
 
 

@@ -10,11 +10,12 @@ from .sweep import sweep_seconds
 
 def study_seconds(spec, cost: CostModel) -> float:
     """Estimated seconds of a whole study, its steps timed by `cost`: its runs, its sweep (see
-    sweep_seconds) and the retraining."""
+    sweep_seconds) and the retraining, every seed of every arm counted."""
     total = sum(cost.run_seconds(spec.config(r)) for r in spec.runs)
     if spec.sweep is not None:
         sweep = load_sweep(spec.sweep)
         total += sweep_seconds(sweep, cost)
         if spec.retrain_top:
-            total += spec.retrain_top * cost.run_seconds(from_dict(sweep.base, spec.common + spec.retrain_set))
+            retrained = sum(len(runs) for runs in spec.retrained().values())
+            total += retrained * cost.run_seconds(from_dict(sweep.base, spec.common + spec.retrain_set))
     return total

@@ -5,6 +5,7 @@ Spec tokens, separated by '-':
   c32k5  the same with a 5x5 kernel
   b      batch norm on the previous conv/fc output (placed before its ReLU)
   p      2x2 max-pool, stride 2         ap  2x2 average pool        gap  global average pool
+  pc     2x2 max-pool that keeps an odd last row and column (ceil_mode: 7x7 -> 4x4, not 3x3)
   d0.25  dropout with rate 0.25
   f200   fully connected, 200 units, then ReLU (the image is flattened before the first one)
 A final fully connected layer to the class scores is always appended.
@@ -21,17 +22,17 @@ from ..config.schema import Range
 from ..core.errors import ConfigError
 from .registry import MODELS
 
-_TOKEN = re.compile(r"^(?:(c)(\d+)(?:k(\d+))?|(b)|(p)|(ap)|(gap)|(d)(0?\.\d+|0|1e-\d+)|(f)(\d+))$")
+_TOKEN = re.compile(r"^(?:(c)(\d+)(?:k(\d+))?|(b)|(p)|(ap)|(gap)|(d)(0?\.\d+|0|1e-\d+)|(f)(\d+)|(pc))$")
 
 
 def parse_spec(spec: str) -> list[tuple]:
-    """Parse a layer spec into tokens: ('c', out, k), ('b',), ('p',), ('ap',), ('gap',), ('d', rate), ('f', n)."""
+    """Parse a layer spec into tokens: ('c', out, k), ('b',), ('p',), ('pc',), ('ap',), ('gap',), ('d', rate), ('f', n)."""
     out = []
     for tok in spec.strip().lower().split("-"):
         m = _TOKEN.match(tok)
         if not m:
             raise ConfigError(
-                f"model.spec: bad token {tok!r} in {spec!r}; use c<channels>[k<kernel>], b, p, ap, gap, "
+                f"model.spec: bad token {tok!r} in {spec!r}; use c<channels>[k<kernel>], b, p, pc, ap, gap, "
                 "d<rate>, f<units> joined by '-', e.g. c64-p-c64-p-f200"
             )
         g = m.groups()
@@ -43,6 +44,8 @@ def parse_spec(spec: str) -> list[tuple]:
             out.append(("b",))
         elif g[4]:
             out.append(("p",))
+        elif g[11]:
+            out.append(("pc",))
         elif g[5]:
             out.append(("ap",))
         elif g[6]:
@@ -101,7 +104,7 @@ def build_cnn(spec: str, in_shape: tuple[int, int, int], num_classes: int, kerne
                 add("bn", nn.BatchNorm1d(flat))
             else:
                 raise ConfigError(f"model.spec: 'b' must follow a conv or fc token in {spec!r}")
-        elif kind in ("p", "ap"):
+        elif kind in ("p", "pc", "ap"):
             if flat is not None:
                 raise ConfigError(f"model.spec: a pool comes after a fully connected layer in {spec!r}")
             if h < 2 or w < 2:
@@ -109,8 +112,8 @@ def build_cnn(spec: str, in_shape: tuple[int, int, int], num_classes: int, kerne
                     f"model.spec: pool {n['pool'] + 1} of {spec!r} would shrink a {h}x{w} map below 1x1 "
                     f"(input {in_shape[1]}x{in_shape[2]}); remove a 'p' or use larger images"
                 )
-            add("pool", nn.MaxPool2d(2) if kind == "p" else nn.AvgPool2d(2))
-            h, w = h // 2, w // 2
+            add("pool", nn.AvgPool2d(2) if kind == "ap" else nn.MaxPool2d(2, ceil_mode=kind == "pc"))
+            h, w = (-(-h // 2), -(-w // 2)) if kind == "pc" else (h // 2, w // 2)
             if conv_dropout > 0:
                 add("drop", nn.Dropout(conv_dropout))
         elif kind == "gap":
@@ -159,8 +162,9 @@ PRESETS = {
     "wide-deep-dropout": ("c24-c24-p-c32-c32-p-c48-c48-p-d0.1-f220-d0.25-f120-d0.25",
                           "wide-deep, dropout 0.1 before fc1 and 0.25 after fc1 and fc2"),
     "keras-initial": ("c8-p-f64", "report 002's initial Keras CNN: one 3x3 conv of 8 filters, a 2x2 pool, fc 64"),
-    "tp5x5": ("c32k5-p-c64k5-p-c64k5-p-f1000", "5x5 convs 32-64-64, 2x2 pools, fc 1000"),
-    "tp5x5-bn": ("c32k5-b-p-c64k5-b-p-c64k5-b-p-f1000", "tp5x5 with BN after each conv"),
+    # the last pool keeps an odd edge (report 001's ceil_mode=True): fc1 has 1024 inputs on 28-px crops as on 32 px
+    "tp5x5": ("c32k5-p-c64k5-p-c64k5-pc-f1000", "5x5 convs 32-64-64, 2x2 pools, fc 1000"),
+    "tp5x5-bn": ("c32k5-b-p-c64k5-b-p-c64k5-b-pc-f1000", "tp5x5 with BN after each conv"),
 }
 
 

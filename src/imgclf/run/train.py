@@ -18,7 +18,7 @@ from ..engine.trainer import Trainer
 from ..evaluation import evaluate_split
 from ..models.strategies import strategy_attr
 from ..models.summary import format_summary, summarize
-from ..runtime.device import pick_device, torch_threads
+from ..runtime.device import machine, pick_device, torch_threads
 from ..runtime.distributed import join, leave, main_first
 from . import folder as R
 from .build import build_trainer, configured_model, prepare_data, seeded_model
@@ -210,7 +210,7 @@ def _finish(trainer: Trainer, run_dir: Path, log, summ, t0: float) -> None:
         "epochs_run": trainer.epoch, "stop_reason": trainer.stop_reason, "train_seconds": last["elapsed"],
         "session_seconds": time.perf_counter() - t0, "params": summ.trainable_params, "mult_adds": summ.total_macs,
         "train_images": len(splits.train), "test_reserve_seconds": 0.0, **trainer.notes,
-        "device": str(trainer.device),
+        "device": str(trainer.device), "machine": machine(trainer.device),
     }
     if run_dir is None:  # a rank other than 0: it took part in scoring the test split
         return

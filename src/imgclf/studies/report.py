@@ -3,6 +3,7 @@ per step, parameters, multiply-adds), the full comparison of learning curves, an
 study asks for; report.html (self-contained), report.md and results.json in the study's folder."""
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Callable, Optional
@@ -21,6 +22,7 @@ from .protocol import Protocol, test_score
 from .spec import StudySpec
 from .wall_budget import BudgetPlan, budget_rows
 
+SUMMARY = "summary.json"  # results.json without the histories: small enough to commit (docs/studies/results/)
 COLUMNS = ["run", "best epoch", "train loss", "train acc", "val loss", "val acc", "test loss", "test acc",
            "s/epoch", "ms/step", "params", "mult-adds"]
 
@@ -71,6 +73,16 @@ def arms_and_claims(spec: StudySpec, rows: list[dict]) -> dict:
     return {"protocol": spec.protocol.value, "arms": arms, "claims": claims}
 
 
+def study_meta(spec: StudySpec, rows: list[dict]) -> dict:
+    """What a study's results say about themselves: which study, the command, the scale, the machine
+    its runs trained on (from their metrics.json), their training time, and the study's assumptions."""
+    machines = sorted({m for r in rows if (m := (R.Run(Path(r["path"])).metrics or {}).get("machine"))})
+    return {"name": spec.name, "title": spec.title, "report": spec.report, "command": spec.command,
+            "scale": spec.scale, "machines": machines,
+            "train_seconds": sum(r["epoch_s"] * r["epochs"] for r in rows),
+            "assumptions": list(spec.assumptions), "reported": spec.reported}
+
+
 _EPOCH_WORDS = {Protocol.BEST_VAL: "epoch of best validation accuracy (the kept weights)",
                 Protocol.LAST: "last epoch", Protocol.LOWEST_TEST_LOSS: "epoch of lowest test loss"}
 
@@ -103,6 +115,29 @@ def _claim_blocks(spec: StudySpec, summary: dict) -> list:
     return blocks
 
 
+def publishable(rows: list[dict], summary: dict) -> dict:
+    """The study's results without the epoch histories: its arms, claims and meta, and one line per run."""
+    keep = ("run", "settings", "best_epoch", "epochs", "val_acc", "test_acc", "test_loss", "epoch_s", "params")
+    return {**summary, "runs": [{k: r.get(k) for k in keep} for r in rows]}
+
+
+def _sweep_best(view, n: int = 10) -> list[dict]:
+    """The sweep's best `n` configurations by its objective: their settings and objective value."""
+    from ..sweeps.analysis import trial_label
+
+    obj = view.spec.objectives[0][0]  # the first ranks
+    return [{"settings": trial_label(row, view.spec), "value": float(row[obj])}
+            for _, row in view.ranked.head(n).iterrows()]
+
+
+def _assumption_blocks(spec: StudySpec) -> list:
+    """The values the report does not state: the one chosen for each, and the evidence."""
+    if not spec.assumptions:
+        return []
+    return [("h2", "Assumptions"), ("table", ["value chosen", "evidence"],
+                                    [[a["choice"], a["evidence"]] for a in spec.assumptions])]
+
+
 def _label(r: dict) -> str:
     return f"{r['run']}: {r['settings']}" if r.get("settings") else r["run"]
 
@@ -132,10 +167,9 @@ def study_report(spec: StudySpec, folder: Path, log: Callable[[str], None] = pri
     if shares is not None and (rows or sweep is not None):
         for r in rows:  # the split, in results.json too
             r["budget_share_s"] = shares.share_s.get(r["run"])
-            r["annealed_from"] = shares.annealed.get(r["run"])
         cols, body, text = budget_rows(shares, rows, shares.spent_s, _trial_counts(sweep.frame) if sweep else None)
         blocks += [("h2", "Budget"), ("p", text)] + ([("table", cols, body)] if body else [])
-    unfinished = [n for n in _planned_names(spec) if n not in {r["run"] for r in rows}]
+    unfinished = [n for n in spec.planned() if n not in {r["run"] for r in rows}]
     if rows:
         blocks += [("h2", "Runs"), ("table", COLUMNS, [_cells(r) for r in rows]),
                    ("p", "Loss and accuracy of each run's kept epoch (the best by its monitor); s/epoch includes the "
@@ -162,11 +196,18 @@ def study_report(spec: StudySpec, folder: Path, log: Callable[[str], None] = pri
     if sweep is not None:
         blocks = _sweep_blocks(sweep, figs) + blocks
     summary = arms_and_claims(spec, rows)
-    blocks = _claim_blocks(spec, summary) + blocks
+    summary["study"] = study_meta(spec, rows)
+    if sweep is not None:
+        summary["sweep_best"] = _sweep_best(sweep)
+    blocks = _claim_blocks(spec, summary) + _assumption_blocks(spec) + blocks
     title = f"{spec.title}" + (f" (report {spec.report})" if spec.report else "")
+    if shares is not None:  # a budget's answer is what it buys here, not the report's
+        where = "; ".join(summary["study"]["machines"]) or "this machine"
+        title = f"What {shares.text} buys on {where}: {title}"
     atomic_write_text(folder / "report.html", render_html(title, blocks))
     atomic_write_text(folder / "report.md", render_md(title, blocks, folder))
     write_results(folder, rows, summary)
+    atomic_write_text(folder / SUMMARY, json.dumps(publishable(rows, summary), indent=1) + "\n")
     for c in summary["claims"]:
         log(f"claim {c['says']}: {c['verdict'] or 'not judged (' + c['why'] + ')'}")
     log(f"wrote {folder / 'report.html'} and report.md ({len(rows)} run{'s' if len(rows) != 1 else ''})")
@@ -194,12 +235,8 @@ def _lookup(d, key: str):
     return d
 
 
-def _planned_names(spec: StudySpec) -> list[str]:
-    return list(spec.runs) + [f"top{i}" for i in range(1, spec.retrain_top + 1)]
-
-
 def _run_names(spec: StudySpec, folder: Path) -> list[str]:
-    return [n for n in _planned_names(spec) if (folder / "runs" / n / R.METRICS).is_file()]
+    return [n for n in spec.planned() if (folder / "runs" / n / R.METRICS).is_file()]
 
 
 def _activation_blocks(rows: list[dict], figs: Path) -> list:

@@ -18,7 +18,7 @@ from ..core.errors import ConfigError
 from ..run import folder as R
 from ..runtime.spawn import start_imgclf
 from .spec import StudySpec, find_study, load_study
-from .wall_budget import ANNEAL, BudgetPlan, parse_budget, plan_budget
+from .wall_budget import BudgetPlan, parse_budget, plan_budget
 
 
 def studies_root(studies_dir=None) -> Path:
@@ -66,9 +66,8 @@ def plan(spec: StudySpec, folder: Path) -> list[Planned]:
         if status is not RunStatus.MISSING and changed_keys(spec, n, folder / "runs" / n):
             status = RunStatus.CHANGED
         out.append(Planned(n, o, status))
-    if spec.sweep is not None and spec.retrain_top:
-        for i in range(1, spec.retrain_top + 1):
-            out.append(Planned(f"top{i}", [], status_of(folder / "runs" / f"top{i}")))
+    for runs in spec.retrained().values():
+        out += [Planned(run, [], status_of(folder / "runs" / run)) for run in runs]
     return out
 
 
@@ -94,7 +93,8 @@ def _write_configs(spec: StudySpec, folder: Path, todo: list[Planned], retrain: 
 
 
 def _retrain_points(spec: StudySpec, sweep_dir: Path) -> dict:
-    """The sweep's best `retrain_top` configurations, validated, the study's settings and retrain.set applied."""
+    """The sweep's best `retrain_top` configurations, validated, the study's settings and retrain.set
+    applied; with seeds, each also as topK-seedJ at train.seed + J (the same data split)."""
     from ..config.load import from_dict, merge
     from ..sweeps.analysis import load_sweep_study, ranked, trials_frame
     from ..sweeps.space import decode_point, to_overrides
@@ -105,7 +105,9 @@ def _retrain_points(spec: StudySpec, sweep_dir: Path) -> dict:
     out = {}
     for i, num in enumerate(best["trial"], 1):
         point = decode_point(sspec.space, by_number[int(num)].params)
-        out[f"top{i}"] = from_dict(merge(sspec.base, to_overrides(point)), spec.common + spec.retrain_set)
+        cfg = from_dict(merge(sspec.base, to_overrides(point)), spec.common + spec.retrain_set)
+        for k, run in enumerate(spec.retrained()[f"top{i}"]):
+            out[run] = cfg if k == 0 else from_dict(cfg.to_dict(), [f"train.seed={cfg.train.seed + k}"])
     return out
 
 
@@ -130,8 +132,11 @@ def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = Fals
     scale = [f"at {epochs} epochs"] if epochs is not None else []
     scale += [f"within {budget}"] if budget else []
     scale += [f"with {' '.join(overrides)}"] if overrides else []
-    spec.scale = ", ".join(scale) or None
+    spec.scale = ", ".join(([spec.scale] if spec.scale else []) + scale) or None
     spec.name = name or spec.name + (f"-{epochs}ep" if epochs is not None else "") + (f"-{budget}" if budget else "")
+    spec.command = " ".join(["imgclf study", ref] + [f"--set {o}" for o in overrides] + (["--better"] if better else [])
+                            + ([f"--epochs {epochs}"] if epochs is not None else []) + ([f"--budget {budget}"] if budget else [])
+                            + ([f"--seeds {seeds}"] if seeds > 1 else []) + ([f"--name {name}"] if name else []))
     folder = studies_root(studies_dir) / spec.name
     shares = _budget_plan(spec, folder, budget, workers) if budget else None
     planned = plan(spec, folder)
@@ -143,8 +148,7 @@ def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = Fals
         if shares is not None and spec.sweep is not None:
             log(f"  budget sweep: {shares.sweep_s:.0f} s of wall time, no trial started after it")
         for run, share in (shares.share_s.items() if shares else ()):
-            how = f", {ANNEAL} over it instead of {shares.annealed[run]}" if run in shares.annealed else ""
-            log(f"  budget {run}: {share:.0f} s (about {share / shares.epoch_s[run]:.1f} epochs here{how})")
+            log(f"  budget {run}: {share:.0f} s (about {share / shares.epoch_s[run]:.1f} epochs here, its own schedule)")
         if spec.sweep is not None:
             log(f"  sweep {spec.sweep.name}" + (f", then its best {spec.retrain_top} retrained with "
                                                   f"{' '.join(spec.retrain_set) or 'the same settings'}"
@@ -153,6 +157,8 @@ def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = Fals
             own = "(its config file)" if p.name in spec.run_bases else "(the base)"
             log(f"  {p.status:8} {p.name}: {' '.join(p.overrides) or own}")
         log(f"  protocol: test accuracy read at the {spec.protocol} epoch")
+        for a in spec.assumptions:
+            log(f"  assumed {a['choice']}: {a['evidence']}")
         for arm, r in spec.reported.items():
             log(f"  reported {arm}: {r['value']:g}% test" + (f" (report section {r['section']})" if r["section"] else ""))
         for c in spec.claims:
@@ -171,9 +177,16 @@ def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = Fals
         if shares is not None:
             shares.sweep_spent_s += time.time() - began
             shares.save(folder)
+    retrain = _retrain_points(spec, folder / "sweep") if spec.retrained() else {}
+    for p in planned:  # a retrained run is known only now that the sweep has chosen its configuration
+        if p.name in retrain and p.status is not RunStatus.MISSING and \
+                changed_for_reuse(load_config(folder / "runs" / p.name / R.CONFIG), retrain[p.name]):
+            p.status = RunStatus.CHANGED
     changed = [p.name for p in planned if p.status is RunStatus.CHANGED]
     if changed:
-        keys = changed_keys(spec, changed[0], folder / "runs" / changed[0])
+        run = folder / "runs" / changed[0]
+        keys = changed_for_reuse(load_config(run / R.CONFIG), retrain[changed[0]]) if changed[0] in retrain \
+            else changed_keys(spec, changed[0], run)
         raise ConfigError(f"study {spec.name}: run {changed[0]} was trained with other settings than the study's now "
                           f"({', '.join(keys[:3])}); delete {folder / 'runs' / changed[0]} to train it again")
     todo = [p for p in planned if p.status is not RunStatus.DONE]
@@ -181,7 +194,6 @@ def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = Fals
         if p.status is RunStatus.MISSING:
             _clear_unstarted(folder / "runs" / p.name, log)
     workers = max(1, min(workers, len(todo)))   # one run left gets every core, not a worker's share
-    retrain = _retrain_points(spec, folder / "sweep") if any(p.name not in spec.runs for p in todo) else {}
     _write_configs(spec, folder, [p for p in todo if p.status is RunStatus.MISSING], retrain)
     log(f"study {spec.name}: {len(planned) - len(todo)} of {len(planned)} runs done, {len(todo)} to train"
         + (f" ({workers} at a time)" if workers > 1 else ""))

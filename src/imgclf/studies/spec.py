@@ -16,6 +16,9 @@ configurations are retrained; what the report compares. Ready studies ship in im
       - {says: "wide beats deep", section: "3", better: wide, than: deep}
     reported: {wide: {value: 76, section: "3"}}   # the report's own test accuracy (%) of an arm
     protocol: last                # the epoch the test score is read at: best-val (default), last, lowest-test-loss
+    scale: "32 px, not 224"       # how the ready study itself runs below the report's scale, if it does
+    assumptions:                  # each value the report does not state: the one chosen and the evidence
+      - {choice: "batch 4", evidence: "the PyTorch tutorial the report starts from trains at batch 4"}
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ from .protocol import Protocol
 
 FIGURES = ("timing", "activations", "preview")
 KEYS = {"title", "report", "about", "base", "set", "better", "runs", "grid", "sweep", "retrain", "figures", "note",
-        "claims", "reported", "protocol"}
+        "claims", "reported", "protocol", "assumptions", "scale"}
 
 
 @dataclass
@@ -56,14 +59,27 @@ class StudySpec:
     protocol: Protocol = Protocol.BEST_VAL
     reported: dict[str, dict] = field(default_factory=dict)  # arm -> {value: %, section: ...}, the report's figures
     scale: Optional[str] = None  # how this run of the study differs from the report's scale, e.g. 'within 1h'
+    assumptions: tuple[dict, ...] = ()  # {choice, evidence}: values the report does not state
+    retrain_seeds: int = 1  # each retrained configuration's runs: topK, topK-seed1, ...
+    command: str = ""  # the imgclf command that runs the study so, for its results
 
     def config(self, run: str):
         """The validated experiment of one named run: its base, the study's settings, its own overrides."""
         return from_dict(self.run_bases.get(run, self.base), self.common + self.runs[run])
 
+    def retrained(self) -> dict[str, list[str]]:
+        """Each retrained configuration of the sweep (top1, ...) with its runs, one a seed."""
+        return {f"top{i}": [f"top{i}"] + [f"top{i}-seed{k}" for k in range(1, self.retrain_seeds)]
+                for i in range(1, self.retrain_top + 1)}
+
     def arms(self) -> dict[str, list[str]]:
-        """Each arm (a run the study names) with its runs, one a seed: itself alone without seeds."""
-        return self.seeds or {r: [r] for r in self.runs}
+        """Each arm (a run the study names, or a retrained configuration) with its runs, one a seed:
+        itself alone without seeds."""
+        return {**(self.seeds or {r: [r] for r in self.runs}), **self.retrained()}
+
+    def planned(self) -> list[str]:
+        """Every run of the study, in order: the named ones, then the retrained ones."""
+        return [run for runs in self.arms().values() for run in runs]
 
     def with_seeds(self, n: int) -> None:
         """Train every arm `n` times: the arm's own run keeps its seed (train.seed), run `ARM-seedK` takes
@@ -71,8 +87,9 @@ class StudySpec:
         compare arms on paired differences."""
         if n < 1 or n > 100:
             raise ConfigError(f"--seeds {n}: must be from 1 to 100")
-        if n == 1 or self.seeds:
+        if n == 1 or self.seeds or self.retrain_seeds > 1:
             return
+        self.retrain_seeds = n
         runs, bases, arms = {}, {}, {}
         for arm, o in self.runs.items():
             seed = self.config(arm).train.seed
@@ -129,6 +146,26 @@ def _reported(raw, arms: list[str], where: str) -> dict[str, dict]:
     return out
 
 
+def _text(raw: dict, key: str, where: str) -> Optional[str]:
+    """An optional one-line text value of the study file."""
+    v = raw.get(key)
+    if v is not None and (not isinstance(v, str) or not v.strip()):
+        raise ConfigError(f"{where}: {key}: is a line of text, e.g. {key}: \"32 px, not 224\"")
+    return v.strip() if v else None
+
+
+def _assumptions(raw, where: str) -> tuple[dict, ...]:
+    """`assumptions:` lists {choice, evidence}: a value the report does not state, and why it was chosen."""
+    if raw is None:
+        return ()
+    ok = isinstance(raw, list) and all(isinstance(a, dict) and set(a) == {"choice", "evidence"}
+                                       and all(isinstance(v, str) and v.strip() for v in a.values()) for a in raw)
+    if not ok:
+        raise ConfigError(f"{where}: assumptions: is a list of {{choice: ..., evidence: ...}}, e.g. "
+                          f"[{{choice: 'batch 4', evidence: 'the tutorial the report names'}}]")
+    return tuple({"choice": a["choice"].strip(), "evidence": a["evidence"].strip()} for a in raw)
+
+
 def _label(value) -> str:
     return str(value).replace(" ", "")
 
@@ -152,9 +189,10 @@ def parse_study(raw, name: str, source: Optional[Path] = None, better: bool = Fa
         raise ConfigError(f"{where}: has no better: settings; run it without --better")
     chosen = ("better", raw.get("better")) if better else ("set", raw.get("set"))
     protocol = Protocol.parse(raw.get("protocol"), where)
-    # the protocols that read another epoch than the kept one need every epoch's test score
-    common = _overrides(chosen[1], f"{where}: {chosen[0]}") + list(extra) \
-        + (["train.test_each_epoch=true"] if protocol.needs_epoch_tests else [])
+    # the protocols that read another epoch than the kept one need every epoch's test score: every
+    # run's, or a sweep study's retrained runs' only (its trials choose by validation, never the test split)
+    epoch_tests = ["train.test_each_epoch=true"] if protocol.needs_epoch_tests else []
+    common = _overrides(chosen[1], f"{where}: {chosen[0]}") + list(extra) + (epoch_tests if not raw.get("sweep") else [])
     runs: dict[str, list[str]] = {}
     run_bases: dict[str, dict] = {}
     if not isinstance(raw.get("runs") or {}, dict):
@@ -183,9 +221,6 @@ def parse_study(raw, name: str, source: Optional[Path] = None, better: bool = Fa
             raise ConfigError(f"{where}: the run name {run!r} cannot name a folder; use letters, digits, - and _")
     if not runs and sweep is None:
         raise ConfigError(f"{where}: name its runs (runs: or grid:) or a sweep (sweep:)")
-    if sweep is not None and protocol.needs_epoch_tests:  # its trials would score the test split every epoch
-        raise ConfigError(f"{where}: protocol: {protocol} reads the test split at every epoch, which a sweep must "
-                          f"not see; a sweep study chooses by validation (protocol: best-val)")
     retrain = raw.get("retrain") or {}
     if retrain and sweep is None:
         raise ConfigError(f"{where}: retrain: retrains a sweep's best configurations; add sweep:")
@@ -204,10 +239,12 @@ def parse_study(raw, name: str, source: Optional[Path] = None, better: bool = Fa
     spec = StudySpec(name=name + ("-better" if better else ""), title=str(raw.get("title") or name),
                      report=str(raw.get("report") or ""), base=base, runs=runs, run_bases=run_bases, common=common,
                      sweep=sweep, retrain_top=top,
-                     retrain_set=_overrides(retrain.get("set"), f"{where}: retrain.set"), figures=figures,
+                     retrain_set=_overrides(retrain.get("set"), f"{where}: retrain.set") + (epoch_tests if sweep else []),
+                     figures=figures,
                      note=str(raw.get("note") or ""), about=str(raw.get("about") or ""), source=source,
                      claims=parse_claims(raw.get("claims"), list(runs), where),
-                     reported=_reported(raw.get("reported"), list(runs), where), protocol=protocol)
+                     reported=_reported(raw.get("reported"), list(runs), where), protocol=protocol,
+                     assumptions=_assumptions(raw.get("assumptions"), where), scale=_text(raw, "scale", where))
     for run in runs:
         try:
             spec.config(run)

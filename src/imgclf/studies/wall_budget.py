@@ -3,10 +3,11 @@
 The budget is split into equal shares of training time, one per run (runs at different batch
 sizes get equal time, not equal epochs), after keeping back what is spent outside training:
 starting each run's process and loading its data, and writing the report. Each run then trains
-under `train.time_budget` = its share, with the report's optimizer, rate, batch and model. Where
-the share buys fewer epochs than the report trained, a constant rate would stop short of
-convergence, so the schedule becomes cosine, which the time budget anneals over the share
-(plugins/time_budget.py). A sweep study's sweep gets the budget left after the retraining of its
+under `train.time_budget` = its share, with the report's optimizer, rate, batch, schedule and model:
+a constant rate stays constant and a decay keeps its pace per epoch, so a share that buys fewer
+epochs than the report trained stops the run early, and a time-driven schedule (cosine) anneals
+over the share (plugins/time_budget.py). The answer is what the budget buys on this machine, never
+the report's: the report's page is titled so. A sweep study's sweep gets the budget left after the retraining of its
 best (a quarter of it, in equal shares): its workers take no trial past its end, and a trial
 running then is stopped. The plan is written to the study's folder, so that a study cut short
 resumes with the same shares. Everything here is known before any data is read.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
@@ -23,8 +24,8 @@ from ..config.load import from_dict
 from ..config.schema import ExperimentConfig, parse_duration
 from ..core.atomic import atomic_write_text
 from ..core.errors import ConfigError
-from ..engine.optim import SCHEDULES
 from ..estimate.run import CostModel, words
+from ..run import folder as R
 from ..sweeps.spec import load_sweep
 from ..sweeps.status import TrialStatus
 from .spec import StudySpec
@@ -33,7 +34,6 @@ PLAN = "budget.json"
 RUN_OVERHEAD_S = 8.0  # seconds per run outside its time budget: process start and imports (5 s, digits), data from the cache
 REPORT_S = 10.0  # seconds for the study's report and its figures
 MARGIN = 0.05  # a share of the budget kept back for what the estimates miss
-ANNEAL = "cosine"  # the time-driven schedule a run whose share is short of its epochs anneals with
 RETRAIN = 0.25  # of a sweep study's budget, for retraining its best (the sweep has the rest)
 
 
@@ -46,17 +46,13 @@ class BudgetPlan:
     workers: int
     share_s: dict[str, float] = field(default_factory=dict)
     epoch_s: dict[str, float] = field(default_factory=dict)  # estimated seconds per epoch on this machine
-    annealed: dict[str, str] = field(default_factory=dict)  # run -> the schedule it had, now cosine over its share
     spent_s: float = 0.0  # wall seconds of the study so far, over every invocation, up to its last report
     sweep_s: float = 0.0  # a sweep study: the wall seconds its sweep may take
     sweep_spent_s: float = 0.0  # of those, spent by earlier invocations
 
     def overrides(self, run: str) -> list[str]:
         """The settings that make `run` train within its share."""
-        out = [f"train.time_budget={self.share_s[run]:.1f}"]
-        if run in self.annealed:
-            out.append(f"schedule.name={ANNEAL}")
-        return out
+        return [f"train.time_budget={self.share_s[run]:.1f}"]
 
     def save(self, folder: Path) -> None:
         atomic_write_text(folder / PLAN, json.dumps(asdict(self), indent=2) + "\n")
@@ -65,7 +61,10 @@ class BudgetPlan:
     def load(folder: Path):
         """The plan a previous invocation wrote, or None."""
         p = folder / PLAN
-        return BudgetPlan(**json.loads(p.read_text())) if p.is_file() else None
+        if not p.is_file():
+            return None
+        known = {f.name for f in fields(BudgetPlan)}  # a plan of an older version may hold more
+        return BudgetPlan(**{k: v for k, v in json.loads(p.read_text()).items() if k in known})
 
 
 def parse_budget(text: str) -> float:
@@ -129,17 +128,14 @@ def _retrain_smallest(plan: BudgetPlan, spec: StudySpec) -> float:
 
 
 def _share(plan: BudgetPlan, runs: dict, share: float, cost: CostModel) -> None:
-    """Give each run `share` training seconds, and a time-driven schedule where the share buys
-    fewer epochs than it would train."""
+    """Give each run `share` training seconds. Its schedule keeps its shape: a constant rate stays
+    constant and a decay per epoch keeps its pace, so a share shorter than the recipe stops the run
+    early (what the budget buys), and a time-driven one (cosine) anneals over the share."""
     for run, cfg in runs.items():
         # With several workers each run gets a worker's share of the cores: its epochs take longer.
         one = cost.run_seconds(_epochs(cfg, 1)) * plan.workers
         plan.epoch_s[run] = one
         plan.share_s[run] = share
-        # Twice the epochs, estimated, before a run keeps a constant rate: the estimate is timed
-        # here and now, and a busy machine made one 1.8x too high (digits, beside the test suite).
-        if share / one < 2 * cfg.train.epochs and not SCHEDULES.attr(cfg.schedule.name, "time_driven"):
-            plan.annealed[run] = cfg.schedule.name
 
 
 def _refuse_short(plan: BudgetPlan, spec: StudySpec, smallest_for) -> None:
@@ -184,7 +180,7 @@ def budget_rows(plan: BudgetPlan, rows: list[dict], spent_s: float,
         name = r["run"]
         if name not in plan.share_s:
             continue
-        sched = f"{ANNEAL} over the share (the report: {plan.annealed[name]})" if name in plan.annealed else "as set"
+        sched = R.Run(Path(r["path"])).config.schedule.name if r.get("path") else "-"
         body.append([name, words(plan.share_s[name]), f"{plan.epoch_s[name]:.3g}", str(r["epochs"]), sched])
     at_once = f"{plan.workers} runs at a time" if plan.workers > 1 else "one run at a time"
     text = f"Budget {plan.text} ({plan.budget_s:.0f} s) on this machine, {at_once}."
@@ -197,7 +193,7 @@ def budget_rows(plan: BudgetPlan, rows: list[dict], spent_s: float,
         text += (" Each run had the same training time, not the same number of epochs." if trials is None else
                  " Its best were retrained with equal shares of a quarter of the budget.")
     text += f" Wall time really spent: {spent_s:.0f} s."
-    if plan.annealed:
-        text += (f" Where a share buys fewer epochs than the report trained, the constant rate would stop short "
-                 f"of convergence: those runs anneal it with {ANNEAL} over their share.")
+    text += (" Every run keeps its own schedule: a constant rate stays constant and a decay keeps its pace "
+             "per epoch, so a run whose share buys fewer epochs than the report trained stops early; the "
+             "figures are what this budget buys on this machine, not the report's answer.")
     return cols, body, text
