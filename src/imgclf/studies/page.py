@@ -57,6 +57,8 @@ def _section(data: dict, figure: bool) -> list[str]:
     meta = data["study"]
     lines = [f"## {meta['name']}: {meta['title']}" + (f" (report {meta['report']})" if meta.get("report") else ""), ""]
     hours = (meta.get("train_seconds") or 0) / 3600
+    for text in (meta.get("about"), meta.get("note")):
+        lines += [text, ""] if text else []
     lines += [f"- command: `{meta['command']}`",
               f"- machine: {'; '.join(meta.get('machines') or ['not recorded'])}",
               f"- scale: {_scale(meta)}; protocol: test accuracy at the {data['protocol']} epoch; "

@@ -77,7 +77,8 @@ def study_meta(spec: StudySpec, rows: list[dict]) -> dict:
     """What a study's results say about themselves: which study, the command, the scale, the machine
     its runs trained on (from their metrics.json), their training time, and the study's assumptions."""
     machines = sorted({m for r in rows if (m := (R.Run(Path(r["path"])).metrics or {}).get("machine"))})
-    return {"name": spec.name, "title": spec.title, "report": spec.report, "command": spec.command,
+    return {"name": spec.name, "title": spec.title, "report": spec.report, "about": spec.about, "note": spec.note,
+            "command": spec.command,
             "scale": spec.scale, "machines": machines,
             "train_seconds": sum(r["epoch_s"] * r["epochs"] for r in rows),
             "assumptions": list(spec.assumptions), "reported": spec.reported}
