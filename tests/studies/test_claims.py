@@ -96,6 +96,9 @@ def test_a_seeded_study_gives_each_arms_interval_and_a_verdict_per_claim(tmp_pat
     for c in data["claims"]:
         assert f"| {c['says']} | {c['section'] or '-'} |" in page and f"**{c['verdict']}**" in page
     assert f"`imgclf study {f} --epochs 2 --seeds 3`" in page and "| at 2 epochs |" in page
+    slow = data["arms"]["slow"]
+    inside = abs(60.0 - slow["mean"]) <= slow["ci95"]  # the report's 60% against our interval
+    assert f"| {slow['mean']:.2f} ± {slow['ci95']:.2f} (3) | {'yes' if inside else 'no:'}" in page
     # a seed trained again gives the same number: the verdicts are reproducible
     import shutil
     shutil.rmtree(folder / "runs" / "slow-seed2")

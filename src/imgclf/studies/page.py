@@ -42,6 +42,15 @@ def _pm(mean: float, half) -> str:
     return f"{mean:.2f}" + (f" ± {half:.2f}" if half is not None else "")
 
 
+def _inside(arm: dict) -> str:
+    """Whether the report's figure for an arm lies inside our 95% interval: yes, no (above or below), or -."""
+    rep, half = arm.get("reported"), arm.get("ci95")
+    if rep is None or half is None:
+        return "-"
+    gap = rep - arm["mean"]
+    return "yes" if abs(gap) <= half else f"no: {abs(gap):.2f} points {'above' if gap > 0 else 'below'}"
+
+
 def _counts(claims: list[dict]) -> str:
     if not claims:
         return "no claim"
@@ -74,12 +83,13 @@ def _section(data: dict, figure: bool) -> list[str]:
                          f"**{c.get('verdict') or 'not judged'}** |")
         lines.append("")
     if data["arms"]:
-        lines += ["| arm | report: test acc, % | ours: test acc, % (n) | per seed |", "| --- | --- | --- | --- |"]
+        lines += ["| arm | report: test acc, % | ours: test acc, % (n) | the report's figure in our interval | per seed |",
+                  "| --- | --- | --- | --- | --- |"]
         settings = {r["run"]: r.get("settings") for r in data.get("runs", [])}
         for arm, a in data["arms"].items():
             label = f"{arm} ({settings[arm]})" if settings.get(arm) else arm
             rep = "-" if a.get("reported") is None else f"{a['reported']:.2f}"
-            lines.append(f"| {label} | {rep} | {_pm(a['mean'], a.get('ci95'))} ({a['n']}) | "
+            lines.append(f"| {label} | {rep} | {_pm(a['mean'], a.get('ci95'))} ({a['n']}) | {_inside(a)} | "
                          f"{', '.join(f'{v:.2f}' for v in a['values'])} |")
         lines.append("")
     if data.get("sweep_best"):
