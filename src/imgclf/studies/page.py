@@ -65,13 +65,14 @@ def _scale(meta: dict) -> str:
 def _section(data: dict, figure: bool) -> list[str]:
     meta = data["study"]
     lines = [f"## {meta['name']}: {meta['title']}" + (f" (report {meta['report']})" if meta.get("report") else ""), ""]
-    hours = (meta.get("train_seconds") or 0) / 3600
+    seconds = meta.get("train_seconds") or 0
+    took = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
     for text in (meta.get("about"), meta.get("note")):
         lines += [text, ""] if text else []
     lines += [f"- command: `{meta['command']}`",
               f"- machine: {'; '.join(meta.get('machines') or ['not recorded'])}",
-              f"- scale: {_scale(meta)}; protocol: test accuracy at the {data['protocol']} epoch; "
-              f"training time {hours:.1f} h", ""]
+              f"- scale: {_scale(meta)}; protocol: test accuracy at the {data['protocol']} epoch; its runs "
+              f"trained for {took}" + (" (the sweep not counted)" if data.get("sweep_best") else ""), ""]
     if data.get("claims"):
         lines += ["| the report's claim | section | report: difference | ours: difference (n) | verdict |",
                   "| --- | --- | --- | --- | --- |"]
