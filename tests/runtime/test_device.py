@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import imgclf
+from imgclf.runtime.device import machine
 
 ARGS = ["model.spec=c16-p-c32-p-f64", "train.batch_size=64", "train.epochs=3", "train.device=auto"]
 
@@ -24,6 +25,9 @@ def test_auto_device_trains_on_what_the_machine_has_and_agrees_with_the_cpu(tmp_
     assert proc.returncode == 0, proc.stderr[-2000:]
     auto = json.loads(proc.stdout.strip().splitlines()[-1])
     cpu = imgclf.train(None, ARGS[:-1] + ["train.device=cpu"], name="cpu", echo=False)
+    # every run names the machine it trained on, for the results that publish its figures
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert cpu.metrics["machine"] == machine() and f", {cores} core" in machine() and "torch 2." in machine()
     assert auto["top1"] > 0.8 and cpu.metrics["test"]["top1"] > 0.8  # chance is 0.10
     if auto["device"] == "cpu":  # the same arithmetic: the same run, to the bit
         assert [r["train_loss"] for r in auto["history"]] == cpu.history["train_loss"].tolist()
