@@ -140,6 +140,12 @@ def test_a_study_reads_its_test_score_at_its_protocols_epoch(tmp_path):
         assert all(h["test_acc"] is not None for h in hist)  # every epoch scored on the test split
         lowest = min(range(3), key=lambda i: (hist[i]["test_loss"], i))
         assert data["arms"][arm]["values"] == [100 * hist[lowest]["test_acc"]]
+    assert "a star marks the epoch the study's protocol reads (epoch of lowest test loss)" in \
+        (folder / "report.md").read_text()
+    from imgclf.studies.report import _mark
+    row = next(r for r in data["runs"] if r["run"] == "a")
+    hist = [h for h in row["history"] if h.get("epoch")]
+    assert _mark(load_study(f), row) == 1 + min(range(3), key=lambda i: (hist[i]["test_loss"], i))
 
 
 def test_a_sweep_study_never_reads_the_test_split_each_epoch_only_its_retrained_runs_do(tmp_path):

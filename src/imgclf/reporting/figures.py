@@ -208,17 +208,28 @@ def batch_size_study(rows: Sequence[dict], path) -> Path:
 def study_curves(runs: Sequence[dict], path) -> Path:
     """The full comparison on one page: training and validation loss and accuracy, one line per run.
 
-    Each run is a dict with name and history (epoch records)."""
+    Each run is a dict with name and history (epoch records), and optionally `mark`, the epoch a
+    study's protocol reads, drawn as a star on its lines. A run without a validation split but with
+    a test score per epoch (train.test_each_epoch) shows its test curve in the right-hand panels."""
     plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True)
-    panels = ((axes[0][0], "train_loss", "training loss"), (axes[0][1], "val_loss", "validation loss"),
-              (axes[1][0], "train_acc", "training accuracy (%)"), (axes[1][1], "val_acc", "validation accuracy (%)"))
+    held_out = "validation" if any(x.get("val_loss") is not None for r in runs for x in r.get("history") or []) \
+        else "test"
+    panels = ((axes[0][0], "train_loss", "training loss"), (axes[0][1], "val_loss", f"{held_out} loss"),
+              (axes[1][0], "train_acc", "training accuracy (%)"), (axes[1][1], "val_acc", f"{held_out} accuracy (%)"))
     for ax, key, label in panels:
+        if held_out == "test":
+            key = key.replace("val_", "test_")
         for r in runs:
             h = [x for x in r.get("history") or [] if x.get(key) is not None]
             if h:
                 scale = 100 if key.endswith("acc") else 1
-                ax.plot([x["epoch"] for x in h], [scale * x[key] for x in h], marker="o", ms=2.5, label=r["name"])
+                line, = ax.plot([x["epoch"] for x in h], [scale * x[key] for x in h], marker="o", ms=2.5,
+                                label=r["name"])
+                at = [x for x in h if x["epoch"] == r.get("mark")]
+                if at:  # the protocol's epoch, in the line's colour
+                    ax.plot([at[0]["epoch"]], [scale * at[0][key]], marker="*", ms=13, color=line.get_color(),
+                            markeredgecolor="black", linestyle="none")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     for ax in axes[1]:

@@ -18,7 +18,7 @@ from ..sweeps import files as SF
 from ..sweeps.spec import BUDGET_STOP
 from ..sweeps.status import TrialStatus
 from .claims import interval, judge_study
-from .protocol import Protocol, test_score
+from .protocol import Protocol, pick_epoch, test_score
 from .spec import StudySpec
 from .wall_budget import BudgetPlan, budget_rows
 
@@ -131,6 +131,15 @@ def _sweep_best(view, n: int = 10) -> list[dict]:
             for _, row in view.ranked.head(n).iterrows()]
 
 
+def _mark(spec: StudySpec, row: dict) -> Optional[int]:
+    """The epoch of a run that the study's protocol reads, or None where its history cannot say."""
+    epochs = [h for h in row["history"] if h.get("epoch")]
+    try:
+        return pick_epoch(epochs, spec.protocol, row["best_epoch"]) if epochs else None
+    except ValueError:  # no test loss to pick by: an older run
+        return None
+
+
 def _assumption_blocks(spec: StudySpec) -> list:
     """The values the report does not state: the one chosen for each, and the evidence."""
     if not spec.assumptions:
@@ -175,9 +184,10 @@ def study_report(spec: StudySpec, folder: Path, log: Callable[[str], None] = pri
         blocks += [("h2", "Runs"), ("table", COLUMNS, [_cells(r) for r in rows]),
                    ("p", "Loss and accuracy of each run's kept epoch (the best by its monitor); s/epoch includes the "
                          "validation pass, ms/step does not."),
-                   ("img", F.study_curves([{"name": _label(r), "history": r["history"]} for r in rows],
-                                          figs / "curves"),
-                    "Training and validation, loss and accuracy, per run.")]
+                   ("img", F.study_curves([{"name": _label(r), "history": r["history"], "mark": _mark(spec, r)}
+                                           for r in rows], figs / "curves"),
+                    f"Training and validation (or test, where a run has no validation split), loss and accuracy, "
+                    f"per run; a star marks the epoch the study's protocol reads ({_EPOCH_WORDS[spec.protocol]}).")]
     if unfinished:
         blocks.append(("p", f"Not finished: {', '.join(unfinished)} (failed, or not run yet: the study's output, "
                             f"or study.log here with several workers, says why)."))
