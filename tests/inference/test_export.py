@@ -1,5 +1,4 @@
 """imgclf export: ONNX and .pt2 files that take raw uint8 images, verified against PyTorch; predict on them."""
-import json
 import re
 import subprocess
 import sys
@@ -10,7 +9,6 @@ import torch
 
 import imgclf
 from imgclf.cli.main import main
-from imgclf.core.errors import ImgclfError
 from imgclf.inference import export as E
 
 FAST = ["train.epochs=1", "data.max_train=256", "data.max_test=64"]

@@ -8,12 +8,11 @@ from conftest import f32_rtol, strip_time
 
 import imgclf
 from imgclf.config.load import load_config
-from imgclf.core.errors import BudgetError, ConfigError, RunError
+from imgclf.core.errors import BudgetError, RunError
 from imgclf.engine.checkpoint import load_checkpoint
 from imgclf.engine.monitor import Direction, improved
 from imgclf.engine.optim import lr_at
 from imgclf.engine.plugins.early_stopping import EarlyStopping
-from imgclf.models import build_model
 
 FAST = ["model.spec=c16-p-c32-p-f64", "train.batch_size=64"]
 # The budget tests on a machine busy with other training: one thread (two spinning threads beside

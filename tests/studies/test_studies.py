@@ -1,13 +1,11 @@
 """Studies: every ready one resolves and validates without training; a study resumes what is missing."""
 import json
-import os
 
 import pytest
 import yaml
 
 from imgclf.cli.main import main
 from imgclf.core import run_files as RF
-from imgclf.core.errors import ConfigError
 from imgclf.reporting import figures as F
 from imgclf.studies import load_study, plan, ready_studies, run_study
 from imgclf.studies.runner import RunStatus
