@@ -188,3 +188,28 @@ def test_the_committed_studies_page_is_the_generated_one():
 
     root = Path(__file__).resolve().parents[2]
     assert studies_markdown(root / "docs" / "studies" / "results") == (root / "docs" / "studies.md").read_text()
+
+
+def test_page_anchors_are_mkdocs_own_and_table_cells_escape_bars():
+    from markdown.extensions.toc import slugify  # installed with mkdocs, which builds the page
+
+    from imgclf.studies.page import _anchor, _cell
+
+    meta = {"name": "001-steps", "title": "L'étape n°5 | CIFAR-10", "report": "001"}
+    assert _anchor(meta) == slugify("001-steps: L'étape n°5 | CIFAR-10 (report 001)", "-")
+    assert _cell("a | b") == "a \\| b"
+
+
+def test_a_sweep_studys_run_cannot_take_a_retrained_name_and_mean_std_need_dataset_normalization(tmp_path):
+    (tmp_path / "s.yaml").write_text("base: {train: {epochs: 1}}\nstrategy: grid\nobjective: val_acc\n"
+                                     "space:\n  optim.lr: [0.05, 0.001]\n")
+    f = tmp_path / "sw.yaml"
+    f.write_text("title: sweep\nsweep: s.yaml\nretrain: {top: 1}\nprotocol: last\nruns:\n  top1: {}\n  mine: {}\n")
+    with pytest.raises(ConfigError, match="retrained configuration"):
+        load_study(f)
+    f.write_text("title: sweep\nsweep: s.yaml\nretrain: {top: 1}\nprotocol: last\nruns:\n  mine: {}\n")
+    assert "train.test_each_epoch=true" in load_study(f).runs["mine"]  # a named run is read by the protocol too
+    from imgclf.config.load import from_dict
+
+    with pytest.raises(ConfigError, match="data.normalization=dataset"):
+        from_dict({}, ["data.normalization=none", "data.mean=[0.5,0.5,0.5]"])

@@ -42,6 +42,10 @@ def validate(raw: dict) -> ExperimentConfig:
                           "model.strategy=finetune or freeze")
     if cfg.data.normalization is None:
         cfg.data.normalization = "weights" if m.pretrained == "imagenet" else "dataset"
+    if (cfg.data.mean is not None or cfg.data.std is not None) and cfg.data.normalization != "dataset":
+        raise ConfigError(f"data.mean and data.std replace the training split's statistics of "
+                          f"data.normalization=dataset; with {cfg.data.normalization} they would be ignored: drop "
+                          f"them, or set data.normalization=dataset")
     if cfg.data.normalization == "weights" and m.pretrained in (None, "none"):
         raise ConfigError("data.normalization=weights uses the pretrained weights' statistics: set model.pretrained, "
                           "or choose data.normalization=dataset")

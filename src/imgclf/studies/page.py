@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from pathlib import Path
 
 from ..core.errors import ConfigError
@@ -32,10 +33,17 @@ def _load(path: Path) -> dict:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise ConfigError(f"{path}: not a study's summary.json ({e}); copy it from studies/NAME/summary.json") from None
-    if not isinstance(data, dict) or not isinstance(data.get("study"), dict) or "arms" not in data:
-        raise ConfigError(f"{path}: not a study's summary.json (no study: or arms:); copy it from "
-                          f"studies/NAME/summary.json of a study run with this version")
+    needed = ("name", "title", "command")
+    if not isinstance(data, dict) or not isinstance(data.get("study"), dict) or not isinstance(data.get("arms"), dict) \
+            or "protocol" not in data or any(k not in data["study"] for k in needed):
+        raise ConfigError(f"{path}: not a study's summary.json (it needs arms, protocol and a study with "
+                          f"{', '.join(needed)}); copy it from studies/NAME/summary.json of a study run with this version")
     return data
+
+
+def _cell(text) -> str:
+    """Text for a table cell: a '|' would end the cell."""
+    return str(text).replace("|", "\\|")
 
 
 def _pm(mean: float, half) -> str:
@@ -80,7 +88,7 @@ def _section(data: dict, figure: bool) -> list[str]:
             rep = "-" if c.get("reported") is None else f"{c['reported']:+.2f}"
             ours = "-" if c.get("difference") is None else f"{c['difference']:+.2f}" + (
                 f" ± {c['ci95']:.2f}" if c.get("ci95") is not None else "") + f" ({c['n']})"
-            lines.append(f"| {c['says']} | {c.get('section') or '-'} | {rep} | {ours} | "
+            lines.append(f"| {_cell(c['says'])} | {_cell(c.get('section') or '-')} | {rep} | {ours} | "
                          f"**{c.get('verdict') or 'not judged'}** |")
         lines.append("")
     if data["arms"]:
@@ -88,7 +96,7 @@ def _section(data: dict, figure: bool) -> list[str]:
                   "| --- | --- | --- | --- | --- |"]
         settings = {r["run"]: r.get("settings") for r in data.get("runs", [])}
         for arm, a in data["arms"].items():
-            label = f"{arm} ({settings[arm]})" if settings.get(arm) else arm
+            label = _cell(f"{arm} ({settings[arm]})" if settings.get(arm) else arm)
             rep = "-" if a.get("reported") is None else f"{a['reported']:.2f}"
             lines.append(f"| {label} | {rep} | {_pm(a['mean'], a.get('ci95'))} ({a['n']}) | {_inside(a)} | "
                          f"{', '.join(f'{v:.2f}' for v in a['values'])} |")
@@ -96,7 +104,7 @@ def _section(data: dict, figure: bool) -> list[str]:
     if data.get("sweep_best"):
         lines += ["The sweep's best configurations by its objective:", "",
                   "| configuration | objective |", "| --- | --- |"]
-        lines += [f"| {s['settings']} | {s['value']:.4f} |" for s in data["sweep_best"]]
+        lines += [f"| {_cell(s['settings'])} | {s['value']:.4f} |" for s in data["sweep_best"]]
         lines.append("")
     if meta.get("assumptions"):
         lines += ["Assumptions:", ""] + [f"- {a['choice']}: {a['evidence']}" for a in meta["assumptions"]] + [""]
@@ -116,8 +124,8 @@ def studies_markdown(results_dir: str | Path) -> str:
              "| study | scale | verdicts | command |", "| --- | --- | --- | --- |"]
     for d in results:
         m = d["study"]
-        lines.append(f"| [{m['name']}](#{_anchor(m)}) | {_scale(m)} | {_counts(d.get('claims') or [])} | "
-                     f"`{m['command']}` |")
+        lines.append(f"| [{m['name']}](#{_anchor(m)}) | {_cell(_scale(m))} | {_counts(d.get('claims') or [])} | "
+                     f"`{_cell(m['command'])}` |")
     lines.append("")
     for d in results:
         lines += _section(d, (folder.parent / f"{d['study']['name']}.png").is_file())
@@ -126,7 +134,7 @@ def studies_markdown(results_dir: str | Path) -> str:
     if missing:
         lines += ["## Not measured yet at the report's recipe", "",
                   "| study | report | command |", "| --- | --- | --- |"]
-        lines += [f"| {s.name}: {s.title} | {s.report} | `imgclf study {s.name}` |" for s in missing]
+        lines += [f"| {_cell(s.name + ': ' + s.title)} | {s.report} | `imgclf study {s.name}` |" for s in missing]
         lines.append("")
     return "\n".join(lines)
 
@@ -134,4 +142,5 @@ def studies_markdown(results_dir: str | Path) -> str:
 def _anchor(meta: dict) -> str:
     """The heading's anchor as MkDocs writes it: lower case, punctuation dropped, spaces as '-'."""
     head = f"{meta['name']}: {meta['title']}" + (f" (report {meta['report']})" if meta.get("report") else "")
-    return re.sub(r"[-\s]+", "-", re.sub(r"[^\w\s-]", "", head).strip().lower())
+    ascii_head = unicodedata.normalize("NFKD", head).encode("ascii", "ignore").decode()  # as MkDocs' slugify
+    return re.sub(r"[-\s]+", "-", re.sub(r"[^\w\s-]", "", ascii_head).strip().lower())

@@ -3,6 +3,7 @@ and the retraining of its best, then the report. Rerunning a study trains only w
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import time
 from dataclasses import dataclass
@@ -134,9 +135,9 @@ def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = Fals
     scale += [f"with {' '.join(overrides)}"] if overrides else []
     spec.scale = ", ".join(([spec.scale] if spec.scale else []) + scale) or None
     spec.name = name or spec.name + (f"-{epochs}ep" if epochs is not None else "") + (f"-{budget}" if budget else "")
-    spec.command = " ".join(["imgclf study", ref] + [f"--set {o}" for o in overrides] + (["--better"] if better else [])
-                            + ([f"--epochs {epochs}"] if epochs is not None else []) + ([f"--budget {budget}"] if budget else [])
-                            + ([f"--seeds {seeds}"] if seeds > 1 else []) + ([f"--name {name}"] if name else []))
+    spec.command = shlex.join(["imgclf", "study", ref] + [a for o in overrides for a in ("--set", o)] + (["--better"] if better else [])
+                            + (["--epochs", str(epochs)] if epochs is not None else []) + (["--budget", budget] if budget else [])
+                            + (["--seeds", str(seeds)] if seeds > 1 else []) + (["--name", name] if name else []))
     folder = studies_root(studies_dir) / spec.name
     shares = _budget_plan(spec, folder, budget, workers) if budget else None
     planned = plan(spec, folder)
@@ -178,6 +179,11 @@ def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = Fals
             shares.sweep_spent_s += time.time() - began
             shares.save(folder)
     retrain = _retrain_points(spec, folder / "sweep") if spec.retrained() else {}
+    short = [p.name for p in planned if p.name not in spec.runs and p.name not in retrain]
+    if short:  # fewer complete trials than retrain.top: those places stay empty
+        log(f"  the sweep has fewer complete trials than retrain.top={spec.retrain_top}: "
+            f"{', '.join(short)} not retrained")
+        planned = [p for p in planned if p.name not in short]
     for p in planned:  # a retrained run is known only now that the sweep has chosen its configuration
         if p.name in retrain and p.status is not RunStatus.MISSING and \
                 changed_for_reuse(load_config(folder / "runs" / p.name / R.CONFIG), retrain[p.name]):

@@ -23,6 +23,7 @@ configurations are retrained; what the report compares. Ready studies ship in im
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -216,6 +217,12 @@ def parse_study(raw, name: str, source: Optional[Path] = None, better: bool = Fa
         from ..sweeps.spec import load_sweep
 
         load_sweep(sweep)
+    if sweep is not None and epoch_tests:  # named runs beside a sweep are read by the protocol too
+        runs = {run: o + epoch_tests for run, o in runs.items()}
+    for run in runs:
+        if sweep is not None and re.fullmatch(r"top\d+(-seed\d+)?", run):
+            raise ConfigError(f"{where}: the run name {run!r} is the name of a retrained configuration of the "
+                              f"sweep; name it otherwise")
     for run in runs:  # each names a folder under the study's runs/
         if not run.strip() or "/" in run or run in (".", "..") or "\0" in run:
             raise ConfigError(f"{where}: the run name {run!r} cannot name a folder; use letters, digits, - and _")

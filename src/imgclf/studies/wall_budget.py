@@ -105,8 +105,9 @@ def _plan_sweep(spec: StudySpec, budget_s: float, text: str, workers: int, cost:
     retrain_s = RETRAIN * usable if spec.retrain_top else 0.0
     if spec.retrain_top:
         cfg = from_dict(sweep.base, spec.common + spec.retrain_set)
-        waves = math.ceil(spec.retrain_top / plan.workers)
-        _share(plan, {f"top{i}": cfg for i in range(1, spec.retrain_top + 1)}, retrain_s / waves - RUN_OVERHEAD_S, cost)
+        runs = [r for rs in spec.retrained().values() for r in rs]  # every seed of every retrained one
+        waves = math.ceil(len(runs) / plan.workers)
+        _share(plan, {r: cfg for r in runs}, retrain_s / waves - RUN_OVERHEAD_S, cost)
     plan.sweep_s = usable - retrain_s
     one = cost.run_seconds(_epochs(from_dict(sweep.base, spec.common), 1)) * plan.workers
     need = 1.2 * one  # a trial's first epoch and its validation, at least
@@ -122,7 +123,7 @@ def _plan_sweep(spec: StudySpec, budget_s: float, text: str, workers: int, cost:
 
 def _retrain_smallest(plan: BudgetPlan, spec: StudySpec) -> float:
     """The budget whose retraining part gives each retrained run one epoch."""
-    waves = math.ceil(spec.retrain_top / plan.workers)
+    waves = math.ceil(sum(len(rs) for rs in spec.retrained().values()) / plan.workers)
     need = 1.2 * max(plan.epoch_s.values())
     return ((need + RUN_OVERHEAD_S) * waves / RETRAIN + REPORT_S + RUN_OVERHEAD_S) / (1 - MARGIN)
 
