@@ -148,9 +148,14 @@ def test_a_study_reads_its_test_score_at_its_protocols_epoch(tmp_path):
     assert _mark(load_study(f), row) == 1 + min(range(3), key=lambda i: (hist[i]["test_loss"], i))
 
 
+def _two_rate_sweep(tmp_path, train="{epochs: 1}", rates="[0.05, 0.001]"):
+    """s.yaml beside the study files: a grid sweep over two learning rates."""
+    (tmp_path / "s.yaml").write_text(f"base: {{train: {train}}}\nstrategy: grid\nobjective: val_acc\n"
+                                     f"space:\n  optim.lr: {rates}\n")
+
+
 def test_a_sweep_study_never_reads_the_test_split_each_epoch_only_its_retrained_runs_do(tmp_path):
-    (tmp_path / "s.yaml").write_text("base: {train: {epochs: 1}}\nstrategy: grid\nobjective: val_acc\n"
-                                     "space:\n  optim.lr: [0.05, 0.001]\n")
+    _two_rate_sweep(tmp_path)
     f = tmp_path / "sw.yaml"
     f.write_text("title: sweep\nsweep: s.yaml\nprotocol: last\nretrain: {top: 1}\n")
     spec = load_study(f)
@@ -165,8 +170,7 @@ def test_a_seed_without_a_result_leaves_its_pair_out_never_shifts_the_others():
 
 
 def test_a_sweep_studys_best_are_retrained_with_seeds_and_read_as_arms(tmp_path):
-    (tmp_path / "s.yaml").write_text("base: {train: {epochs: 1, batch_size: 128}}\nstrategy: grid\n"
-                                     "objective: val_acc\nspace: {optim.lr: [0.1, 0.001]}\n")
+    _two_rate_sweep(tmp_path, "{epochs: 1, batch_size: 128}", "[0.1, 0.001]")
     f = tmp_path / "sw.yaml"
     f.write_text("title: sweep\nsweep: s.yaml\nretrain: {top: 1}\nprotocol: last\n"
                  "assumptions: [{choice: 'batch 128', evidence: 'a test'}]\n")
@@ -201,8 +205,7 @@ def test_page_anchors_are_mkdocs_own_and_table_cells_escape_bars():
 
 
 def test_a_sweep_studys_run_cannot_take_a_retrained_name_and_mean_std_need_dataset_normalization(tmp_path):
-    (tmp_path / "s.yaml").write_text("base: {train: {epochs: 1}}\nstrategy: grid\nobjective: val_acc\n"
-                                     "space:\n  optim.lr: [0.05, 0.001]\n")
+    _two_rate_sweep(tmp_path)
     f = tmp_path / "sw.yaml"
     f.write_text("title: sweep\nsweep: s.yaml\nretrain: {top: 1}\nprotocol: last\nruns:\n  top1: {}\n  mine: {}\n")
     with pytest.raises(ConfigError, match="retrained configuration"):
