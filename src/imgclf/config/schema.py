@@ -137,6 +137,9 @@ class DataConfig:
     on_corrupt: Literal["error", "skip"] = "error"  # `folder`: what to do with an unreadable image
     max_train: Optional[PosInt] = None  # use a seeded random N of the training images (after the val split)
     max_test: Optional[PosInt] = None  # use a seeded random N of the test (and validation) images
+    # shuffle: every training image once an epoch; balanced: an epoch of as many draws, each class
+    # equally likely (with replacement), for imbalanced classes (see also train.class_weights)
+    sampler: Literal["shuffle", "balanced"] = "shuffle"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -217,6 +220,9 @@ class TrainConfig:
     max_params: Optional[PosInt] = None  # refuse a model with more trainable parameters
     eval_at_start: bool = False  # validation loss and accuracy before the first step (epoch 0 of the curves)
     label_smoothing: Prob = 0.0
+    # auto: the training loss weighs each class by the inverse of its share of the training images,
+    # N / (classes * n_c), so a rare class counts as much as a common one; none: every image alike
+    class_weights: Literal["none", "auto"] = "none"
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: Optional[PosInt] = None  # torch intra-op threads; default: torch's choice

@@ -14,6 +14,7 @@ import torch
 
 from . import augment as A
 from .adapt import adapt
+from .balance import balanced_order
 from .splits import Split
 
 
@@ -104,11 +105,13 @@ CHUNK_BYTES = 4 << 20
 
 def batches(split: Split, batch_size: int, transform: Transform, device: torch.device, *,
             train: bool, generator: Optional[torch.Generator] = None, epoch: int = 0,
-            seed: int = 0, crop: Optional[int] = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            seed: int = 0, crop: Optional[int] = None,
+            balanced: Optional[int] = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield (inputs, labels) batches of a split on `device`; shuffled and augmented when `train`.
 
     `epoch` and `seed` set the flips when the augmentation alternates them; `crop` sets the side
-    of smaller training crops (see Transform.train)."""
+    of smaller training crops (see Transform.train); `balanced` (the class count) draws an epoch's
+    images class-balanced, with replacement (data.sampler: balanced), instead of a permutation."""
     n = len(split)
     x, y = split.x, split.y
     if not train:
@@ -116,7 +119,10 @@ def batches(split: Split, batch_size: int, transform: Transform, device: torch.d
             yield transform.eval(x[i : i + batch_size].to(device, non_blocking=True)), \
                 y[i : i + batch_size].to(device, non_blocking=True)
         return
-    order = torch.randperm(n, generator=generator).to(x.device)
+    if balanced:
+        order = balanced_order(y, balanced, n, generator).to(x.device)
+    else:
+        order = torch.randperm(n, generator=generator).to(x.device)
     stop = kept_count(n, batch_size)
     per_image = 4 * (math.prod(transform.shape) if transform.shape else x[0].numel())  # float32 bytes, adapted
     chunk = batch_size * max(1, CHUNK_BYTES // (per_image * batch_size))

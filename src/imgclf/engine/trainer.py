@@ -18,6 +18,7 @@ from torch import nn
 
 from ..config.schema import ExperimentConfig
 from ..core.errors import ImgclfError
+from ..data.balance import class_counts, inverse_frequency
 from ..data.loader import Transform, batches, num_batches
 from ..data.splits import Splits
 from ..evaluation import evaluate_split
@@ -54,7 +55,10 @@ class Trainer:
         self.extra_state = extra_state or {}
         self.transform = Transform(cfg.data.augment, cfg.data.normalization, splits.mean, splits.std, splits.shape)
         self.optimizer = build_optimizer(model, cfg.optim)
-        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing)
+        weight = None
+        if cfg.train.class_weights == "auto":  # each class counts as much as the others, whatever its size
+            weight = inverse_frequency(class_counts(splits.train.y, len(splits.classes))).to(device)
+        self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.train.label_smoothing)
         self.amp_dtype = autocast_dtype(cfg.train.precision, device)
         self.scaler = grad_scaler(device, self.amp_dtype)
         # The compiled module shares the model's parameters; checkpoints and evaluation use the model.
@@ -151,7 +155,8 @@ class Trainer:
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
         it = self.feed(batches(self.splits.train, cfg.train.batch_size, self.transform, self.device, train=True,
-                               generator=g, epoch=self.epoch, seed=cfg.train.seed, crop=self.view.get("crop")))
+                               generator=g, epoch=self.epoch, seed=cfg.train.seed, crop=self.view.get("crop"),
+                               balanced=self.num_classes if cfg.data.sampler == "balanced" else None))
         steps = self.steps
         for i, (xb, yb, weight) in enumerate(it):
             self.lr = self.pace.lr(self.epoch + i / steps)
@@ -186,7 +191,8 @@ class Trainer:
                            amp_dtype=self.amp_dtype)
         self.val_seconds = time.perf_counter() - t
         # its time apart: an epoch's training time (and time per step) is its seconds less this
-        return {"val_loss": m["loss"], "val_acc": m["top1"], "val_seconds": self.val_seconds}
+        return {"val_loss": m["loss"], "val_acc": m["top1"], "val_balanced_acc": m["balanced_acc"],
+                "val_macro_f1": m["macro_f1"], "val_seconds": self.val_seconds}
 
     def keep_if_best(self, record: dict) -> None:
         """Remember this epoch's weights when its monitored metric is the best so far."""

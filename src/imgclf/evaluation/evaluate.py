@@ -1,4 +1,5 @@
-"""Evaluate a model on one split: loss, top-1, top-5, per-class accuracy, confusion matrix."""
+"""Evaluate a model on one split: loss, top-1, top-5, balanced accuracy, macro-F1, per-class
+accuracy, confusion matrix."""
 from __future__ import annotations
 
 from typing import Optional
@@ -10,7 +11,7 @@ from ..core.registry import Registry
 from ..data.loader import Transform, batches
 from ..data.splits import Split
 from ..runtime.device import autocast
-from .metrics import confusion_matrix, per_class_accuracy, topk_correct
+from .metrics import balanced_accuracy, confusion_matrix, macro_f1, per_class_accuracy, topk_correct
 
 # Test-time augmentation modes: each maps a normalized batch to the views whose logits are
 # averaged; `views` is the forward passes per image (what a time budget reserves for the test).
@@ -58,7 +59,8 @@ def predict_logits(model: nn.Module, x: torch.Tensor, tta: str = "none",
 def evaluate_split(model: nn.Module, split: Split, transform: Transform, device: torch.device,
                    num_classes: int, batch_size: int = 1000, label_smoothing: float = 0.0,
                    full: bool = True, tta: str = "none", amp_dtype: Optional[torch.dtype] = None) -> dict:
-    """Metrics of `model` on `split`; `full` adds per-class accuracy and the confusion matrix.
+    """Metrics of `model` on `split`; `full` adds per-class accuracy and the confusion matrix (balanced
+    accuracy and macro-F1, from the same counts, are always there).
 
     `tta` averages the logits over mirrored (and shifted) views; `amp_dtype` runs the model under autocast.
     """
@@ -81,14 +83,15 @@ def evaluate_split(model: nn.Module, split: Split, transform: Transform, device:
             hits = topk_correct(logits, yb, (1, 5))
             top1 += hits[1]
             top5 += hits[5]
-            if full:
-                conf += confusion_matrix(logits.argmax(1), yb, num_classes)
+            conf += confusion_matrix(logits.argmax(1), yb, num_classes)  # one bincount: cheap at every epoch
     model.train(was_training)
     for t in (loss_sum, top1, top5, conf):
         all_sum(t)
     n = max(len(split), 1)
-    out = {"loss": float(loss_sum) / n, "top1": int(top1) / n, "top5": int(top5) / n, "n": len(split)}
+    conf = conf.cpu()
+    out = {"loss": float(loss_sum) / n, "top1": int(top1) / n, "top5": int(top5) / n, "n": len(split),
+           "balanced_acc": balanced_accuracy(conf), "macro_f1": macro_f1(conf)}
     if full:
-        out["per_class_accuracy"] = per_class_accuracy(conf.cpu())
-        out["confusion"] = conf.cpu().tolist()
+        out["per_class_accuracy"] = per_class_accuracy(conf)
+        out["confusion"] = conf.tolist()
     return out

@@ -23,3 +23,20 @@ def per_class_accuracy(confusion: torch.Tensor) -> list[float | None]:
     totals = confusion.sum(dim=1)
     diag = confusion.diagonal()
     return [None if int(t) == 0 else float(d) / float(t) for d, t in zip(diag, totals)]
+
+
+def balanced_accuracy(confusion: torch.Tensor) -> float:
+    """The mean recall over the classes present in the split (scikit-learn's balanced_accuracy_score):
+    every class weighs the same, however many images it has."""
+    recalls = [r for r in per_class_accuracy(confusion) if r is not None]
+    return sum(recalls) / len(recalls) if recalls else 0.0
+
+
+def macro_f1(confusion: torch.Tensor) -> float:
+    """The mean over the classes present in the split of 2·precision·recall / (precision + recall)
+    (0 for a class never predicted right)."""
+    c = confusion.double()
+    tp, true, pred = c.diagonal(), c.sum(dim=1), c.sum(dim=0)
+    f1 = torch.where(true + pred > 0, 2 * tp / (true + pred).clamp_min(1), torch.zeros_like(tp))
+    present = true > 0
+    return float(f1[present].mean()) if bool(present.any()) else 0.0

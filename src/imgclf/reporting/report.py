@@ -63,9 +63,11 @@ def _run_blocks(path: Path, out: Path) -> tuple[list, dict]:
                         + (f" Stopped: {m['stop_reason']}." if m.get("stop_reason") else "")))
     if test is not None:
         five = len(m["classes"]) > 5  # top-5 of five classes or fewer is always 100%
-        blocks.append(("table", ["split", "loss", "top-1", *(["top-5"] if five else []), "images"],
+        bal = "balanced_acc" in test  # runs of earlier versions did not record them
+        blocks.append(("table", ["split", "loss", "top-1", *(["top-5"] if five else []),
+                                 *(["balanced accuracy", "macro-F1"] if bal else []), "images"],
                        [["test", f"{test['loss']:.4f}", pct(test["top1"]), *([pct(test["top5"])] if five else []),
-                         f"{test['n']:,}"]]))
+                         *([pct(test["balanced_acc"]), pct(test["macro_f1"])] if bal else []), f"{test['n']:,}"]]))
     else:
         blocks.append(("p", "The test split was not scored (a tuning run, train.final_test: false)."))
     figs = out / "figures" / name

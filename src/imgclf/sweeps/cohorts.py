@@ -23,7 +23,8 @@ def cohort_key(cfg: ExperimentConfig) -> Optional[str]:
     """Configs with equal keys can train together; None when this engine cannot train `cfg`.
 
     Eligible: a model registered as stackable under its options (a perceptron, an MLP with one
-    hidden layer and no dropout), plain or momentum SGD (no Nesterov), an epoch-free run (see epoch_free), no augmentation, fp32, uncompiled.
+    hidden layer and no dropout), plain or momentum SGD (no Nesterov), an epoch-free run (see epoch_free), no augmentation, fp32, uncompiled,
+    the plain loss and sampler (no class weights, no balanced sampler).
     Learning rate, momentum, weight decay, hidden width and epochs may differ within a cohort.
     """
     d = cfg.to_dict()
@@ -33,6 +34,8 @@ def cohort_key(cfg: ExperimentConfig) -> Optional[str]:
         return None
     # early_crop_share says how long early_crop lasts: alone it augments nothing
     if any(v for k, v in d["data"]["augment"].items() if k != "early_crop_share"):
+        return None
+    if t["class_weights"] != "none" or d["data"]["sampler"] != "shuffle":
         return None
     if o["name"] != "sgd" or o["nesterov"] or not epoch_free(cfg):
         return None

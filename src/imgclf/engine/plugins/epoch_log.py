@@ -4,15 +4,18 @@ from __future__ import annotations
 import sys
 from typing import Callable, Optional
 
+from ...data.balance import SHOW_RATIO, class_counts, imbalance_ratio
 from .base import PLUGINS, Context, Plugin
 
 
-def format_record(r: dict, epochs: int) -> str:
-    """One log line per epoch."""
+def format_record(r: dict, epochs: int, balanced: bool = False) -> str:
+    """One log line per epoch; `balanced` adds the validation split's balanced accuracy and macro-F1."""
     w = len(str(epochs))
     line = f"epoch {r['epoch']:>{w}}/{epochs}  train loss {r['train_loss']:.4f} acc {100 * r['train_acc']:6.2f}%"
     if r.get("val_loss") is not None:
         line += f"  val loss {r['val_loss']:.4f} acc {100 * r['val_acc']:6.2f}%"
+        if balanced and r.get("val_balanced_acc") is not None:
+            line += f" balanced {100 * r['val_balanced_acc']:6.2f}% macro-F1 {100 * r['val_macro_f1']:6.2f}%"
     if r.get("crop"):
         line += f"  crop {r['crop']}"
     if r.get("trivial"):
@@ -25,8 +28,9 @@ class EpochLog(Plugin):
 
     order = 95
 
-    def __init__(self, log: Callable[[str], None], progress: bool = False):
+    def __init__(self, log: Callable[[str], None], progress: bool = False, balanced: bool = False):
         self.log, self.progress = log, progress
+        self.balanced = balanced  # imbalanced classes: the lines show balanced accuracy and macro-F1
         self.bar = None
 
     def on_fit_start(self, trainer) -> None:
@@ -54,7 +58,7 @@ class EpochLog(Plugin):
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         self._close()
-        self.log(format_record(record, trainer.cfg.train.epochs))
+        self.log(format_record(record, trainer.cfg.train.epochs, self.balanced))
 
     def on_fit_end(self, trainer) -> None:
         self._close()
@@ -64,4 +68,5 @@ class EpochLog(Plugin):
 
 @PLUGINS.register("epoch_log")
 def _epoch_log(ctx: Context) -> Optional[Plugin]:
-    return EpochLog(ctx.log, ctx.progress)
+    counts = class_counts(ctx.splits.train.y, len(ctx.splits.classes))
+    return EpochLog(ctx.log, ctx.progress, imbalance_ratio(counts) >= SHOW_RATIO)
