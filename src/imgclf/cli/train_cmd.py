@@ -23,6 +23,11 @@ def add_parser(sub) -> None:
     p.add_argument("--from-sweep", metavar="SWEEP", help="train a configuration of a sweep (with --best: the winner)")
     p.add_argument("--best", action="store_true", help="with --from-sweep: the best complete trial")
     p.add_argument("--sweeps-dir", metavar="DIR")
+    p.add_argument("--folds", type=int, metavar="K",
+                   help="K-fold cross-validation: K runs in runs/<name>/fold-1..K, each validated on its held-out "
+                        "fold; prints each fold and the mean with its 95%% interval (the same command continues it)")
+    p.add_argument("--keep-folds", action="store_true", help="with --folds: keep every fold's checkpoints, not "
+                                                             "only the best fold's")
     p.set_defaults(func=run)
 
 
@@ -55,6 +60,18 @@ def run(args) -> int:
     elif resume and args.config:
         raise ConfigError("--resume RUN continues a run with its own config; drop --config, or name the run with "
                           "--name and give --resume alone to continue it with this same command")
+    if args.keep_folds and args.folds is None:
+        raise ConfigError("--keep-folds keeps the checkpoints of a cross-validation: add --folds K")
+    if args.folds is not None:
+        if args.from_sweep or (args.resume and args.resume != SAME):
+            raise ConfigError("--folds trains a cross-validation of --config; drop --from-sweep and --resume RUN "
+                              "(the same --folds command continues an unfinished one)")
+        from ..core.ready import config_path
+        from ..run.folds import train_folds
+
+        train_folds(config_path(args.config), overrides, args.folds, name=args.name, runs_dir=args.runs_dir,
+                    keep_folds=args.keep_folds, progress=False if args.no_progress else None)
+        return 0
     if args.best and not args.from_sweep:
         raise ConfigError("--best picks the winner of a sweep: add --from-sweep SWEEP")
     if args.from_sweep:

@@ -60,6 +60,11 @@ def validate(raw: dict) -> ExperimentConfig:
     if m.trainable and not strategy_attr(m, "takes_trainable", False):
         raise ConfigError("model.trainable names what trains under model.strategy=freeze; set it, or drop "
                           "model.trainable")
+    if cfg.data.folds is not None and cfg.data.fold >= cfg.data.folds:
+        raise ConfigError(f"data.fold={cfg.data.fold} is not one of the {cfg.data.folds} folds (0 to "
+                          f"{cfg.data.folds - 1}); lower data.fold or raise data.folds")
+    if cfg.data.folds is None and cfg.data.fold:
+        raise ConfigError("data.fold picks a fold of a cross-validation: set data.folds too (or train with --folds K)")
     DATASETS.get(cfg.data.name)
     if cfg.data.name == "folder" and not cfg.data.path:
         raise ConfigError("data.path: the folder data set needs a path (a folder or a .tar.gz); set data.path=...")

@@ -122,6 +122,11 @@ class DataConfig:
     val_fraction: Prob = 0.1  # carved from train with a seeded split
     test_fraction: Annotated[float, Range(gt=0.0, lt=1.0)] = 0.2  # only for data sets without a test split
     split_seed: Seed = 0
+    # Cross-validation (imgclf train --folds K sets both): the validation split is fold `fold` (from 0)
+    # of `folds` stratified folds of the training images (a folder's own val/ images among them);
+    # the other folds train. data.val_fraction is then unused.
+    folds: Optional[Annotated[int, Range(ge=2, le=100)]] = None
+    fold: NonNegInt = 0
     # dataset: the train split's per-channel mean and std; weights: the pretrained weights' own
     # (ImageNet's), the default with model.pretrained=imagenet; none (pixels in [0, 1]); per-image
     # standardization; centered: (x - 0.5) / 0.5, pixels in [-1, 1], the PyTorch CIFAR-10 tutorial's

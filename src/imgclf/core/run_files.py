@@ -6,6 +6,7 @@ SUMMARY_TXT, SUMMARY_JSON, LOG = "summary.txt", "summary.json", "train.log"
 BEST, LAST = "best.pt", "last.pt"  # the kept weights (best by the monitor) and the resumable state
 CLAIM = ".claim"  # created exclusively by the process that owns a new run folder
 REPORT_DIR, EXPLAIN_DIR = "report", "explain"
+FOLD_STEM = "fold-"  # a cross-validation's folder holds fold-1/ ... fold-K/, each a run folder
 EXPORT_STEM = "model"  # imgclf export writes model.onnx or model.pt2
 EXPORT_SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2"}  # export format -> file suffix
 

@@ -59,6 +59,21 @@ def _carve(x: torch.Tensor, y: torch.Tensor, fraction: float, seed: int) -> tupl
     return Split(x[keep], y[keep]), Split(x[take], y[take])
 
 
+def fold_ids(y: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
+    """The fold (0..folds-1) of each item: stratified (each class dealt round-robin over the folds in a
+    seeded random order, so every fold holds its share of every class, rare ones included)."""
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(y), generator=g)
+    grouped = perm[torch.argsort(y[perm], stable=True)]  # class by class, random within each class
+    counts = torch.bincount(y)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(len(y)) - starts[y[grouped]]  # position of each item within its class
+    offset = torch.randint(folds, (len(counts),), generator=g)  # a class's first item lands in any fold
+    out = torch.empty(len(y), dtype=torch.int64)
+    out[grouped] = (rank + offset[y[grouped]]) % folds
+    return out
+
+
 def _subset(split: Split, n: int, seed: int) -> Split:
     """A seeded random `n` of a split, in their original order.
 
@@ -96,7 +111,15 @@ def make_splits(raw: RawData, cfg: DataConfig) -> Splits:
     else:
         test = Split(raw.test_x, raw.test_y)
     val: Optional[Split] = None
-    if raw.val_x is not None:
+    if cfg.folds is not None:
+        if raw.val_x is not None:  # every labelled image outside the test split takes part in the folds
+            train = Split(torch.cat([train.x, raw.val_x]), torch.cat([train.y, raw.val_y]))
+        if len(train) < cfg.folds:
+            raise DataError(f"{len(train)} training images cannot make {cfg.folds} folds; lower --folds")
+        fold = fold_ids(train.y, cfg.folds, cfg.split_seed + 5)
+        keep, take = (fold != cfg.fold).nonzero().flatten(), (fold == cfg.fold).nonzero().flatten()
+        train, val = Split(train.x[keep], train.y[keep]), Split(train.x[take], train.y[take])
+    elif raw.val_x is not None:
         val = Split(raw.val_x, raw.val_y)
     elif cfg.val_fraction > 0:
         if len(train) < 2:
