@@ -140,6 +140,10 @@ class DataConfig:
     image_size: Optional[Annotated[int, Range(ge=4, le=1024)]] = None
     channels: Optional[Literal[1, 3]] = None
     on_corrupt: Literal["error", "skip"] = "error"  # `folder`: what to do with an unreadable image
+    # CSV lists of images (a `path` column; the findings.csv of imgclf inspect): the images to leave out
+    # and those to train under another class (rows with action exclude / relabel, to their `label`)
+    exclude: Optional[str] = None
+    relabel: Optional[str] = None
     max_train: Optional[PosInt] = None  # use a seeded random N of the training images (after the val split)
     max_test: Optional[PosInt] = None  # use a seeded random N of the test (and validation) images
     # shuffle: every training image once an epoch; balanced: an epoch of as many draws, each class

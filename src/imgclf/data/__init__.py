@@ -2,6 +2,7 @@
 from ..config.schema import DataConfig
 from . import cifar, digits, folder, idx  # noqa: F401  (register the data sets)
 from .contract import check_raw
+from .edits import apply_edits
 from .registry import DATASETS, RawData
 from .splits import Splits, make_splits
 
@@ -9,6 +10,8 @@ __all__ = ["DATASETS", "RawData", "Splits", "make_splits", "load_raw"]
 
 
 def load_raw(cfg: DataConfig) -> RawData:
-    """Decode (or read from the cache) the data set named by a DataConfig, checked against the data contract."""
+    """Decode (or read from the cache) the data set named by a DataConfig, checked against the data contract,
+    less the images data.exclude lists and with data.relabel's classes."""
     where = cfg.path if cfg.name == "folder" else cfg.data_dir
-    return check_raw(DATASETS.get(cfg.name)(cfg), cfg.name, DATASETS.attr(cfg.name, "classes"), where or "")
+    raw = check_raw(DATASETS.get(cfg.name)(cfg), cfg.name, DATASETS.attr(cfg.name, "classes"), where or "")
+    return apply_edits(raw, cfg)

@@ -17,7 +17,7 @@ import torch
 from ..core.atomic import atomic_torch_save
 from .registry import RawData, cache_root
 
-FORMAT_VERSION = 2  # bump when the decoded layout changes
+FORMAT_VERSION = 3  # bump when the decoded layout changes (3: the images' names)
 
 
 def cache_key(name: str, sources: list[Path], options: dict) -> str:
@@ -38,7 +38,7 @@ def cached(name: str, sources: list[Path], options: dict, decode: Callable[[], R
         try:
             d = torch.load(path, weights_only=True)
             return RawData(d["train_x"], d["train_y"], d.get("test_x"), d.get("test_y"), list(d["classes"]),
-                           d.get("val_x"), d.get("val_y"))
+                           d.get("val_x"), d.get("val_y"), d.get("ids"))
         except Exception:
             path.unlink(missing_ok=True)  # a corrupt cache is rebuilt, never trusted
     raw = decode()
@@ -47,6 +47,8 @@ def cached(name: str, sources: list[Path], options: dict, decode: Callable[[], R
         d.update(test_x=raw.test_x, test_y=raw.test_y)
     if raw.val_x is not None:
         d.update(val_x=raw.val_x, val_y=raw.val_y)
+    if raw.ids is not None:
+        d["ids"] = raw.ids
     try:
         atomic_torch_save(d, path)
     except OSError:

@@ -46,6 +46,10 @@ def check_raw(raw: RawData, name: str, classes: Optional[int] = None, where: str
         if len(y) and (int(y.min()) < 0 or int(y.max()) >= n_cls):
             bad = int(y.min()) if int(y.min()) < 0 else int(y.max())
             fail(f"a {split} label is {bad}, outside 0..{n_cls - 1} for its {n_cls} classes")
+    for split, names in (raw.ids or {}).items():
+        y = {"train": raw.train_y, "val": raw.val_y, "test": raw.test_y}.get(split)
+        if y is None or len(names) != len(y):
+            fail(f"{len(names):,} image names for the {split} split's {0 if y is None else len(y):,} images")
     if torch.unique(raw.train_y).numel() < 2:
         fail(f"all {len(raw.train_y):,} training images are of class {raw.classes[int(raw.train_y[0])]!r}",
              "add images of another class")

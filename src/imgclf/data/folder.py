@@ -117,7 +117,7 @@ def _decode_all(root: Path, channels: int, size: int, on_corrupt: str) -> RawDat
     if not items:
         raise DataError(f"{root}: no image files found; expected {root}/<class>/*.png or {root}/<split>/<class>/*")
     rels, split_layout = _split_layout([r for r, _ in items])
-    groups: dict[str, list[tuple[str, np.ndarray]]] = defaultdict(list)
+    groups: dict[str, list[tuple[str, np.ndarray, str]]] = defaultdict(list)
     skipped = 0
     for rel, (orig, data) in zip(rels, items):
         q = rel.split("/")
@@ -137,23 +137,24 @@ def _decode_all(root: Path, channels: int, size: int, on_corrupt: str) -> RawDat
             raise DataError(
                 f"cannot decode image {where} ({type(e).__name__}); remove it, or set data.on_corrupt=skip"
             ) from None
-        groups[split].append((cls, arr))
+        groups[split].append((cls, arr, rel))
     if skipped:
         print(f"imgclf: skipped {skipped} unreadable image(s) in {root}", file=sys.stderr)
     if not groups.get("train"):
         raise DataError(f"{root}: no readable training images (need {root}/<class>/* or {root}/train/<class>/*)")
-    classes = sorted({c for g in groups.values() for c, _ in g})
+    classes = sorted({c for g in groups.values() for c, _, _ in g})
     index = {c: i for i, c in enumerate(classes)}
 
     def stack(split: str):
         g = groups.get(split)
         if not g:
             return None, None
-        return (torch.from_numpy(np.stack([a for _, a in g])),
-                torch.tensor([index[c] for c, _ in g], dtype=torch.int64))
+        return (torch.from_numpy(np.stack([a for _, a, _ in g])),
+                torch.tensor([index[c] for c, _, _ in g], dtype=torch.int64))
 
     (tx, ty), (vx, vy), (sx, sy) = stack("train"), stack("val"), stack("test")
-    return RawData(tx, ty, sx, sy, classes, vx, vy)
+    ids = {split: [r for _, _, r in g] for split, g in groups.items() if g}
+    return RawData(tx, ty, sx, sy, classes, vx, vy, ids)
 
 
 def folder_shape(cfg: DataConfig) -> tuple[int, int, int]:

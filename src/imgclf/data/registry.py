@@ -25,6 +25,17 @@ class RawData:
     classes: list[str]
     val_x: Optional[torch.Tensor] = None  # a validation split the source provides (image folders)
     val_y: Optional[torch.Tensor] = None
+    # Each image's name by split, what data.exclude and data.relabel lists name: an image folder's
+    # relative paths (train/cat/0001.jpg); None where the source has no file names (split/index then).
+    ids: Optional[dict[str, list[str]]] = None
+    note: str = ""  # what data.exclude and data.relabel changed, for the run's log
+
+    def split_ids(self, split: str) -> list[str]:
+        """The names of a split's images ('train', 'val' or 'test'): their paths, else 'split/index'."""
+        if self.ids and split in self.ids:
+            return self.ids[split]
+        y = {"train": self.train_y, "val": self.val_y, "test": self.test_y}[split]
+        return [] if y is None else [f"{split}/{i}" for i in range(len(y))]
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -32,6 +32,7 @@ class Splits:
     mean: torch.Tensor  # per channel, in 0..1 units, from the train split only
     std: torch.Tensor
     view: Optional[tuple[int, int, int]] = None  # the (C, H, W) batches are adapted to (data/adapt.py)
+    note: str = ""  # what data.exclude and data.relabel changed (RawData.note)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -139,4 +140,4 @@ def make_splits(raw: RawData, cfg: DataConfig) -> Splits:
             raise DataError(f"data.{name}: {len(given)} values for {view[0]} channel(s); give one per channel")
     mean = torch.tensor(cfg.mean, dtype=torch.float32) if cfg.mean is not None else mean
     std = torch.tensor(cfg.std, dtype=torch.float32) if cfg.std is not None else std
-    return Splits(train, val, test, list(raw.classes), mean, std, view)
+    return Splits(train, val, test, list(raw.classes), mean, std, view, raw.note)

@@ -63,7 +63,7 @@ def to_device(s: Splits, device: torch.device) -> Splits:
     def mv(sp):
         return None if sp is None else Split(sp.x.to(device), sp.y.to(device))
 
-    return Splits(mv(s.train), mv(s.val), mv(s.test), s.classes, s.mean, s.std, s.view)
+    return replace(s, train=mv(s.train), val=mv(s.val), test=mv(s.test))
 
 
 def build_trainer(cfg: ExperimentConfig, model: nn.Module, splits: Splits, device: torch.device, *, run_dir: Optional[Path] = None,

@@ -175,6 +175,8 @@ def _log_header(log, cfg: ExperimentConfig, run_dir: Path, splits, summ, device,
            if tuple(splits.train.x.shape[1:]) != splits.shape else "") + f", {len(splits.classes)} classes")
     log(f"model {cfg.model.name}: {summ.trainable_params:,} parameters, {summ.total_macs:,} mult-adds per image; "
         f"device {device}")
+    if splits.note:
+        log(splits.note)
     warn = balance_warning(class_counts(splits.train.y, len(splits.classes)), splits.classes,
                            remedied=cfg.train.class_weights != "none" or cfg.data.sampler != "shuffle")
     if warn:
