@@ -60,6 +60,7 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("IMGCLF_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("IMGCLF_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("IMGCLF_SWEEPS", str(tmp_path / "sweeps"))
+    monkeypatch.setenv("IMGCLF_INSPECT", str(tmp_path / "inspect"))
     monkeypatch.delenv("IMGCLF_DATA_DIR", raising=False)
     return tmp_path
 

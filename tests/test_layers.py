@@ -78,7 +78,7 @@ LAYERS = [
     ["imgclf", "imgclf.__main__", "imgclf.cli"],
     ["imgclf.api"],
     ["imgclf.studies"],
-    ["imgclf.estimate", "imgclf.reporting"],
+    ["imgclf.estimate", "imgclf.reporting", "imgclf.inspection"],
     ["imgclf.sweeps"],
     ["imgclf.inference"],
     ["imgclf.run"],

@@ -9,6 +9,7 @@ from ..core.errors import ImgclfError
 from . import (
     evaluate_cmd,
     explain_cmd,
+    inspect_cmd,
     export_cmd,
     list_cmd,
     lr_find_cmd,
@@ -21,7 +22,7 @@ from . import (
     train_cmd,
 )
 
-COMMANDS = [train_cmd, lr_find_cmd, evaluate_cmd, predict_cmd, export_cmd, explain_cmd, summary_cmd, sweep_cmd, study_cmd, results_cmd, report_cmd, list_cmd]
+COMMANDS = [train_cmd, inspect_cmd, lr_find_cmd, evaluate_cmd, predict_cmd, export_cmd, explain_cmd, summary_cmd, sweep_cmd, study_cmd, results_cmd, report_cmd, list_cmd]
 
 
 def version() -> str:
