@@ -140,6 +140,10 @@ class DataConfig:
     image_size: Optional[Annotated[int, Range(ge=4, le=1024)]] = None
     channels: Optional[Literal[1, 3]] = None
     on_corrupt: Literal["error", "skip"] = "error"  # `folder`: what to do with an unreadable image
+    # `folder` (and CIFAR's JPEG copy): memory: the decoded images are read into memory; disk: they are
+    # read from the cache file batch by batch (data/on_disk.py), for folders larger than memory;
+    # auto: disk when they would take 40% of the memory available or more
+    storage: Literal["auto", "memory", "disk"] = "auto"
     # CSV lists of images (a `path` column; the findings.csv of imgclf inspect): the images to leave out
     # and those to train under another class (rows with action exclude / relabel, to their `label`)
     exclude: Optional[str] = None

@@ -115,10 +115,9 @@ def _load(name: str, cfg: DataConfig) -> RawData:
     source = _find_source(name, cfg)
     if source.name in spec["jpg"]:
         # Folder names sort alphabetically, which is also the official label order of both sets.
-        from .folder import _decode_all
+        from .folder import load_folder
 
-        files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
-        return cached(name, files, {"jpg": True}, lambda: _decode_all(source, 3, 32, "error"))
+        return load_folder(source, 3, 32, "error", cfg.storage, name)
     files = [source] if source.is_file() else [source / n for n in spec["train"] + spec["test"] + [spec["meta"]]]
 
     def decode() -> RawData:

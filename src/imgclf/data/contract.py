@@ -8,6 +8,7 @@ from typing import Optional
 import torch
 
 from ..core.errors import DataError
+from .on_disk import DiskImages
 from .registry import RawData
 
 
@@ -33,7 +34,7 @@ def check_raw(raw: RawData, name: str, classes: Optional[int] = None, where: str
             continue
         if x is None or y is None:
             fail(f"the {split} split has {'labels but no images' if x is None else 'images but no labels'}")
-        if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.ndim != 4:
+        if not isinstance(x, (torch.Tensor, DiskImages)) or x.dtype != torch.uint8 or x.ndim != 4:
             fail(f"{split} images are {getattr(x, 'dtype', type(x).__name__)} of shape {tuple(getattr(x, 'shape', ()))},"
                  f" not uint8 (N, C, H, W)")
         if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.ndim != 1:

@@ -16,6 +16,7 @@ import torch
 
 from ..config.schema import DataConfig
 from ..core.errors import DataError
+from .on_disk import rows
 from .registry import RawData
 
 SPLITS = ("train", "val", "test")
@@ -52,10 +53,10 @@ def apply_edits(raw: RawData, cfg: DataConfig) -> RawData:
     names = {s: raw.split_ids(s) for s in SPLITS}
     known = {p for ids in names.values() for p in ids}
     lists = {key: read_list(f, key) for key, f in (("data.exclude", cfg.exclude), ("data.relabel", cfg.relabel)) if f}
-    for key, rows in lists.items():
-        missing = [p for p in rows if p not in known]
+    for key, listed in lists.items():
+        missing = [p for p in listed if p not in known]
         if missing:
-            raise DataError(f"{key}: {len(missing):,} of the {len(rows):,} images it lists are not in this data set, "
+            raise DataError(f"{key}: {len(missing):,} of the {len(listed):,} images it lists are not in this data set, "
                             f"e.g. {missing[0]!r} (names look like {next(iter(known))!r}); make the list from this "
                             f"data set with imgclf inspect")
     drop = set(lists.get("data.exclude", {}))
@@ -75,7 +76,7 @@ def apply_edits(raw: RawData, cfg: DataConfig) -> RawData:
         new = torch.tensor([index[relabel[p]] if p in relabel else int(v) for p, v in zip(names[s], y.tolist())],
                            dtype=torch.int64)
         relabelled += int((new != y)[keep].sum())
-        out[f"{s}_x"], out[f"{s}_y"] = x[keep], new[keep]
+        out[f"{s}_x"], out[f"{s}_y"] = rows(x, keep), new[keep]
         ids[s] = [p for p, k in zip(names[s], keep.tolist()) if k]
     if out["test_y"] is not None and len(out["test_y"]) == 0:
         raise DataError("data.exclude removes every test image; keep some, or drop data.exclude")

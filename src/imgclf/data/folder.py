@@ -7,22 +7,18 @@ outside the cache folder if extracted (absolute, `..`, links) is refused.
 """
 from __future__ import annotations
 
-import io
 import os
 import posixpath
-import sys
 import tarfile
-from collections import defaultdict
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
-import torch
 
 from ..config.schema import DataConfig
 from ..core.errors import DataError
-from .cache import cached
-from .registry import DATASETS, RawData
+from .cache import cache_key
+from .decode import available_memory, decode_to_file, read_cache
+from .registry import DATASETS, RawData, cache_root
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
@@ -71,29 +67,6 @@ def _entries(root: Path) -> Iterator[tuple[str, bytes | Path]]:
                 yield full.relative_to(root).as_posix(), full
 
 
-def decode_image(data: bytes | Path, channels: int, size: int) -> np.ndarray:
-    """Decode one image to uint8 (channels, size, size); raises OSError/ValueError when unreadable."""
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
-        im.load()
-        if im.mode in ("P", "PA"):
-            im = im.convert("RGBA")
-        if im.mode in ("RGBA", "LA"):
-            # Composite transparent pixels on white, as an image viewer shows them.
-            im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im.convert("RGBA"))
-        elif im.mode in ("I", "I;16", "F"):
-            # 16-bit or float images: stretch their range to 0..255.
-            arr = np.asarray(im, dtype=np.float64)
-            span = max(float(arr.max() - arr.min()), 1e-12)
-            im = Image.fromarray(((arr - arr.min()) * (255.0 / span)).astype(np.uint8))
-        im = im.convert("L" if channels == 1 else "RGB")
-        if im.size != (size, size):
-            im = im.resize((size, size), Image.BILINEAR)
-        arr = np.asarray(im, dtype=np.uint8)
-    return np.ascontiguousarray(arr[None] if channels == 1 else arr.transpose(2, 0, 1))
-
-
 def class_name(folder: str) -> str:
     """A class name from a folder name, as valid text: bytes that are not UTF-8 (which the file
     system hands over as surrogates) are shown as \\xNN escapes, unique and printable everywhere
@@ -112,49 +85,51 @@ def _split_layout(paths: list[str]) -> tuple[list[str], bool]:
     return ["/".join(q) for q in parts], split_layout
 
 
-def _decode_all(root: Path, channels: int, size: int, on_corrupt: str) -> RawData:
+def _listing(root: Path) -> tuple[list[tuple[str, str, str, bytes | Path, str]], list[str]]:
+    """Every image of `root` as (split, class, name, source, where it is), and the sorted class names."""
     items = list(_entries(root))
     if not items:
         raise DataError(f"{root}: no image files found; expected {root}/<class>/*.png or {root}/<split>/<class>/*")
     rels, split_layout = _split_layout([r for r, _ in items])
-    groups: dict[str, list[tuple[str, np.ndarray, str]]] = defaultdict(list)
-    skipped = 0
+    out = []
     for rel, (orig, data) in zip(rels, items):
         q = rel.split("/")
+        where = f"{root}:{orig}" if isinstance(data, bytes) else str(data)
         if split_layout:
-            split, cls = SPLIT_NAMES[q[0].lower()], class_name(q[1])
+            out.append((SPLIT_NAMES[q[0].lower()], class_name(q[1]), rel, data, where))
         elif len(q) >= 2:
-            split, cls = "train", class_name(q[0])
-        else:
-            continue  # a stray image directly under the root has no class
-        try:
-            arr = decode_image(data, channels, size)
-        except Exception as e:  # PIL raises many classes for bad files; all mean "unreadable"
-            where = f"{root}:{orig}" if isinstance(data, bytes) else str(data)
-            if on_corrupt == "skip":
-                skipped += 1
-                continue
-            raise DataError(
-                f"cannot decode image {where} ({type(e).__name__}); remove it, or set data.on_corrupt=skip"
-            ) from None
-        groups[split].append((cls, arr, rel))
-    if skipped:
-        print(f"imgclf: skipped {skipped} unreadable image(s) in {root}", file=sys.stderr)
-    if not groups.get("train"):
+            out.append(("train", class_name(q[0]), rel, data, where))
+        # a stray image directly under the root has no class
+    if not any(e[0] == "train" for e in out):
+        raise DataError(f"{root}: no training images (need {root}/<class>/* or {root}/train/<class>/*)")
+    return out, sorted({e[1] for e in out})
+
+
+# From this share of the memory available, a folder's decoded images are read batch by batch from the
+# cache file rather than read into memory (data.storage: auto): training gathers batches, and the
+# validation and test splits, beside them.
+MAP_FROM_SHARE = 0.4
+
+
+def load_folder(root: Path, channels: int, size: int, on_corrupt: str, storage: str, name: str = "folder") -> RawData:
+    """The decoded images of a folder or archive: from the cache, else decoded in parallel into it;
+    left on disk (storage disk, or auto and too large for memory) or read into memory."""
+    sources = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+    key = cache_key(name, sources, {"channels": channels, "size": size, "on_corrupt": on_corrupt, "layout": "u8"})
+    stem = cache_root() / "decoded" / f"{name}-{key}"
+    stem.parent.mkdir(parents=True, exist_ok=True)
+
+    def on_disk(n: int) -> bool:
+        return storage == "disk" or (storage == "auto" and n * channels * size * size > MAP_FROM_SHARE * available_memory())
+
+    raw = read_cache(stem, on_disk)
+    if raw is None:
+        entries, classes = _listing(root)
+        decode_to_file(entries, classes, channels, size, on_corrupt, stem)
+        raw = read_cache(stem, on_disk)
+    if raw is None or raw.train_y is None:
         raise DataError(f"{root}: no readable training images (need {root}/<class>/* or {root}/train/<class>/*)")
-    classes = sorted({c for g in groups.values() for c, _, _ in g})
-    index = {c: i for i, c in enumerate(classes)}
-
-    def stack(split: str):
-        g = groups.get(split)
-        if not g:
-            return None, None
-        return (torch.from_numpy(np.stack([a for _, a, _ in g])),
-                torch.tensor([index[c] for c, _, _ in g], dtype=torch.int64))
-
-    (tx, ty), (vx, vy), (sx, sy) = stack("train"), stack("val"), stack("test")
-    ids = {split: [r for _, _, r in g] for split, g in groups.items() if g}
-    return RawData(tx, ty, sx, sy, classes, vx, vy, ids)
+    return raw
 
 
 def folder_shape(cfg: DataConfig) -> tuple[int, int, int]:
@@ -172,6 +147,4 @@ def folder(cfg: DataConfig) -> RawData:
     if not root.is_dir() and not _is_archive(root):
         raise DataError(f"data.path {root} is neither a folder nor a .tar.gz/.tgz/.tar archive")
     channels, size, _ = folder_shape(cfg)
-    sources = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
-    opts = {"channels": channels, "size": size, "on_corrupt": cfg.on_corrupt}
-    return cached("folder", sources, opts, lambda: _decode_all(root, channels, size, cfg.on_corrupt))
+    return load_folder(root, channels, size, cfg.on_corrupt, cfg.storage)

@@ -1,6 +1,7 @@
 """Train / val / test splits and the normalization statistics of the train split."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -9,6 +10,7 @@ import torch
 from ..config.schema import DataConfig
 from ..core.errors import ConfigError, DataError
 from .adapt import convert_channels, target_shape
+from .on_disk import concat, rows
 from .registry import RawData
 
 
@@ -57,7 +59,7 @@ def _carve(x: torch.Tensor, y: torch.Tensor, fraction: float, seed: int) -> tupl
     n = int(round(len(y) * fraction))
     n = min(max(n, 1), len(y) - 1)
     keep, take = perm[n:].sort().values, perm[:n].sort().values
-    return Split(x[keep], y[keep]), Split(x[take], y[take])
+    return Split(rows(x, keep), y[keep]), Split(rows(x, take), y[take])
 
 
 def fold_ids(y: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
@@ -87,9 +89,11 @@ def _subset(split: Split, n: int, seed: int) -> Split:
 
 
 def channel_stats(x: torch.Tensor, channels: Optional[int] = None,
-                  chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std of uint8 images in 0..1 units (converted to `channels`), in float64 chunks."""
+                  chunk_bytes: int = 8 << 20) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of uint8 images in 0..1 units (converted to `channels`), in float64 chunks
+    of about `chunk_bytes` of images (a set on disk is never read whole)."""
     c = channels or x.shape[1]
+    chunk = max(1, chunk_bytes // max(1, math.prod(x.shape[1:])))
     s = torch.zeros(c, dtype=torch.float64)
     s2 = torch.zeros(c, dtype=torch.float64)
     for i in range(0, len(x), chunk):
@@ -114,12 +118,12 @@ def make_splits(raw: RawData, cfg: DataConfig) -> Splits:
     val: Optional[Split] = None
     if cfg.folds is not None:
         if raw.val_x is not None:  # every labelled image outside the test split takes part in the folds
-            train = Split(torch.cat([train.x, raw.val_x]), torch.cat([train.y, raw.val_y]))
+            train = Split(concat(train.x, raw.val_x), torch.cat([train.y, raw.val_y]))
         if len(train) < cfg.folds:
             raise DataError(f"{len(train)} training images cannot make {cfg.folds} folds; lower --folds")
         fold = fold_ids(train.y, cfg.folds, cfg.split_seed + 5)
         keep, take = (fold != cfg.fold).nonzero().flatten(), (fold == cfg.fold).nonzero().flatten()
-        train, val = Split(train.x[keep], train.y[keep]), Split(train.x[take], train.y[take])
+        train, val = Split(rows(train.x, keep), train.y[keep]), Split(rows(train.x, take), train.y[take])
     elif raw.val_x is not None:
         val = Split(raw.val_x, raw.val_y)
     elif cfg.val_fraction > 0:

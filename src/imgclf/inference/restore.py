@@ -11,7 +11,7 @@ import torch
 
 from ..core import run_files as RF
 from ..core.errors import ConfigError, DataError
-from ..data.folder import decode_image
+from ..data.decode import decode_image
 from ..data.loader import Transform
 from ..engine.checkpoint import check_model, load_checkpoint
 from ..evaluation import evaluate_split
