@@ -91,7 +91,8 @@ def _blocks(f: Findings, figs: Path) -> list:
 
 
 def write_report(f: Findings, out: Path, title: str) -> dict:
-    """Write report.html, findings.csv and summary.json into `out`; return the summary."""
+    """Write report.html, findings.csv, summary.json and (with label scores) label_quality.csv into
+    `out`; return the summary."""
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "report.html", render_html(title, _blocks(f, out / "figures")))
     buf = io.StringIO()
@@ -99,6 +100,15 @@ def write_report(f: Findings, out: Path, title: str) -> dict:
     w.writeheader()
     w.writerows(f.rows)
     atomic_write_text(out / "findings.csv", buf.getvalue())
+    if f.probs is not None:  # every image's label quality, lowest first: the review order beyond the flagged
+        p = f.pooled
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["path", "split", "given", "predicted", "quality"])
+        for i in sorted(range(len(p.y)), key=lambda i: f.quality[i]):
+            w.writerow([p.names[i], p.split[i], p.classes[int(p.y[i])], p.classes[int(f.probs[i].argmax())],
+                        f"{f.quality[i]:.5f}"])
+        atomic_write_text(out / "label_quality.csv", buf.getvalue())
     s = summary(f)
     atomic_write_text(out / "summary.json", json.dumps(s, indent=1) + "\n")
     return s
