@@ -24,6 +24,9 @@ def add_parser(sub) -> None:
     p.add_argument("--seeds", type=int, default=1, metavar="N",
                    help="train every arm N times (seeds train.seed, +1, ...): each arm's test accuracy as a mean "
                         "with its 95%% interval, each of the study's claims judged holds, reversed or undecided")
+    p.add_argument("--folds", type=int, default=1, metavar="K",
+                   help="train every arm on K folds of a cross-validation (data.folds): each arm's figure a mean "
+                        "with its 95%% interval over the folds, the claims judged on them; results go to NAME-Kfold")
     p.add_argument("--studies-dir", metavar="DIR", help="where results go (default $IMGCLF_STUDIES or ./studies)")
     p.set_defaults(func=run)
     s = sub.add_parser("studies", help="list the ready studies with their estimated cost on this machine")
@@ -41,7 +44,7 @@ def run(args) -> int:
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: must be at least 1")
     run_study(args.study, args.studies_dir, args.workers, args.dry_run, args.better, tuple(args.overrides), args.name,
-              args.budget, args.seeds, args.epochs)
+              args.budget, args.seeds, args.epochs, folds=args.folds)
     return 0
 
 

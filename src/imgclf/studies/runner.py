@@ -114,7 +114,8 @@ def _retrain_points(spec: StudySpec, sweep_dir: Path) -> dict:
 
 def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = False, better: bool = False,
               overrides: tuple = (), name: Optional[str] = None, budget: Optional[str] = None,
-              seeds: int = 1, epochs: Optional[int] = None, log: Callable[[str], None] = print) -> Optional[dict]:
+              seeds: int = 1, epochs: Optional[int] = None, log: Callable[[str], None] = print,
+              folds: int = 1) -> Optional[dict]:
     """Run what a study still needs, then write its report; with `dry_run`, only say what would run.
 
     `better` runs imgclf's recipe instead of the report's settings; `overrides` (key=value) apply to
@@ -122,7 +123,9 @@ def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = Fals
     budget's, e.g. 000-architectures-1h); `budget` ('1h') is the wall time the whole study may take;
     `seeds` trains every arm that many times, and the report judges the study's claims over them;
     `epochs` runs the report's recipe for that many epochs (a constant rate stays constant, a decay
-    keeps its shape per epoch), the retraining of a sweep's best too, into NAME-Nep."""
+    keeps its shape per epoch), the retraining of a sweep's best too, into NAME-Nep; `folds` trains every
+    named arm on that many folds of a cross-validation instead (into NAME-Kfold), its figure and claims
+    read over the folds as over seeds."""
     started = time.time()
     if epochs is not None and not 1 <= epochs <= 100_000:
         raise ConfigError(f"--epochs {epochs}: must be from 1 to 100000")
@@ -130,14 +133,17 @@ def run_study(ref: str, studies_dir=None, workers: int = 1, dry_run: bool = Fals
     spec = load_study(find_study(ref), better, tuple(overrides) + tuple(at))
     spec.retrain_set = spec.retrain_set + at  # after retrain.set's own epochs
     spec.with_seeds(seeds)
+    spec.with_folds(folds)
     scale = [f"at {epochs} epochs"] if epochs is not None else []
     scale += [f"within {budget}"] if budget else []
     scale += [f"with {' '.join(overrides)}"] if overrides else []
     spec.scale = ", ".join(([spec.scale] if spec.scale else []) + scale) or None
-    spec.name = name or spec.name + (f"-{epochs}ep" if epochs is not None else "") + (f"-{budget}" if budget else "")
+    spec.name = name or spec.name + (f"-{epochs}ep" if epochs is not None else "") + (f"-{budget}" if budget else "") \
+        + (f"-{folds}fold" if folds > 1 else "")
     spec.command = shlex.join(["imgclf", "study", ref] + [a for o in overrides for a in ("--set", o)] + (["--better"] if better else [])
                             + (["--epochs", str(epochs)] if epochs is not None else []) + (["--budget", budget] if budget else [])
-                            + (["--seeds", str(seeds)] if seeds > 1 else []) + (["--name", name] if name else []))
+                            + (["--seeds", str(seeds)] if seeds > 1 else []) + (["--folds", str(folds)] if folds > 1 else [])
+                            + (["--name", name] if name else []))
     folder = studies_root(studies_dir) / spec.name
     shares = _budget_plan(spec, folder, budget, workers) if budget else None
     planned = plan(spec, folder)

@@ -82,6 +82,25 @@ class StudySpec:
         """Every run of the study, in order: the named ones, then the retrained ones."""
         return [run for runs in self.arms().values() for run in runs]
 
+    def with_folds(self, k: int) -> None:
+        """Train every named arm on `k` folds (K-fold cross-validation, data.folds=k): run `ARM` holds out
+        fold 0, `ARM-foldJ` fold J; fold J of every arm trains on the same images, so claims compare arms on
+        paired differences, as over seeds. A sweep's retrained configurations keep their seeds."""
+        if k < 1 or k > 100:
+            raise ConfigError(f"--folds {k}: must be from 2 to 100")
+        if k == 1:
+            return
+        if self.seeds or self.retrain_seeds > 1:
+            raise ConfigError("--folds and --seeds both repeat every arm; choose one")
+        runs, bases, arms = {}, {}, {}
+        for arm, o in self.runs.items():
+            arms[arm] = [arm] + [f"{arm}-fold{j}" for j in range(1, k)]
+            for j, run in enumerate(arms[arm]):
+                runs[run] = o + [f"data.folds={k}", f"data.fold={j}"]
+                if arm in self.run_bases:
+                    bases[run] = self.run_bases[arm]
+        self.runs, self.run_bases, self.seeds = runs, bases, arms
+
     def with_seeds(self, n: int) -> None:
         """Train every arm `n` times: the arm's own run keeps its seed (train.seed), run `ARM-seedK` takes
         train.seed + K; every seed of every arm sees the same data split (data.split_seed), so claims
@@ -220,7 +239,7 @@ def parse_study(raw, name: str, source: Optional[Path] = None, better: bool = Fa
     if sweep is not None and epoch_tests:  # named runs beside a sweep are read by the protocol too
         runs = {run: o + epoch_tests for run, o in runs.items()}
     for run in runs:
-        if sweep is not None and re.fullmatch(r"top\d+(-seed\d+)?", run):
+        if sweep is not None and re.fullmatch(r"top\d+(-seed\d+|-fold\d+)?", run):
             raise ConfigError(f"{where}: the run name {run!r} is the name of a retrained configuration of the "
                               f"sweep; name it otherwise")
     for run in runs:  # each names a folder under the study's runs/
