@@ -60,6 +60,17 @@ def test_a_wrong_list_is_one_clear_line(tmp_path, text, words):
     assert all(w in str(e.value) for w in words) and "\n" not in str(e.value)
 
 
+def test_excluding_a_whole_split_or_class_is_refused(tmp_path):
+    root = make_image_folder(tmp_path / "pics", splits=("train", "val", "test"), per_class=2)
+    f = tmp_path / "list.csv"
+    f.write_text("path\nval/cat/000.png\nval/cat/001.png\nval/dog/000.png\nval/dog/001.png\n")
+    with pytest.raises(DataError, match="removes every validation image"):
+        load_raw(_cfg(root, f"data.exclude={f}"))
+    f.write_text("path\ntrain/dog/000.png\ntrain/dog/001.png\n")
+    with pytest.raises(DataError, match="all 2 training images are of class 'cat'"):
+        load_raw(_cfg(root, f"data.exclude={f}"))
+
+
 def test_relabelling_to_a_class_the_set_lacks_is_refused(tmp_path):
     root = make_image_folder(tmp_path / "pics", per_class=2)
     f = tmp_path / "list.csv"

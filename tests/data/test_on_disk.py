@@ -14,15 +14,13 @@ from PIL import Image
 import imgclf
 from imgclf.config.load import load_config
 from imgclf.data import load_raw
-from imgclf.data.on_disk import DiskImages, allocate, concat, write_rows
+from imgclf.data.on_disk import DiskImages, concat
 
 
 def test_images_on_disk_index_take_and_travel_like_a_tensor(tmp_path):
     shape = (10, 1, 2, 2)
-    allocate(tmp_path / "x.u8", shape)
     a = np.arange(40, dtype=np.uint8).reshape(shape)
-    write_rows(tmp_path / "x.u8", shape, 0, a[:6])
-    write_rows(tmp_path / "x.u8", shape, 6, a[6:])
+    a.tofile(tmp_path / "x.u8")
     x, t = DiskImages(tmp_path / "x.u8", shape), torch.from_numpy(a)
     assert x.shape == t.shape and x.dtype == torch.uint8 and len(x) == 10
     for key in (3, slice(2, 5), torch.tensor([7, 2, 2, 9]), torch.tensor([True, False] * 5), np.array([0, 9])):

@@ -44,9 +44,14 @@ def test_three_folds_print_each_fold_and_the_mean_with_its_interval(tmp_path, ca
     assert json.loads((tmp_path / "runs" / "cv" / "results.json").read_text())["val_acc"] == val
 
 
-def test_keep_folds_keeps_every_checkpoint(tmp_path):
+def test_keep_folds_keeps_every_checkpoint_and_another_experiment_is_refused(tmp_path, capsys):
     assert main(["train", *FAST, "--folds", "2", "--keep-folds", "--name", "all"]) == 0
     assert all((tmp_path / "runs" / "all" / f"fold-{k}" / "best.pt").exists() for k in (1, 2))
+    capsys.readouterr()
+    # the same name for another experiment: its finished folds are never read as this one's
+    assert main(["train", *FAST, "--set", "optim.lr=0.2", "--folds", "2", "--name", "all"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "optim.lr" in err[0] and "fold-1" in err[0]
 
 
 @pytest.mark.parametrize("args, words", [

@@ -14,4 +14,6 @@ def load_raw(cfg: DataConfig) -> RawData:
     less the images data.exclude lists and with data.relabel's classes."""
     where = cfg.path if cfg.name == "folder" else cfg.data_dir
     raw = check_raw(DATASETS.get(cfg.name)(cfg), cfg.name, DATASETS.attr(cfg.name, "classes"), where or "")
-    return apply_edits(raw, cfg)
+    edited = apply_edits(raw, cfg)
+    # checked again: the lists may have left a single class
+    return edited if edited is raw else check_raw(edited, cfg.name, None, f"after {edited.note}")

@@ -15,14 +15,15 @@ import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Callable, Optional
+from collections import deque
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import torch
 
 from ..core.atomic import atomic_torch_save
 from ..core.errors import DataError
-from .on_disk import DiskImages, allocate, write_rows
+from .on_disk import DiskImages, allocate
 from .registry import RawData
 
 CHUNK = 256  # images a worker decodes per task: large enough to hide the task's overhead
@@ -54,17 +55,21 @@ def decode_image(data: bytes | Path, channels: int, size: int) -> np.ndarray:
 
 
 def _decode_chunk(task) -> list[tuple[int, str]]:
-    """Decode a chunk of (source, row) into the file; return the (row, why) of the unreadable ones."""
-    path, shape, start, items = task
-    channels, size = shape[1], shape[2]
-    block = np.zeros((len(items), *shape[1:]), dtype=np.uint8)
+    """Decode a chunk of (row, source) pairs into their rows of the file; the (row, why) of the unreadable."""
+    path, shape, items = task
+    channels, size, row_bytes = shape[1], shape[2], int(np.prod(shape[1:]))
     bad = []
-    for k, data in enumerate(items):
-        try:
-            block[k] = decode_image(data, channels, size)
-        except Exception as e:  # PIL raises many classes for bad files; all mean "unreadable"
-            bad.append((start + k, type(e).__name__))
-    write_rows(path, shape, start, block)
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        for row, data in items:
+            try:
+                arr = decode_image(data, channels, size)
+            except Exception as e:  # PIL raises many classes for bad files; all mean "unreadable"
+                bad.append((row, type(e).__name__))
+                continue
+            os.pwrite(fd, arr.tobytes(), row * row_bytes)
+    finally:
+        os.close(fd)
     return bad
 
 
@@ -77,15 +82,34 @@ def workers() -> int:
     return max(1, min(cores, 8))
 
 
-def decode_to_file(entries: list[tuple[str, str, str, object, str]], classes: list[str], channels: int, size: int,
-                   on_corrupt: str, stem: Path, progress: bool = True) -> None:
-    """Decode (split, class, name, source, where) entries into `stem`.u8 and their labels into `stem`.pt."""
+def decode_to_file(entries: list[tuple], classes: list[str], channels: int, size: int, on_corrupt: str,
+                   stem: Path, stream: Optional[Callable[[], Iterator[tuple[str, bytes]]]] = None,
+                   progress: bool = True) -> None:
+    """Decode (split, class, name, source, where, member) entries into `stem`.u8 and their labels into
+    `stem`.pt. An archive's entries have no source: `stream` yields its (member, bytes) once, in archive
+    order, and at most a few chunks of them are held at a time."""
     order = sorted(range(len(entries)), key=lambda i: SPLIT_ORDER.index(entries[i][0]))
     entries = [entries[i] for i in order]
     shape = (len(entries), channels, size, size)
     tmp = stem.with_name(stem.name + f".{os.getpid()}.tmp")
     allocate(tmp, shape)
-    tasks = [(tmp, shape, a, [e[3] for e in entries[a : a + CHUNK]]) for a in range(0, len(entries), CHUNK)]
+
+    def tasks() -> Iterator[tuple]:
+        if stream is None:
+            for a in range(0, len(entries), CHUNK):
+                yield tmp, shape, [(a + k, e[3]) for k, e in enumerate(entries[a : a + CHUNK])]
+            return
+        row_of = {e[5]: r for r, e in enumerate(entries)}
+        chunk = []
+        for member, data in stream():
+            if member in row_of:
+                chunk.append((row_of[member], data))
+            if len(chunk) == CHUNK:
+                yield tmp, shape, chunk
+                chunk = []
+        if chunk:
+            yield tmp, shape, chunk
+
     bad: list[tuple[int, str]] = []
     bar = None
     if progress and sys.stderr.isatty():
@@ -98,13 +122,20 @@ def decode_to_file(entries: list[tuple[str, str, str, object, str]], classes: li
             # fork: the workers start with this process's modules, without importing imgclf again
             ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
             with ProcessPoolExecutor(n, mp_context=ctx) as pool:
-                for t, found in zip(tasks, pool.map(_decode_chunk, tasks)):
-                    bad += found
-                    bar and bar.update(len(t[3]))
+                pending: deque = deque()
+                for t in tasks():  # at most 2 chunks a worker in flight: an archive is never held whole
+                    pending.append((len(t[2]), pool.submit(_decode_chunk, t)))
+                    while len(pending) > 2 * n:
+                        k, fut = pending.popleft()
+                        bad += fut.result()
+                        bar and bar.update(k)
+                for k, fut in pending:
+                    bad += fut.result()
+                    bar and bar.update(k)
         else:
-            for t in tasks:
+            for t in tasks():
                 bad += _decode_chunk(t)
-                bar and bar.update(len(t[3]))
+                bar and bar.update(len(t[2]))
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -112,10 +143,10 @@ def decode_to_file(entries: list[tuple[str, str, str, object, str]], classes: li
         bar and bar.close()
     if bad and on_corrupt != "skip":
         tmp.unlink(missing_ok=True)
-        row, why = bad[0]
+        row, why = min(bad)
         raise DataError(f"cannot decode image {entries[row][4]} ({why}); remove it, or set data.on_corrupt=skip")
     if bad:
-        print(f"imgclf: skipped {len(bad)} unreadable image(s), the first {entries[bad[0][0]][4]}", file=sys.stderr)
+        print(f"imgclf: skipped {len(bad)} unreadable image(s), the first {entries[min(bad)[0]][4]}", file=sys.stderr)
     dropped = {r for r, _ in bad}
     index = {c: i for i, c in enumerate(classes)}
     meta = {"shape": list(shape), "classes": classes, "rows": {}, "labels": {}, "ids": {}}

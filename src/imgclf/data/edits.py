@@ -78,8 +78,9 @@ def apply_edits(raw: RawData, cfg: DataConfig) -> RawData:
         relabelled += int((new != y)[keep].sum())
         out[f"{s}_x"], out[f"{s}_y"] = rows(x, keep), new[keep]
         ids[s] = [p for p, k in zip(names[s], keep.tolist()) if k]
-    if out["test_y"] is not None and len(out["test_y"]) == 0:
-        raise DataError("data.exclude removes every test image; keep some, or drop data.exclude")
+    for s, words in (("test", "test"), ("val", "validation")):
+        if out[f"{s}_y"] is not None and len(out[f"{s}_y"]) == 0:
+            raise DataError(f"data.exclude removes every {words} image; keep some, or drop data.exclude")
     note = f"excluded {len(drop):,} images (data.exclude {cfg.exclude})" if drop else ""
     if relabel:
         note += ("; " if note else "") + f"relabelled {relabelled:,} images (data.relabel {cfg.relabel})"

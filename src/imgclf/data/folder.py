@@ -48,14 +48,15 @@ def _safe_member(m: tarfile.TarInfo, archive: Path) -> bool:
     return m.isfile()
 
 
-def _entries(root: Path) -> Iterator[tuple[str, bytes | Path]]:
-    """Yield (relative posix path, bytes or file path) for every image-like file under root."""
+def _entries(root: Path, read: bool = True) -> Iterator[tuple[str, bytes | Path | None]]:
+    """Yield (relative posix path, bytes or file path) for every image-like file under root, one at a
+    time; an archive's members without their bytes (None) unless `read`."""
     if _is_archive(root):
         try:
             with tarfile.open(root, "r:*") as tf:
                 for m in tf:
                     if _safe_member(m, root) and Path(m.name).suffix.lower() in IMAGE_EXTS:
-                        yield posixpath.normpath(m.name), tf.extractfile(m).read()  # type: ignore[union-attr]
+                        yield posixpath.normpath(m.name), (tf.extractfile(m).read() if read else None)  # type: ignore[union-attr]
         except (tarfile.TarError, EOFError, OSError) as e:
             raise DataError(f"cannot read archive {root} ({e}); it is corrupt or truncated") from None
         return
@@ -85,20 +86,21 @@ def _split_layout(paths: list[str]) -> tuple[list[str], bool]:
     return ["/".join(q) for q in parts], split_layout
 
 
-def _listing(root: Path) -> tuple[list[tuple[str, str, str, bytes | Path, str]], list[str]]:
-    """Every image of `root` as (split, class, name, source, where it is), and the sorted class names."""
-    items = list(_entries(root))
+def _listing(root: Path) -> tuple[list[tuple], list[str]]:
+    """Every image of `root` as (split, class, name, source, where it is, member), and the sorted class
+    names; an archive member's source is None: its bytes are streamed when decoded (decode.py)."""
+    items = list(_entries(root, read=False))
     if not items:
         raise DataError(f"{root}: no image files found; expected {root}/<class>/*.png or {root}/<split>/<class>/*")
     rels, split_layout = _split_layout([r for r, _ in items])
     out = []
     for rel, (orig, data) in zip(rels, items):
         q = rel.split("/")
-        where = f"{root}:{orig}" if isinstance(data, bytes) else str(data)
+        where = f"{root}:{orig}" if data is None else str(data)
         if split_layout:
-            out.append((SPLIT_NAMES[q[0].lower()], class_name(q[1]), rel, data, where))
+            out.append((SPLIT_NAMES[q[0].lower()], class_name(q[1]), rel, data, where, orig))
         elif len(q) >= 2:
-            out.append(("train", class_name(q[0]), rel, data, where))
+            out.append(("train", class_name(q[0]), rel, data, where, orig))
         # a stray image directly under the root has no class
     if not any(e[0] == "train" for e in out):
         raise DataError(f"{root}: no training images (need {root}/<class>/* or {root}/train/<class>/*)")
@@ -125,7 +127,8 @@ def load_folder(root: Path, channels: int, size: int, on_corrupt: str, storage: 
     raw = read_cache(stem, on_disk)
     if raw is None:
         entries, classes = _listing(root)
-        decode_to_file(entries, classes, channels, size, on_corrupt, stem)
+        decode_to_file(entries, classes, channels, size, on_corrupt, stem,
+                       stream=(lambda: _entries(root)) if _is_archive(root) else None)
         raw = read_cache(stem, on_disk)
     if raw is None or raw.train_y is None:
         raise DataError(f"{root}: no readable training images (need {root}/<class>/* or {root}/train/<class>/*)")

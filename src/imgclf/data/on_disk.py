@@ -92,10 +92,14 @@ class _File:
         for seg in np.split(np.arange(len(rows)), breaks):
             first, n = int(sorted_rows[seg[0]]), len(seg)
             view = memoryview(flat[seg[0] : seg[0] + n]).cast("B")
-            got = os.preadv(self.fd, [view], first * self.row) if hasattr(os, "preadv") else _pread_into(
-                self.fd, view, first * self.row)
-            if got != n * self.row:
-                raise OSError(f"{self.path}: short read ({got} of {n * self.row} bytes); the cache file is damaged")
+            done, offset = 0, first * self.row
+            while done < len(view):  # a read returns at most about 2 GiB on Linux: read on until it is all in
+                part = view[done : done + (1 << 30)]
+                got = os.preadv(self.fd, [part], offset + done) if hasattr(os, "preadv") else _pread_into(
+                    self.fd, part, offset + done)
+                if got <= 0:
+                    raise OSError(f"{self.path}: short read ({done} of {len(view)} bytes); the cache file is damaged")
+                done += got
         out[order] = buf
         return torch.from_numpy(out)
 
@@ -132,11 +136,3 @@ def allocate(path: Path, shape: tuple[int, ...]) -> None:
     """Create the file of a (N, C, H, W) uint8 array, sized, unwritten (sparse where the file system allows)."""
     with open(path, "wb") as f:
         f.truncate(int(np.prod(shape)))
-
-
-def write_rows(path: Path, shape: tuple[int, ...], start: int, block: np.ndarray) -> None:
-    """Write `block` (n, C, H, W) into rows start..start+n of the file (each decoding process its own rows)."""
-    row = int(np.prod(shape[1:]))
-    with open(path, "r+b") as f:
-        f.seek(start * row)
-        f.write(np.ascontiguousarray(block, dtype=np.uint8).tobytes())

@@ -123,6 +123,9 @@ def make_splits(raw: RawData, cfg: DataConfig) -> Splits:
             raise DataError(f"{len(train)} training images cannot make {cfg.folds} folds; lower --folds")
         fold = fold_ids(train.y, cfg.folds, cfg.split_seed + 5)
         keep, take = (fold != cfg.fold).nonzero().flatten(), (fold == cfg.fold).nonzero().flatten()
+        if len(take) == 0 or len(keep) == 0:
+            raise DataError(f"fold {cfg.fold} of {cfg.folds} holds {len(take)} of the {len(train)} training images; "
+                            f"lower --folds")
         train, val = Split(rows(train.x, keep), train.y[keep]), Split(rows(train.x, take), train.y[take])
     elif raw.val_x is not None:
         val = Split(raw.val_x, raw.val_y)

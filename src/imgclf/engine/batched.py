@@ -399,8 +399,8 @@ def _tensors(base, splits: Splits, device: torch.device, plain: bool, classes: i
     smoothed one-hot targets of the training split."""
     tf = Transform(base.data.augment, base.data.normalization, splits.mean, splits.std, splits.shape)
 
-    def prep(x):
-        x = tf.eval(x.to(device)).flatten(1)
+    def prep(x):  # in chunks: images left on disk (data/on_disk.py) are read a chunk at a time
+        x = torch.cat([tf.eval(x[i : i + 8192].to(device)).flatten(1) for i in range(0, len(x), 8192)])
         return torch.cat([x, x.new_ones(len(x), 1)], 1) if plain else x
 
     ytr = splits.train.y.to(device)

@@ -9,6 +9,7 @@ from torch import nn
 
 from ..core.registry import Registry
 from ..data.loader import Transform, batches
+from ..data.on_disk import rows
 from ..data.splits import Split
 from ..runtime.device import autocast
 from .metrics import balanced_accuracy, confusion_matrix, macro_f1, per_class_accuracy, topk_correct
@@ -68,7 +69,7 @@ def evaluate_split(model: nn.Module, split: Split, transform: Transform, device:
 
     w = world()  # under torchrun each process scores its own part: every image exactly once
     a, b = shard_range(len(split), w)
-    part = split if w.size == 1 else Split(split.x[a:b], split.y[a:b])
+    part = split if w.size == 1 else Split(rows(split.x, slice(a, b)), split.y[a:b])
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=device)

@@ -44,19 +44,20 @@ def signature(x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
 
 def exact_groups(x: torch.Tensor) -> list[list[int]]:
     """Groups (two or more) of indices whose images are pixel for pixel equal."""
-    flat = x.reshape(len(x), -1)
     g = torch.Generator().manual_seed(0)
     # two random 64-bit linear hashes (wrapping): equal images always collide, others almost never;
-    # every candidate group is then checked pixel for pixel
-    w = torch.randint(-(2**62), 2**62, (2, flat.shape[1]), generator=g)
-    keys = torch.cat([torch.stack([(b.long() * w[0]).sum(1), (b.long() * w[1]).sum(1)], 1)
-                      for b in flat.split(2048)]) if len(flat) else torch.zeros(0, 2, dtype=torch.long)
+    # every candidate group is then checked pixel for pixel. In chunks: x may be images on disk.
+    w = torch.randint(-(2**62), 2**62, (2, math.prod(x.shape[1:])), generator=g)
+    keys = torch.zeros(0, 2, dtype=torch.long)
+    if len(x):
+        keys = torch.cat([torch.stack([(b.long() * w[0]).sum(1), (b.long() * w[1]).sum(1)], 1)
+                          for b in (x[i : i + 2048].reshape(-1, w.shape[1]) for i in range(0, len(x), 2048))])
     _, inverse, counts = torch.unique(keys, dim=0, return_inverse=True, return_counts=True)
     groups = []
     for key in torch.nonzero(counts > 1).flatten().tolist():
         members = torch.nonzero(inverse == key).flatten().tolist()
-        first = flat[members[0]]
-        same = [m for m in members if torch.equal(flat[m], first)]
+        first = x[members[0]]
+        same = [m for m in members if torch.equal(x[m], first)]
         if len(same) > 1:
             groups.append(same)
     return groups

@@ -13,6 +13,7 @@ from ..config.schema import ExperimentConfig
 from ..data import load_raw
 from ..data.edits import SPLITS
 from ..data.folder import folder_shape
+from ..data.on_disk import concat
 from .duplicates import DEFAULT_THRESHOLD, exact_groups, near_pairs, signature
 from .labels import DEFAULT_FOLDS, label_issues, out_of_fold_probs
 from .scan import FileScan, scan_folder
@@ -60,7 +61,10 @@ def pool(cfg: ExperimentConfig) -> Pooled:
             ys.append(y)
             split += [s] * len(y)
             names += raw.split_ids(s)
-    return Pooled(torch.cat(xs), torch.cat(ys), split, names, list(raw.classes))
+    x = xs[0]
+    for more in xs[1:]:  # images left on disk are joined lazily (data/on_disk.py), never read whole
+        x = concat(x, more)
+    return Pooled(x, torch.cat(ys), split, names, list(raw.classes))
 
 
 def _file_scan(cfg: ExperimentConfig, p: Pooled) -> FileScan:

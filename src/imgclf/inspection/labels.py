@@ -15,6 +15,7 @@ import torch
 from ..config.schema import ExperimentConfig
 from ..data.adapt import target_shape
 from ..data.loader import batches
+from ..data.on_disk import rows
 from ..data.splits import Split, Splits, channel_stats, fold_ids
 from ..models.pretrained import weights_stats
 from ..run.train import fit_in_memory
@@ -42,7 +43,7 @@ def out_of_fold_probs(cfg: ExperimentConfig, x: torch.Tensor, y: torch.Tensor, c
     probs = torch.zeros(len(y), len(classes))
     for k in range(folds):
         train_idx, held_idx = (fold != k).nonzero().flatten(), (fold == k).nonzero().flatten()
-        train, held = Split(x[train_idx], y[train_idx]), Split(x[held_idx], y[held_idx])
+        train, held = Split(rows(x, train_idx), y[train_idx]), Split(rows(x, held_idx), y[held_idx])
         mean, std = _stats(cfg, train.x, view[0])
         trainer = fit_in_memory(cfg, splits=Splits(train, None, held, classes, mean, std, view))
         model = trainer.model.eval()

@@ -25,10 +25,10 @@ def scan_folder(root: Path, side: int) -> FileScan:
     record its size and mode; images whose shorter side is under `side` are listed as too small."""
     from PIL import Image
 
-    items = list(_entries(root))
-    names, _ = _split_layout([r for r, _ in items])
-    out = FileScan(files=len(items))
-    for name, (_, data) in zip(names, items):
+    listed = [r for r, _ in _entries(root, read=False)]  # names first: an archive is then read once, streamed
+    names, _ = _split_layout(listed)
+    out = FileScan(files=len(listed))
+    for name, (_, data) in zip(names, _entries(root)):
         try:
             with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
                 im.load()

@@ -12,6 +12,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..config.schema import ExperimentConfig
 from ..data import load_raw, make_splits
+from ..data.on_disk import DiskImages
 from ..data.splits import Split, Splits
 from ..engine.plugins import Context, Plugin, build_plugins
 from ..engine.trainer import Trainer
@@ -60,8 +61,9 @@ def to_device(s: Splits, device: torch.device) -> Splits:
     if device.type == "cpu":
         return s
 
-    def mv(sp):
-        return None if sp is None else Split(sp.x.to(device), sp.y.to(device))
+    def mv(sp):  # images left on disk stay there: each batch is read, then moved (data/loader.py)
+        return None if sp is None else Split(sp.x if isinstance(sp.x, DiskImages) else sp.x.to(device),
+                                             sp.y.to(device))
 
     return replace(s, train=mv(s.train), val=mv(s.val), test=mv(s.test))
 

@@ -20,7 +20,12 @@ from ..core.run_files import BEST, CONFIG, FOLD_STEM, LAST, METRICS
 from ..evaluation.interval import interval
 from . import folder as R
 from .preflight import preflight
-from .train import train
+from .train import _same_command, train
+
+
+def _fold_config(config, overrides: Sequence[str]) -> ExperimentConfig:
+    """The validated experiment of one fold."""
+    return from_dict(config.to_dict(), overrides) if isinstance(config, ExperimentConfig) else load_config(config, overrides)
 
 # What each fold reports, in points: the held-out fold's scores at the last epoch (a fixed number of
 # epochs, chosen before seeing the fold, so the estimate is not biased by picking the epoch on it)
@@ -57,6 +62,8 @@ def train_folds(config, overrides: Sequence[str], folds: int, *, name: Optional[
         run_name = f"{FOLD_STEM}{k + 1}"
         run_dir = folder / run_name
         fold_overrides = base + [f"data.fold={k}"]
+        if (run_dir / CONFIG).is_file():  # a fold of another experiment is never read as this one's
+            _same_command(_fold_config(config, fold_overrides), run_dir)
         if not (run_dir / METRICS).is_file():
             resume = True if (run_dir / CONFIG).is_file() else None
             train(config, fold_overrides, name=run_name, runs_dir=folder, resume=resume, progress=progress, echo=echo)
