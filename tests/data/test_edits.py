@@ -77,3 +77,10 @@ def test_relabelling_to_a_class_the_set_lacks_is_refused(tmp_path):
     f.write_text("path,label\ntrain/cat/000.png,horse\n")
     with pytest.raises(DataError, match="class 'horse' is not one of"):
         load_raw(_cfg(root, f"data.relabel={f}"))
+
+
+def test_an_empty_class_folder_is_one_line(tmp_path):
+    root = make_image_folder(tmp_path / "pics", per_class=2)
+    (root / "train" / "owl").mkdir()
+    with pytest.raises(DataError, match="owl: a class folder without images"):
+        load_raw(_cfg(root))

@@ -104,7 +104,21 @@ def _listing(root: Path) -> tuple[list[tuple], list[str]]:
         # a stray image directly under the root has no class
     if not any(e[0] == "train" for e in out):
         raise DataError(f"{root}: no training images (need {root}/<class>/* or {root}/train/<class>/*)")
+    if root.is_dir():
+        _refuse_empty_classes(root, items[0][0], rels[0], split_layout)
     return out, sorted({e[1] for e in out})
+
+
+def _refuse_empty_classes(root: Path, orig: str, rel: str, split_layout: bool) -> None:
+    """One line for a class folder without a single image: it would vanish from the classes unseen."""
+    base = root / orig[: len(orig) - len(rel)]  # the wrapping folder stripped from the names, if any
+    parents = [d for d in base.iterdir() if d.is_dir() and d.name.lower() in SPLIT_NAMES] if split_layout else [base]
+    for parent in parents:
+        for d in sorted(parent.iterdir()):
+            if d.is_dir() and not d.name.startswith(".") and not any(
+                    p.suffix.lower() in IMAGE_EXTS for p in d.rglob("*") if p.is_file()):
+                raise DataError(f"{d}: a class folder without images ({', '.join(sorted(IMAGE_EXTS))}); add its "
+                                f"images or remove the folder")
 
 
 # From this share of the memory available, a folder's decoded images are read batch by batch from the
