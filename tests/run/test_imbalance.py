@@ -23,7 +23,9 @@ def test_imbalanced_classes_are_named_and_scored_by_balanced_accuracy(tmp_path):
     root = _imbalanced_folder(tmp_path / "pics")
     base = ["data.name=folder", f"data.path={root}", "data.image_size=8", "data.val_fraction=0.3",
             "model.spec=c8-p-f16", "train.epochs=3", "train.batch_size=8"]
-    weighted = imgclf.train(None, base + ["train.class_weights=auto"], name="weighted", echo=False)
+    weighted = imgclf.train(None, base + ["train.class_weights=auto", "train.monitor=val_balanced_acc"],
+                            name="weighted", echo=False)
+    assert weighted.metrics["monitor"] == "val_balanced_acc"  # the kept weights chosen by balanced accuracy
     log = (weighted.path / "train.log").read_text()
     assert "warning: imbalanced classes: 'common' has 42 training images, 'rare' 3 (14x)" in log
     assert "consider" not in log  # the remedy is on already

@@ -76,7 +76,10 @@ NonNeg = Annotated[float, Range(ge=0.0)]
 NonNegInt = Annotated[int, Range(ge=0)]
 PosInt = Annotated[int, Range(ge=1)]
 Seed = Annotated[int, Range(ge=-(2**63), lt=2**63)]  # what torch.manual_seed takes (a 64-bit integer)
-Metric = Literal["val_loss", "val_acc", "train_loss", "train_acc"]  # what the epoch records hold
+Metric = Literal["val_loss", "val_acc", "train_loss", "train_acc"]  # what every epoch record holds
+# what a run may keep its best weights by: the metrics, and on imbalanced classes the validation
+# split's balanced accuracy or macro-F1 (a model that ignores a rare class scores high val_acc)
+Monitor = Literal["val_loss", "val_acc", "train_loss", "train_acc", "val_balanced_acc", "val_macro_f1"]
 OptimizerName = Annotated[str, Choice("optimizer")]
 ScheduleName = Annotated[str, Choice("schedule")]
 TTAName = Annotated[str, Choice("test-time augmentation")]
@@ -216,7 +219,7 @@ class ScheduleConfig:
 @dataclass
 class EarlyStoppingConfig:
     enabled: bool = False
-    monitor: Optional[Metric] = None  # default: train.monitor
+    monitor: Optional[Monitor] = None  # default: train.monitor
     patience: PosInt = 10  # epochs without improvement before stopping
     min_delta: NonNeg = 0.0  # smallest change that counts as improvement
     restore_best: bool = True  # load the best weights when stopping
@@ -228,7 +231,7 @@ class TrainConfig:
     batch_size: Annotated[int, Range(ge=1, le=1_000_000)] = 64
     eval_batch_size: PosInt = 1000
     seed: Seed = 0
-    monitor: Metric = "val_acc"  # picks the best checkpoint
+    monitor: Monitor = "val_acc"  # picks the best checkpoint
     time_budget: Optional[Seconds] = None  # stop cleanly after this wall-clock time
     max_params: Optional[PosInt] = None  # refuse a model with more trainable parameters
     eval_at_start: bool = False  # validation loss and accuracy before the first step (epoch 0 of the curves)

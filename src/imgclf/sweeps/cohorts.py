@@ -3,12 +3,13 @@ computation (engine/batched.py), or siblings that differ only in epochs, read of
 from __future__ import annotations
 
 import json
+import typing
 from enum import Enum
 from typing import Optional
 
+from ..config.schema import ExperimentConfig, Metric
 from ..engine.optim import SCHEDULES
 from ..models import MODELS
-from ..config.schema import ExperimentConfig
 
 
 def epoch_free(cfg: ExperimentConfig) -> bool:
@@ -24,7 +25,7 @@ def cohort_key(cfg: ExperimentConfig) -> Optional[str]:
 
     Eligible: a model registered as stackable under its options (a perceptron, an MLP with one
     hidden layer and no dropout), plain or momentum SGD (no Nesterov), an epoch-free run (see epoch_free), no augmentation, fp32, uncompiled,
-    the plain loss and sampler (no class weights, no balanced sampler).
+    the plain loss and sampler (no class weights, no balanced sampler), a monitor among the plain metrics.
     Learning rate, momentum, weight decay, hidden width and epochs may differ within a cohort.
     """
     d = cfg.to_dict()
@@ -36,6 +37,8 @@ def cohort_key(cfg: ExperimentConfig) -> Optional[str]:
     if any(v for k, v in d["data"]["augment"].items() if k != "early_crop_share"):
         return None
     if t["class_weights"] != "none" or d["data"]["sampler"] != "shuffle":
+        return None
+    if {t["monitor"], t["early_stopping"]["monitor"]} - {None, *typing.get_args(Metric)}:  # this engine records these alone
         return None
     if o["name"] != "sgd" or o["nesterov"] or not epoch_free(cfg):
         return None
