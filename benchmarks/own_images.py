@@ -72,7 +72,7 @@ def make_folder(source: Path, out: Path, side: int, limit: int | None) -> Path:
 
 
 PEAK = """
-import json, resource, sys, time
+import json, sys, time
 from imgclf.config.load import load_config
 from imgclf.data import decode, load_raw
 import imgclf
@@ -87,7 +87,8 @@ images = len(raw.train_y) + len(raw.test_y)
 del raw  # the run below reads the data itself: this copy would double the peak
 run = imgclf.train(None, args["sets"] + args["train"], echo=False) if args["train"] else None
 print(json.dumps({"decode_s": decoded, "images": images,
-                  "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  # VmHWM: this process's own peak (ru_maxrss would carry its parent's across fork and exec)
+                  "peak_mib": int([x.split()[1] for x in open("/proc/self/status") if x.startswith("VmHWM:")][0]) / 1024,
                   "epoch_s": None if run is None else run.history["seconds"].iloc[-1]}))
 """
 

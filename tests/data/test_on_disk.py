@@ -45,12 +45,13 @@ def test_training_from_disk_is_training_from_memory(tmp_path):
 
 
 PEAK = """
-import resource, sys
+import sys
 import imgclf
 imgclf.train(None, ["data.name=folder", "data.path=" + sys.argv[1], "data.image_size=96", "data.storage=" + sys.argv[2],
                     "model.spec=ap-ap-ap-c4-f8", "train.epochs=1", "train.batch_size=64", "train.eval_batch_size=100",
                     "train.threads=1"], echo=False)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
+# VmHWM: this process's own peak (ru_maxrss would carry the parent's peak across fork and exec)
+print([line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")][0])  # KiB
 """
 
 
@@ -73,10 +74,11 @@ def test_a_runs_memory_does_not_grow_with_a_data_set_on_disk(tmp_path):
     if not sys.platform.startswith("linux"):
         import pytest
 
-        pytest.skip("ru_maxrss is in KiB on Linux only")
-    small, large = _folder(tmp_path / "small", 1200), _folder(tmp_path / "large", 2400)  # 33 and 66 MB decoded
-    grown = 1200 * 3 * 96 * 96 / 2**20
+        pytest.skip("the peak resident set is read from Linux's /proc")
+    small, large = _folder(tmp_path / "small", 1500), _folder(tmp_path / "large", 3000)  # 40 and 79 MiB decoded
+    grown = 1500 * 3 * 96 * 96 / 2**20
     disk_small, disk_large = _peak_mib(small, "disk"), _peak_mib(large, "disk")
     memory_large = _peak_mib(large, "memory")
-    assert disk_large - disk_small < 0.25 * grown, (disk_small, disk_large)  # twice the data, the same peak
+    # twice the data, the same peak (within 0.5 of the growth: peaks move by about 10 MiB run to run)
+    assert abs(disk_large - disk_small) < 0.5 * grown, (disk_small, disk_large)
     assert memory_large - disk_large > 0.8 * 2 * grown, (disk_large, memory_large)  # in memory, it holds them all
