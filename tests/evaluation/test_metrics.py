@@ -1,4 +1,5 @@
 """Balanced accuracy and macro-F1 from a confusion matrix agree with scikit-learn's."""
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -7,6 +8,7 @@ from sklearn.metrics import balanced_accuracy_score, f1_score
 from imgclf.evaluation.metrics import balanced_accuracy, confusion_matrix, macro_f1
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # scikit-learn warns of absent or single classes: the cases tested
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4)), min_size=1, max_size=60))
 def test_balanced_accuracy_and_macro_f1_match_scikit_learn(pairs):

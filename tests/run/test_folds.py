@@ -64,3 +64,10 @@ def test_a_wrong_fold_setting_is_one_line(args, words, capsys):
     assert main(["train", *FAST, *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and all(w in err[0] for w in words), err
+
+
+def test_folds_under_torchrun_are_refused_in_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")  # what torchrun sets in each of its processes
+    assert main(["train", *FAST, "--folds", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "torchrun" in err[0] and "data.fold=k" in err[0]

@@ -19,6 +19,7 @@ from ..core.results import write_results
 from ..core.run_files import BEST, CONFIG, FOLD_STEM, LAST, METRICS
 from ..evaluation.interval import interval
 from . import folder as R
+from ..runtime.distributed import launched
 from .preflight import preflight
 from .train import _same_command, train
 
@@ -51,6 +52,9 @@ def train_folds(config, overrides: Sequence[str], folds: int, *, name: Optional[
     """Train `folds` runs, one per held-out fold, and return the summary written to results.json."""
     if folds < 2:
         raise ConfigError(f"--folds {folds}: a cross-validation needs at least 2 folds")
+    if launched():  # each rank would decide alone which folds are done: on several machines they disagree
+        raise ConfigError("--folds does not run under torchrun; train the folds one process each (imgclf train "
+                          "--folds K), or each fold under torchrun with --set data.folds=K --set data.fold=k")
     base = list(overrides) + [f"data.folds={folds}"]
     cfg = (from_dict(config.to_dict(), base) if isinstance(config, ExperimentConfig)
            else load_config(config, base))
