@@ -23,6 +23,11 @@ def imbalance_ratio(counts: torch.Tensor) -> float:
     return float(present.max()) / float(present.min()) if len(present) else 1.0
 
 
+def shows_balance(y: torch.Tensor, classes: int) -> bool:
+    """Whether labels `y` are imbalanced enough (SHOW_RATIO) for the logs to show balanced accuracy and macro-F1."""
+    return imbalance_ratio(class_counts(y, classes)) >= SHOW_RATIO
+
+
 def inverse_frequency(counts: torch.Tensor) -> torch.Tensor:
     """Loss weights N / (classes * n_c): 1 for every class when balanced; 0 for an absent class."""
     n, k = float(counts.sum()), len(counts)

@@ -13,9 +13,9 @@ import io
 import multiprocessing
 import os
 import sys
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from collections import deque
 from typing import Callable, Iterator, Optional
 
 import numpy as np
@@ -24,11 +24,10 @@ import torch
 from ..core.atomic import atomic_torch_save
 from ..core.errors import DataError
 from .on_disk import DiskImages, allocate
-from .registry import RawData
+from .registry import SPLITS, RawData
 
 CHUNK = 256  # images a worker decodes per task: large enough to hide the task's overhead
 PARALLEL_FROM = 1024  # fewer images decode faster in this process than a pool starts
-SPLIT_ORDER = ("train", "val", "test")
 
 
 def decode_image(data: bytes | Path, channels: int, size: int) -> np.ndarray:
@@ -88,7 +87,7 @@ def decode_to_file(entries: list[tuple], classes: list[str], channels: int, size
     """Decode (split, class, name, source, where, member) entries into `stem`.u8 and their labels into
     `stem`.pt. An archive's entries have no source: `stream` yields its (member, bytes) once, in archive
     order, and at most a few chunks of them are held at a time."""
-    order = sorted(range(len(entries)), key=lambda i: SPLIT_ORDER.index(entries[i][0]))
+    order = sorted(range(len(entries)), key=lambda i: SPLITS.index(entries[i][0]))
     entries = [entries[i] for i in order]
     shape = (len(entries), channels, size, size)
     tmp = stem.with_name(stem.name + f".{os.getpid()}.tmp")
@@ -150,7 +149,7 @@ def decode_to_file(entries: list[tuple], classes: list[str], channels: int, size
     dropped = {r for r, _ in bad}
     index = {c: i for i, c in enumerate(classes)}
     meta = {"shape": list(shape), "classes": classes, "rows": {}, "labels": {}, "ids": {}}
-    for s in SPLIT_ORDER:
+    for s in SPLITS:
         rows = [i for i, e in enumerate(entries) if e[0] == s and i not in dropped]
         if rows:
             meta["rows"][s] = torch.tensor(rows, dtype=torch.int64)

@@ -17,9 +17,7 @@ import torch
 from ..config.schema import DataConfig
 from ..core.errors import DataError
 from .on_disk import rows
-from .registry import RawData
-
-SPLITS = ("train", "val", "test")
+from .registry import SPLITS, RawData
 
 
 def read_list(file: str, key: str) -> dict[str, str]:

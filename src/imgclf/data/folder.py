@@ -13,7 +13,6 @@ import tarfile
 from pathlib import Path
 from typing import Iterator
 
-
 from ..config.schema import DataConfig
 from ..core.errors import DataError
 from .cache import cache_key
@@ -105,18 +104,19 @@ def _listing(root: Path) -> tuple[list[tuple], list[str]]:
     if not any(e[0] == "train" for e in out):
         raise DataError(f"{root}: no training images (need {root}/<class>/* or {root}/train/<class>/*)")
     if root.is_dir():
-        _refuse_empty_classes(root, items[0][0], rels[0], split_layout)
+        _refuse_empty_classes(root / items[0][0][: len(items[0][0]) - len(rels[0])], split_layout,
+                              {(e[0], e[1]) for e in out})
     return out, sorted({e[1] for e in out})
 
 
-def _refuse_empty_classes(root: Path, orig: str, rel: str, split_layout: bool) -> None:
-    """One line for a class folder without a single image: it would vanish from the classes unseen."""
-    base = root / orig[: len(orig) - len(rel)]  # the wrapping folder stripped from the names, if any
-    parents = [d for d in base.iterdir() if d.is_dir() and d.name.lower() in SPLIT_NAMES] if split_layout else [base]
-    for parent in parents:
+def _refuse_empty_classes(base: Path, split_layout: bool, seen: set[tuple[str, str]]) -> None:
+    """One line for a class folder under `base` (the root less any wrapping folder) holding no image
+    of the listing `seen` ((split, class) pairs): it would vanish from the classes unseen."""
+    parents = [(SPLIT_NAMES[d.name.lower()], d) for d in base.iterdir() if d.is_dir() and d.name.lower() in SPLIT_NAMES] \
+        if split_layout else [("train", base)]
+    for split, parent in parents:
         for d in sorted(parent.iterdir()):
-            if d.is_dir() and not d.name.startswith(".") and not any(
-                    p.suffix.lower() in IMAGE_EXTS for p in d.rglob("*") if p.is_file()):
+            if d.is_dir() and not d.name.startswith(".") and (split, class_name(d.name)) not in seen:
                 raise DataError(f"{d}: a class folder without images ({', '.join(sorted(IMAGE_EXTS))}); add its "
                                 f"images or remove the folder")
 
@@ -124,7 +124,7 @@ def _refuse_empty_classes(root: Path, orig: str, rel: str, split_layout: bool) -
 # From this share of the memory available, a folder's decoded images are read batch by batch from the
 # cache file rather than read into memory (data.storage: auto): training gathers batches, and the
 # validation and test splits, beside them.
-MAP_FROM_SHARE = 0.4
+DISK_FROM_SHARE = 0.4
 
 
 def load_folder(root: Path, channels: int, size: int, on_corrupt: str, storage: str, name: str = "folder") -> RawData:
@@ -136,7 +136,7 @@ def load_folder(root: Path, channels: int, size: int, on_corrupt: str, storage: 
     stem.parent.mkdir(parents=True, exist_ok=True)
 
     def on_disk(n: int) -> bool:
-        return storage == "disk" or (storage == "auto" and n * channels * size * size > MAP_FROM_SHARE * available_memory())
+        return storage == "disk" or (storage == "auto" and n * channels * size * size > DISK_FROM_SHARE * available_memory())
 
     raw = read_cache(stem, on_disk)
     if raw is None:

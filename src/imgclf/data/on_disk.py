@@ -19,6 +19,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+
 class DiskImages:
     """uint8 images (N, C, H, W) in the rows `index` of a file of shape (total, C, H, W)."""
 
@@ -67,9 +68,6 @@ class DiskImages:
             raise ValueError("images of two cache files cannot be joined lazily")
         return DiskImages(self.path, self.file_shape, np.concatenate([self.index, other.index]), self._file)
 
-    def numpy(self) -> np.ndarray:
-        return self[:].numpy()
-
 
 class _File:
     """The open cache file, shared by every view of it; reopened in a process it is copied into."""
@@ -85,7 +83,8 @@ class _File:
             return torch.from_numpy(out)
         order = np.argsort(rows, kind="stable")  # read in file order, then put back in the asked order
         sorted_rows = rows[order]
-        buf = np.empty_like(out)
+        in_order = bool((np.diff(rows) >= 0).all())  # a slice or a sorted gather: read straight into `out`
+        buf = out if in_order else np.empty_like(out)
         flat = buf.reshape(len(rows), self.row)
         # runs of consecutive rows: one read each (a slice of the split is one read)
         breaks = np.flatnonzero(np.diff(sorted_rows) != 1) + 1
@@ -100,7 +99,8 @@ class _File:
                 if got <= 0:
                     raise OSError(f"{self.path}: short read ({done} of {len(view)} bytes); the cache file is damaged")
                 done += got
-        out[order] = buf
+        if not in_order:
+            out[order] = buf
         return torch.from_numpy(out)
 
     def __reduce__(self):  # copied or sent to another process: that one opens the file itself

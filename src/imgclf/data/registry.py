@@ -12,6 +12,7 @@ from ..config.schema import DataConfig
 from ..core.registry import Registry
 
 DATASETS: Registry[Callable] = Registry("data set")
+SPLITS = ("train", "val", "test")  # a decoded data set's splits, in the order they are laid out
 
 
 @dataclass

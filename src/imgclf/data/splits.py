@@ -140,11 +140,17 @@ def make_splits(raw: RawData, cfg: DataConfig) -> Splits:
         if val is not None:
             val = _subset(val, cfg.max_test, cfg.split_seed + 4)
     view = target_shape(cfg, tuple(train.x.shape[1:]))
-    # Statistics of the adapted channels (a resize hardly moves them; a gray conversion does).
-    mean, std = channel_stats(train.x, view[0])
+    mean, std = train_stats(cfg, train.x, view[0])
+    return Splits(train, val, test, list(raw.classes), mean, std, view, raw.note)
+
+
+def train_stats(cfg: DataConfig, x, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-channel mean and std that normalize a run training on images `x`: theirs, or data.mean
+    and data.std where given. Of the adapted channels (a resize hardly moves them; a gray conversion does)."""
+    mean, std = channel_stats(x, channels)
     for name, given in (("mean", cfg.mean), ("std", cfg.std)):
-        if given is not None and len(given) != view[0]:
-            raise DataError(f"data.{name}: {len(given)} values for {view[0]} channel(s); give one per channel")
+        if given is not None and len(given) != channels:
+            raise DataError(f"data.{name}: {len(given)} values for {channels} channel(s); give one per channel")
     mean = torch.tensor(cfg.mean, dtype=torch.float32) if cfg.mean is not None else mean
     std = torch.tensor(cfg.std, dtype=torch.float32) if cfg.std is not None else std
-    return Splits(train, val, test, list(raw.classes), mean, std, view, raw.note)
+    return mean, std

@@ -53,9 +53,11 @@ def exact_groups(x: torch.Tensor) -> list[list[int]]:
         keys = torch.cat([torch.stack([(b.long() * w[0]).sum(1), (b.long() * w[1]).sum(1)], 1)
                           for b in (x[i : i + 2048].reshape(-1, w.shape[1]) for i in range(0, len(x), 2048))])
     _, inverse, counts = torch.unique(keys, dim=0, return_inverse=True, return_counts=True)
+    by_key = torch.argsort(inverse, stable=True)  # the indices of key 0, then of key 1, ...
+    starts = torch.cumsum(counts, 0) - counts
     groups = []
     for key in torch.nonzero(counts > 1).flatten().tolist():
-        members = torch.nonzero(inverse == key).flatten().tolist()
+        members = by_key[starts[key] : starts[key] + counts[key]].tolist()
         first = x[members[0]]
         same = [m for m in members if torch.equal(x[m], first)]
         if len(same) > 1:

@@ -11,9 +11,9 @@ import torch
 
 from ..config.schema import ExperimentConfig
 from ..data import load_raw
-from ..data.edits import SPLITS
 from ..data.folder import folder_shape
 from ..data.on_disk import concat
+from ..data.registry import SPLITS
 from .duplicates import DEFAULT_THRESHOLD, exact_groups, near_pairs, signature
 from .labels import DEFAULT_FOLDS, label_issues, out_of_fold_probs
 from .scan import FileScan, scan_folder
@@ -41,7 +41,7 @@ class Findings:
     counts: dict[str, list[int]]  # split -> images per class
     files: FileScan
     exact: list[list[int]] = field(default_factory=list)
-    near: list[tuple[int, int, int]] = field(default_factory=list)
+    near: list[tuple[int, int, float]] = field(default_factory=list)  # (i, j, similarity)
     flagged: list[int] = field(default_factory=list)  # likely label errors, most likely first
     probs: Optional[torch.Tensor] = None
     quality: Optional[list[float]] = None

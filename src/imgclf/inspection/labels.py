@@ -16,7 +16,7 @@ from ..config.schema import ExperimentConfig
 from ..data.adapt import target_shape
 from ..data.loader import batches
 from ..data.on_disk import rows
-from ..data.splits import Split, Splits, channel_stats, fold_ids
+from ..data.splits import Split, Splits, fold_ids, train_stats
 from ..models.pretrained import weights_stats
 from ..run.train import fit_in_memory
 
@@ -25,14 +25,7 @@ DEFAULT_FOLDS = 5
 
 def _stats(cfg: ExperimentConfig, x: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The normalization statistics a run of `cfg` would use on training images `x`."""
-    if cfg.data.normalization == "weights":
-        return weights_stats(cfg, channels)
-    mean, std = channel_stats(x, channels)
-    if cfg.data.mean is not None:
-        mean = torch.tensor(cfg.data.mean, dtype=torch.float32)
-    if cfg.data.std is not None:
-        std = torch.tensor(cfg.data.std, dtype=torch.float32)
-    return mean, std
+    return weights_stats(cfg, channels) if cfg.data.normalization == "weights" else train_stats(cfg.data, x, channels)
 
 
 def out_of_fold_probs(cfg: ExperimentConfig, x: torch.Tensor, y: torch.Tensor, classes: list[str],

@@ -18,8 +18,8 @@ from ..core.errors import ConfigError
 from ..core.results import write_results
 from ..core.run_files import BEST, CONFIG, FOLD_STEM, LAST, METRICS
 from ..evaluation.interval import interval
-from . import folder as R
 from ..runtime.distributed import launched
+from . import folder as R
 from .preflight import preflight
 from .train import _same_command, train
 
@@ -27,6 +27,7 @@ from .train import _same_command, train
 def _fold_config(config, overrides: Sequence[str]) -> ExperimentConfig:
     """The validated experiment of one fold."""
     return from_dict(config.to_dict(), overrides) if isinstance(config, ExperimentConfig) else load_config(config, overrides)
+
 
 # What each fold reports, in points: the held-out fold's scores at the last epoch (a fixed number of
 # epochs, chosen before seeing the fold, so the estimate is not biased by picking the epoch on it)
@@ -56,8 +57,7 @@ def train_folds(config, overrides: Sequence[str], folds: int, *, name: Optional[
         raise ConfigError("--folds does not run under torchrun; train the folds one process each (imgclf train "
                           "--folds K), or each fold under torchrun with --set data.folds=K --set data.fold=k")
     base = list(overrides) + [f"data.folds={folds}"]
-    cfg = (from_dict(config.to_dict(), base) if isinstance(config, ExperimentConfig)
-           else load_config(config, base))
+    cfg = _fold_config(config, base)
     preflight(cfg)  # every fold shares the config but data.fold: one check before any fold trains
     folder = R.runs_root(runs_dir) / (name or f"{cfg.model.name}-{cfg.data.name}-{folds}fold")
     folder.mkdir(parents=True, exist_ok=True)

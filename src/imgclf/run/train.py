@@ -11,7 +11,7 @@ from ..config.load import from_dict, load_config, save_config
 from ..config.resume import refused_by_same_command, refused_overrides, resumable_keys
 from ..config.schema import ExperimentConfig
 from ..core.errors import ConfigError, RunError
-from ..data.balance import SHOW_RATIO, class_counts, imbalance_ratio
+from ..data.balance import class_counts, shows_balance
 from ..data.balance import warning as balance_warning
 from ..engine.checkpoint import check_model, load_checkpoint
 from ..engine.optim import group_table
@@ -226,7 +226,7 @@ def _finish(trainer: Trainer, run_dir: Path, log, summ, t0: float) -> None:
     kept = R.kept_phrase(trainer.best_epoch, trainer.monitor)
     if test is not None:
         top5 = f"top-5 {100 * test['top5']:.2f}%  " if len(splits.classes) > 5 else ""  # 5 of 5 or fewer says nothing
-        if imbalance_ratio(class_counts(splits.train.y, len(splits.classes))) >= SHOW_RATIO:
+        if shows_balance(splits.train.y, len(splits.classes)):
             top5 += f"balanced {100 * test['balanced_acc']:.2f}%  macro-F1 {100 * test['macro_f1']:.2f}%  "
         log(f"test loss {test['loss']:.4f}  top-1 {100 * test['top1']:.2f}%  {top5}"
             f"({test['n']:,} images, {kept})")

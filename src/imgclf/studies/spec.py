@@ -92,14 +92,7 @@ class StudySpec:
             return
         if self.seeds or self.retrain_seeds > 1:
             raise ConfigError("--folds and --seeds both repeat every arm; choose one")
-        runs, bases, arms = {}, {}, {}
-        for arm, o in self.runs.items():
-            arms[arm] = [arm] + [f"{arm}-fold{j}" for j in range(1, k)]
-            for j, run in enumerate(arms[arm]):
-                runs[run] = o + [f"data.folds={k}", f"data.fold={j}"]
-                if arm in self.run_bases:
-                    bases[run] = self.run_bases[arm]
-        self.runs, self.run_bases, self.seeds = runs, bases, arms
+        self._repeat(k, "fold", lambda arm, j: [f"data.folds={k}", f"data.fold={j}"])
 
     def with_seeds(self, n: int) -> None:
         """Train every arm `n` times: the arm's own run keeps its seed (train.seed), run `ARM-seedK` takes
@@ -110,12 +103,16 @@ class StudySpec:
         if n == 1 or self.seeds or self.retrain_seeds > 1:
             return
         self.retrain_seeds = n
+        seeds = {arm: self.config(arm).train.seed for arm in self.runs}
+        self._repeat(n, "seed", lambda arm, k: [f"train.seed={seeds[arm] + k}"] if k else [])
+
+    def _repeat(self, n: int, word: str, overrides) -> None:
+        """Every named arm as `n` runs, `ARM` then `ARM-{word}K`, run K with `overrides(arm, K)` added."""
         runs, bases, arms = {}, {}, {}
         for arm, o in self.runs.items():
-            seed = self.config(arm).train.seed
-            arms[arm] = [arm] + [f"{arm}-seed{k}" for k in range(1, n)]
+            arms[arm] = [arm] + [f"{arm}-{word}{k}" for k in range(1, n)]
             for k, run in enumerate(arms[arm]):
-                runs[run] = o + ([f"train.seed={seed + k}"] if k else [])
+                runs[run] = o + overrides(arm, k)
                 if arm in self.run_bases:
                     bases[run] = self.run_bases[arm]
         self.runs, self.run_bases, self.seeds = runs, bases, arms

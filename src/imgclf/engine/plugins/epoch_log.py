@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from typing import Callable, Optional
 
-from ...data.balance import SHOW_RATIO, class_counts, imbalance_ratio
+from ...data.balance import shows_balance
 from .base import PLUGINS, Context, Plugin
 
 
@@ -68,5 +68,4 @@ class EpochLog(Plugin):
 
 @PLUGINS.register("epoch_log")
 def _epoch_log(ctx: Context) -> Optional[Plugin]:
-    counts = class_counts(ctx.splits.train.y, len(ctx.splits.classes))
-    return EpochLog(ctx.log, ctx.progress, imbalance_ratio(counts) >= SHOW_RATIO)
+    return EpochLog(ctx.log, ctx.progress, shows_balance(ctx.splits.train.y, len(ctx.splits.classes)))
